@@ -1,0 +1,101 @@
+// Every way the engine refuses, declared once, each with a stable code. The HTTP layer maps codes
+// to statuses; the engine knows nothing of HTTP.
+
+export class WalError extends Error {
+  readonly code: string
+  constructor (code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'WalError'
+    this.code = code
+  }
+}
+
+/** Damage that is not a torn tail: the log will not open (or read) past it without repair. */
+export class CorruptLogError extends WalError {
+  readonly file: string
+  readonly offset: number
+  readonly reason: string
+  constructor (file: string, offset: number, reason: string) {
+    super('WAL_CORRUPT', `${file} at byte ${offset}: ${reason}`)
+    this.file = file
+    this.offset = offset
+    this.reason = reason
+  }
+}
+
+/** A write or fsync failed earlier; the log accepts nothing until it is reopened. */
+export class LogFailedError extends WalError {
+  constructor (cause?: unknown) {
+    super('WAL_FAILED', 'the log failed a write or fsync and accepts nothing until it is reopened', { cause })
+  }
+}
+
+export class LogClosedError extends WalError {
+  constructor () { super('WAL_CLOSED', 'the log is closed') }
+}
+
+export class QueueFullError extends WalError {
+  constructor (limit: number) {
+    super('WAL_QUEUE_FULL', `the write queue holds its limit of ${limit} bytes; retry shortly`)
+  }
+}
+
+export class DirectoryLockedError extends WalError {
+  constructor (dir: string, holder: string) {
+    super('WAL_LOCKED', `${dir} is held by another process (${holder})`)
+  }
+}
+
+export class CheckpointBackwardsError extends WalError {
+  constructor (requested: number, current: number) {
+    super('WAL_CHECKPOINT_BACKWARDS', `checkpoint ${requested} is before the current checkpoint ${current}`)
+  }
+}
+
+export class CheckpointAheadError extends WalError {
+  constructor (requested: number, lastSeq: number) {
+    super('WAL_CHECKPOINT_AHEAD', `checkpoint ${requested} is past the last seq ${lastSeq}`)
+  }
+}
+
+export class RangeGoneError extends WalError {
+  constructor (after: number, oldest: number) {
+    super('WAL_RANGE_GONE', `entries after ${after} were deleted by retention; the oldest retained seq is ${oldest}`)
+  }
+}
+
+export class RangeAheadError extends WalError {
+  constructor (after: number, lastSeq: number) {
+    super('WAL_RANGE_AHEAD', `after ${after} is past the last seq ${lastSeq}`)
+  }
+}
+
+export class TransactionNotFoundError extends WalError {
+  constructor (txId: string) {
+    super('WAL_TX_NOT_FOUND', `transaction ${txId} is unknown, committed, aborted or expired`)
+  }
+}
+
+export class TransactionTooLargeError extends WalError {
+  constructor (limit: number) {
+    super('WAL_TX_TOO_LARGE', `the transaction would stage more than ${limit} bytes`)
+  }
+}
+
+export class TransactionsFullError extends WalError {
+  constructor (limit: number) {
+    super('WAL_TX_MEMORY_FULL', `open transactions already stage ${limit} bytes; commit or abort some`)
+  }
+}
+
+export class EmptyTransactionError extends WalError {
+  constructor (txId: string) {
+    super('WAL_TX_EMPTY', `transaction ${txId} has no entries to commit`)
+  }
+}
+
+export class RecordTooLargeError extends WalError {
+  constructor (bytes: number, limit: number) {
+    super('WAL_RECORD_TOO_LARGE', `a record of ${bytes} bytes is past the limit of ${limit}`)
+  }
+}

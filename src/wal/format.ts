@@ -1,0 +1,153 @@
+// The bytes on disk. docs/format.md describes this file; keep the two in step.
+import { crc32c } from '@node-rs/crc32'
+
+/** "VWAL" read as a little-endian u32. */
+export const SEGMENT_MAGIC = 0x4c415756
+export const FORMAT_VERSION = 1
+
+// Segment header: magic u32 | version u16 | flags u16 | base seq u64 | crc32c u32 | reserved u32
+export const SEGMENT_HEADER_BYTES = 24
+const HEADER_CRC_OFFSET = 16
+
+// Record frame: crc32c u32 | payload length u32 | seq u64 | timestamp u64 | type u8 | zero u8 x3 | payload
+export const RECORD_HEADER_BYTES = 28
+const RECORD_CRC_COVERS_FROM = 4
+
+/** The largest payload a record may carry; a larger length field is damage, not data. */
+export const MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
+
+export const RecordType = {
+  insert: 1,
+  update: 2,
+  delete: 3,
+  batch: 4,
+  checkpoint: 5
+} as const
+export type RecordTypeName = keyof typeof RecordType
+export type RecordTypeCode = (typeof RecordType)[RecordTypeName]
+
+const typeNames: RecordTypeName[] = []
+for (const [name, code] of Object.entries(RecordType)) typeNames[code] = name as RecordTypeName
+
+export function recordTypeName (code: number): RecordTypeName | undefined {
+  return typeNames[code]
+}
+
+const TWO_32 = 2 ** 32
+
+/** Writes a non-negative safe integer as a little-endian u64 without going through BigInt. */
+export function writeU64 (buf: Buffer, value: number, offset: number): void {
+  buf.writeUInt32LE(value % TWO_32, offset)
+  buf.writeUInt32LE(Math.floor(value / TWO_32), offset + 4)
+}
+
+export function readU64 (buf: Buffer, offset: number): number {
+  return buf.readUInt32LE(offset) + buf.readUInt32LE(offset + 4) * TWO_32
+}
+
+/** Segment files are named by their base seq, zero-padded so that names sort in seq order. */
+export function segmentFileName (baseSeq: number): string {
+  return `${String(baseSeq).padStart(20, '0')}.seg`
+}
+
+const SEGMENT_NAME = /^(\d{20})\.seg$/
+
+export function parseSegmentFileName (name: string): number | undefined {
+  const match = SEGMENT_NAME.exec(name)
+  return match === null ? undefined : Number(match[1])
+}
+
+export function encodeSegmentHeader (baseSeq: number): Buffer {
+  const buf = Buffer.alloc(SEGMENT_HEADER_BYTES)
+  buf.writeUInt32LE(SEGMENT_MAGIC, 0)
+  buf.writeUInt16LE(FORMAT_VERSION, 4)
+  buf.writeUInt16LE(0, 6)
+  writeU64(buf, baseSeq, 8)
+  buf.writeUInt32LE(crc32c(buf.subarray(0, HEADER_CRC_OFFSET)), HEADER_CRC_OFFSET)
+  return buf
+}
+
+export type SegmentHeaderResult =
+  | { ok: true, baseSeq: number }
+  | { ok: false, reason: string }
+
+export function decodeSegmentHeader (buf: Buffer): SegmentHeaderResult {
+  if (buf.length < SEGMENT_HEADER_BYTES) return { ok: false, reason: 'segment header is cut short' }
+  if (buf.readUInt32LE(HEADER_CRC_OFFSET) !== crc32c(buf.subarray(0, HEADER_CRC_OFFSET))) {
+    return { ok: false, reason: 'segment header checksum mismatch' }
+  }
+  if (buf.readUInt32LE(0) !== SEGMENT_MAGIC) return { ok: false, reason: 'bad segment magic' }
+  const version = buf.readUInt16LE(4)
+  if (version !== FORMAT_VERSION) return { ok: false, reason: `unsupported format version ${version}` }
+  return { ok: true, baseSeq: readU64(buf, 8) }
+}
+
+/**
+ * Frames one record into `target` at `offset`: writes the header, copies the payload and seals it
+ * with a CRC32C over everything after the CRC field (length, seq, timestamp, type and payload).
+ * Returns the offset just past the record.
+ */
+export function writeRecord (
+  target: Buffer,
+  offset: number,
+  seq: number,
+  timestamp: number,
+  type: RecordTypeCode,
+  payload: Uint8Array
+): number {
+  target.writeUInt32LE(payload.length, offset + 4)
+  writeU64(target, seq, offset + 8)
+  writeU64(target, timestamp, offset + 16)
+  target[offset + 24] = type
+  target[offset + 25] = 0
+  target[offset + 26] = 0
+  target[offset + 27] = 0
+  target.set(payload, offset + RECORD_HEADER_BYTES)
+  const end = offset + RECORD_HEADER_BYTES + payload.length
+  target.writeUInt32LE(crc32c(target.subarray(offset + RECORD_CRC_COVERS_FROM, end)), offset)
+  return end
+}
+
+export interface RecordFrame {
+  seq: number
+  timestamp: number
+  type: RecordTypeCode
+  /** A view into the buffer the frame was decoded from, valid until that buffer is reused. */
+  payload: Buffer
+  /** Total bytes of the frame, header included. */
+  size: number
+}
+
+export type FrameResult =
+  | { kind: 'record', frame: RecordFrame }
+  /** Fewer bytes are available than the frame needs: a torn tail, or more to read. */
+  | { kind: 'short', needed: number }
+  | { kind: 'bad', reason: string }
+
+/** Decodes the frame at `offset`, checking its framing and its CRC. */
+export function readRecord (buf: Buffer, offset: number, end: number = buf.length): FrameResult {
+  if (end - offset < RECORD_HEADER_BYTES) return { kind: 'short', needed: RECORD_HEADER_BYTES }
+  const length = buf.readUInt32LE(offset + 4)
+  if (length > MAX_PAYLOAD_BYTES) return { kind: 'bad', reason: `record length ${length} is past the maximum` }
+  const type = buf[offset + 24]
+  if (recordTypeName(type) === undefined) return { kind: 'bad', reason: `unknown record type ${type}` }
+  if (buf[offset + 25] !== 0 || buf[offset + 26] !== 0 || buf[offset + 27] !== 0) {
+    return { kind: 'bad', reason: 'reserved header bytes are not zero' }
+  }
+  const size = RECORD_HEADER_BYTES + length
+  if (end - offset < size) return { kind: 'short', needed: size }
+  const stored = buf.readUInt32LE(offset)
+  if (stored !== crc32c(buf.subarray(offset + RECORD_CRC_COVERS_FROM, offset + size))) {
+    return { kind: 'bad', reason: 'record checksum mismatch' }
+  }
+  return {
+    kind: 'record',
+    frame: {
+      seq: readU64(buf, offset + 8),
+      timestamp: readU64(buf, offset + 16),
+      type: type as RecordTypeCode,
+      payload: buf.subarray(offset + RECORD_HEADER_BYTES, offset + size),
+      size
+    }
+  }
+}

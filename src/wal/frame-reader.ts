@@ -1,0 +1,77 @@
+// Reads the record frames of one segment file in order, a chunk at a time, so that scanning or
+// streaming a segment of any size holds one chunk (or one record, if larger) in memory.
+import type { FileIO } from './file-io.js'
+import { readRecord, type RecordFrame, RECORD_HEADER_BYTES } from './format.js'
+
+export const DEFAULT_CHUNK_BYTES = 1024 * 1024
+
+export type FrameStep =
+  | { kind: 'record', offset: number, frame: RecordFrame }
+  /** The range ended inside a frame: `offset` is where that frame begins. */
+  | { kind: 'short', offset: number }
+  | { kind: 'bad', offset: number, reason: string }
+  | { kind: 'end', offset: number }
+
+export class FrameReader {
+  private buf: Buffer
+  /** File position of buf[0]. */
+  private bufStart: number
+  private bufLen = 0
+  private pos = 0
+
+  constructor (
+    private readonly io: FileIO,
+    private readonly fd: number,
+    start: number,
+    private readonly end: number,
+    chunkBytes = DEFAULT_CHUNK_BYTES
+  ) {
+    this.buf = Buffer.allocUnsafe(chunkBytes)
+    this.bufStart = start
+  }
+
+  /** File position of the next frame. */
+  get offset (): number {
+    return this.bufStart + this.pos
+  }
+
+  /**
+   * The next frame. A record's payload is a view into the reader's buffer: use it before the
+   * next call.
+   */
+  async next (): Promise<FrameStep> {
+    for (;;) {
+      const offset = this.offset
+      if (offset >= this.end) return { kind: 'end', offset }
+      const result = readRecord(this.buf, this.pos, this.bufLen)
+      if (result.kind === 'record') {
+        this.pos += result.frame.size
+        return { kind: 'record', offset, frame: result.frame }
+      }
+      if (result.kind === 'bad') return { kind: 'bad', offset, reason: result.reason }
+      if (offset + result.needed > this.end) return { kind: 'short', offset }
+      await this.fill(result.needed)
+    }
+  }
+
+  /** Moves the unread bytes to the front of the buffer and reads until `needed` bytes are there. */
+  private async fill (needed: number): Promise<void> {
+    const unread = this.bufLen - this.pos
+    if (needed > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(needed, RECORD_HEADER_BYTES))
+      this.buf.copy(bigger, 0, this.pos, this.bufLen)
+      this.buf = bigger
+    } else {
+      this.buf.copyWithin(0, this.pos, this.bufLen)
+    }
+    this.bufStart += this.pos
+    this.pos = 0
+    this.bufLen = unread
+    while (this.bufLen < needed) {
+      const want = Math.min(this.buf.length - this.bufLen, this.end - (this.bufStart + this.bufLen))
+      const got = await this.io.read(this.fd, this.buf, this.bufLen, want, this.bufStart + this.bufLen)
+      if (got === 0) throw new Error(`unexpected end of file at ${this.bufStart + this.bufLen}`)
+      this.bufLen += got
+    }
+  }
+}

@@ -1,0 +1,109 @@
+// Group commit: every append waits in one queue; the writer takes all that is waiting (up to a byte
+// cap), writes it with one write call and one fdatasync, and only then resolves each append with
+// its seq. While one batch is being synced the next one forms, so under load an fsync is shared by
+// as many appends as arrive during it, and with no load an append waits for no timer.
+import { LogClosedError, LogFailedError, QueueFullError, RecordTooLargeError } from './errors.js'
+import { MAX_PAYLOAD_BYTES, RECORD_HEADER_BYTES } from './format.js'
+import type { EncodedPayload } from './payload.js'
+import type { SegmentWriter } from './segment-writer.js'
+
+export interface GroupCommitOptions {
+  /** Bytes that may wait or be in flight at once; past it appends are refused at once. */
+  queueLimitBytes: number
+  /** Bytes one batch takes at most (a larger single record goes alone). */
+  maxBatchBytes: number
+  /** Records one batch takes at most; 1 turns group commit off (a benchmark's reference). */
+  maxBatchRecords: number
+  /** Told of each committed batch. */
+  onCommit?: (records: number, bytes: number) => void
+}
+
+interface Waiting {
+  payload: EncodedPayload
+  size: number
+  resolve: (seq: number) => void
+  reject: (err: Error) => void
+}
+
+export class GroupCommitQueue {
+  private waiting: Waiting[] = []
+  private bytes = 0
+  private draining: Promise<void> | undefined
+  private failure: Error | undefined
+  private closed = false
+
+  constructor (private readonly writer: SegmentWriter, private readonly options: GroupCommitOptions) {}
+
+  /** Bytes queued or being written. */
+  get queuedBytes (): number {
+    return this.bytes
+  }
+
+  get failed (): Error | undefined {
+    return this.failure
+  }
+
+  append (payload: EncodedPayload): Promise<number> {
+    if (this.failure !== undefined) return Promise.reject(new LogFailedError(this.failure))
+    if (this.closed) return Promise.reject(new LogClosedError())
+    if (payload.bytes.length > MAX_PAYLOAD_BYTES) {
+      return Promise.reject(new RecordTooLargeError(payload.bytes.length, MAX_PAYLOAD_BYTES))
+    }
+    const size = RECORD_HEADER_BYTES + payload.bytes.length
+    // An empty queue takes any record, so one larger than the limit is not refused forever.
+    if (this.bytes > 0 && this.bytes + size > this.options.queueLimitBytes) {
+      return Promise.reject(new QueueFullError(this.options.queueLimitBytes))
+    }
+    this.bytes += size
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ payload, size, resolve, reject })
+      this.draining ??= this.drain()
+    })
+  }
+
+  /** Refuses new appends and resolves once everything already queued is durable (or failed). */
+  async close (): Promise<void> {
+    this.closed = true
+    await this.draining
+  }
+
+  private async drain (): Promise<void> {
+    // Let appends made in the same tick join the first batch.
+    await Promise.resolve()
+    while (this.waiting.length > 0) {
+      const batch = this.takeBatch()
+      const payloads = batch.map(w => w.payload)
+      const bytes = batch.reduce((sum, w) => sum + w.size, 0)
+      try {
+        const firstSeq = await this.writer.append(payloads, Date.now())
+        this.bytes -= bytes
+        this.options.onCommit?.(batch.length, bytes)
+        for (let i = 0; i < batch.length; i++) batch[i].resolve(firstSeq + i)
+      } catch (err) {
+        // The kernel may have dropped the dirty pages of a failed fsync: retrying could report
+        // success for bytes that are gone. Fail this batch, everything queued behind it, and
+        // every append from now on, until the log is reopened from what is on disk.
+        this.failure = err as Error
+        const failed = new LogFailedError(err)
+        for (const w of batch) w.reject(failed)
+        for (const w of this.waiting) w.reject(failed)
+        this.waiting = []
+        this.bytes = 0
+      }
+    }
+    this.draining = undefined
+  }
+
+  private takeBatch (): Waiting[] {
+    let count = 0
+    let bytes = 0
+    const { maxBatchBytes, maxBatchRecords } = this.options
+    while (count < this.waiting.length && count < maxBatchRecords) {
+      const size = this.waiting[count].size
+      if (count > 0 && bytes + size > maxBatchBytes) break
+      bytes += size
+      count++
+    }
+    return this.waiting.splice(0, count)
+  }
+}

@@ -1,0 +1,231 @@
+// The engine's one entry point: open a directory, append, checkpoint, read, stage transactions.
+import type { EntryInput } from '../entry.js'
+import { DirLock } from './dir-lock.js'
+import {
+  CheckpointAheadError, CheckpointBackwardsError, LogClosedError, RangeAheadError, RangeGoneError
+} from './errors.js'
+import { nodeFileIO, type FileIO } from './file-io.js'
+import { GroupCommitQueue } from './group-commit.js'
+import { silentLogger, type WalLogger } from './logger.js'
+import { readRecords } from './log-reader.js'
+import { encodeBatch, encodeCheckpoint, encodeEntry, type LogRecord } from './payload.js'
+import { recoverDirectory } from './recover.js'
+import { SegmentWriter, type Durability } from './segment-writer.js'
+import { TransactionManager, type TransactionLimits } from './transactions.js'
+
+export interface WalObserver {
+  /** A batch of records became durable. */
+  committed?: (records: number, bytes: number) => void
+  /** One fdatasync of records took this long. */
+  synced?: (seconds: number) => void
+}
+
+export interface WalOptions {
+  dir: string
+  /** 'fsync' (the default) acknowledges after fdatasync; 'none' after the write call, for tests and benchmarks only. */
+  durability?: Durability
+  /** Rotate to a new segment before one would pass this size. */
+  segmentBytes?: number
+  /** Sealed segments kept after a checkpoint covers them. */
+  retainSegments?: number
+  queueLimitBytes?: number
+  maxBatchBytes?: number
+  maxBatchRecords?: number
+  transactions?: Partial<TransactionLimits>
+  /** Open past corruption by setting everything after it aside. */
+  repair?: boolean
+  io?: FileIO
+  logger?: WalLogger
+  observer?: WalObserver
+}
+
+export const WAL_DEFAULTS = {
+  durability: 'fsync' as Durability,
+  segmentBytes: 64 * 1024 * 1024,
+  retainSegments: 0,
+  queueLimitBytes: 64 * 1024 * 1024,
+  maxBatchBytes: 8 * 1024 * 1024,
+  maxBatchRecords: Number.POSITIVE_INFINITY,
+  transactions: { maxBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, idleMs: 60_000 }
+}
+
+export interface ReadOptions {
+  /** Records after this seq; default: the last checkpoint. */
+  after?: number
+  limit?: number
+  includeCheckpoints?: boolean
+}
+
+export interface LogRead {
+  /** The checkpoint when the read began. */
+  checkpoint: number
+  /** The last durable seq when the read began: the read ends there. */
+  lastSeq: number
+  records: AsyncIterable<LogRecord>
+}
+
+export interface SegmentStatus { name: string, firstSeq: number, lastSeq: number, bytes: number }
+
+export interface WalStatus {
+  lastSeq: number
+  checkpoint: number
+  state: 'ok' | 'failed' | 'closed'
+  durability: Durability
+  segments: SegmentStatus[]
+  bytes: number
+  queuedBytes: number
+  openTransactions: number
+}
+
+export class WriteAheadLog {
+  readonly transactions: TransactionManager
+  private lastCheckpoint: number
+  /** The highest checkpoint queued, so two concurrent checkpoints cannot land out of order. */
+  private queuedCheckpoint: number
+  private closed = false
+
+  private constructor (
+    private readonly dir: string,
+    private readonly io: FileIO,
+    private readonly settings: typeof WAL_DEFAULTS,
+    private readonly writer: SegmentWriter,
+    private readonly queue: GroupCommitQueue,
+    private readonly lock: DirLock,
+    checkpoint: number
+  ) {
+    this.lastCheckpoint = checkpoint
+    this.queuedCheckpoint = checkpoint
+    this.transactions = new TransactionManager(settings.transactions, async (entries, txId) => await this.appendBatch(entries, txId))
+  }
+
+  static async open (options: WalOptions): Promise<WriteAheadLog> {
+    const io = options.io ?? nodeFileIO
+    const logger = options.logger ?? silentLogger
+    const settings = {
+      durability: options.durability ?? WAL_DEFAULTS.durability,
+      segmentBytes: options.segmentBytes ?? WAL_DEFAULTS.segmentBytes,
+      retainSegments: options.retainSegments ?? WAL_DEFAULTS.retainSegments,
+      queueLimitBytes: options.queueLimitBytes ?? WAL_DEFAULTS.queueLimitBytes,
+      maxBatchBytes: options.maxBatchBytes ?? WAL_DEFAULTS.maxBatchBytes,
+      maxBatchRecords: options.maxBatchRecords ?? WAL_DEFAULTS.maxBatchRecords,
+      transactions: { ...WAL_DEFAULTS.transactions, ...options.transactions }
+    }
+    await io.mkdir(options.dir, 0o700)
+    const lock = DirLock.acquire(options.dir)
+    try {
+      const recovery = await recoverDirectory(io, options.dir, { repair: options.repair ?? false, logger })
+      const writer = await SegmentWriter.open({
+        dir: options.dir,
+        io,
+        durability: settings.durability,
+        segmentBytes: settings.segmentBytes,
+        onSync: options.observer?.synced
+      }, recovery.segments, recovery.nextSeq)
+      const queue = new GroupCommitQueue(writer, {
+        queueLimitBytes: settings.queueLimitBytes,
+        maxBatchBytes: settings.maxBatchBytes,
+        maxBatchRecords: settings.maxBatchRecords,
+        onCommit: options.observer?.committed
+      })
+      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, recovery.checkpoint)
+      // A crash may have come between a checkpoint and the deletions it allowed.
+      await writer.deleteCovered(recovery.checkpoint, settings.retainSegments)
+      if (settings.durability === 'none') {
+        logger.warn({ durability: 'none' }, 'durability is none: writes are acknowledged before fsync and a crash can lose them')
+      }
+      logger.info({ dir: options.dir, lastSeq: writer.lastSeq, checkpoint: recovery.checkpoint, segments: writer.segments.length }, 'log opened')
+      return log
+    } catch (err) {
+      lock.release()
+      throw err
+    }
+  }
+
+  get lastSeq (): number {
+    return this.writer.lastSeq
+  }
+
+  get checkpointSeq (): number {
+    return this.lastCheckpoint
+  }
+
+  get state (): WalStatus['state'] {
+    if (this.queue.failed !== undefined) return 'failed'
+    return this.closed ? 'closed' : 'ok'
+  }
+
+  /** Resolves with the entry's seq once it is durable. */
+  async append (entry: EntryInput): Promise<number> {
+    return await this.queue.append(encodeEntry(entry))
+  }
+
+  /** Appends entries as one atomic record (one seq); with a txId, as a committed transaction. */
+  async appendBatch (entries: readonly EntryInput[], txId?: string): Promise<number> {
+    return await this.queue.append(encodeBatch(entries, txId))
+  }
+
+  /**
+   * Records that the consumer has persisted everything up to `seq` (default: the last seq), then
+   * deletes the segments that checkpoint covers. Never called by the log itself.
+   */
+  async checkpoint (seq: number = this.lastSeq): Promise<{ checkpoint: number, seq: number, deletedSegments: number }> {
+    if (seq < this.queuedCheckpoint) throw new CheckpointBackwardsError(seq, this.queuedCheckpoint)
+    if (seq > this.lastSeq) throw new CheckpointAheadError(seq, this.lastSeq)
+    // Not lowered again if the append fails: a later checkpoint below one that was asked for could
+    // otherwise land after a lower one still in flight.
+    this.queuedCheckpoint = seq
+    const recordSeq = await this.queue.append(encodeCheckpoint(seq))
+    this.lastCheckpoint = Math.max(this.lastCheckpoint, seq)
+    const deletedSegments = await this.writer.deleteCovered(this.lastCheckpoint, this.settings.retainSegments)
+    return { checkpoint: seq, seq: recordSeq, deletedSegments }
+  }
+
+  /**
+   * Checks the range at once (throwing RangeAheadError or RangeGoneError) and returns a stream
+   * of the records after `after`, up to the last seq durable now.
+   */
+  read (options: ReadOptions = {}): LogRead {
+    const after = options.after ?? this.lastCheckpoint
+    const lastSeq = this.lastSeq
+    if (after > lastSeq) throw new RangeAheadError(after, lastSeq)
+    const oldest = this.writer.segments[0].baseSeq
+    if (after + 1 < oldest) throw new RangeGoneError(after, oldest)
+    return {
+      checkpoint: this.lastCheckpoint,
+      lastSeq,
+      records: readRecords(this.io, this.dir, this.writer.segments, {
+        from: after + 1,
+        to: lastSeq,
+        limit: options.limit ?? Number.POSITIVE_INFINITY,
+        includeCheckpoints: options.includeCheckpoints ?? false
+      })
+    }
+  }
+
+  status (): WalStatus {
+    const segments = this.writer.segments.map(s => ({ name: s.name, firstSeq: s.baseSeq, lastSeq: s.lastSeq, bytes: s.bytes }))
+    return {
+      lastSeq: this.lastSeq,
+      checkpoint: this.lastCheckpoint,
+      state: this.state,
+      durability: this.settings.durability,
+      segments,
+      bytes: segments.reduce((sum, s) => sum + s.bytes, 0),
+      queuedBytes: this.queue.queuedBytes,
+      openTransactions: this.transactions.count
+    }
+  }
+
+  /** Refuses new appends, waits until everything queued is durable, and releases the directory. */
+  async close (): Promise<void> {
+    if (this.closed) throw new LogClosedError()
+    this.closed = true
+    this.transactions.clear()
+    await this.queue.close()
+    try {
+      await this.writer.close()
+    } finally {
+      this.lock.release()
+    }
+  }
+}

@@ -1,0 +1,156 @@
+// The single writer: frames records with their seqs, writes them to the active segment with one
+// write call, makes them durable with one fdatasync, rotates segments and deletes the ones
+// retention lets go. Everything that changes files goes through `exclusive`, one step at a time.
+import path from 'node:path'
+import type { FileIO } from './file-io.js'
+import { encodeSegmentHeader, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeRecord } from './format.js'
+import type { EncodedPayload } from './payload.js'
+import type { SegmentInfo } from './recover.js'
+
+export type Durability = 'fsync' | 'none'
+
+export interface SegmentWriterOptions {
+  dir: string
+  io: FileIO
+  durability: Durability
+  segmentBytes: number
+  /** Told how long each fdatasync of records took, in seconds. */
+  onSync?: (seconds: number) => void
+}
+
+export class SegmentWriter {
+  /** Oldest first; the last one is the active segment. */
+  readonly segments: SegmentInfo[]
+  private fd: number
+  private nextSeq: number
+  private tail: Promise<unknown> = Promise.resolve()
+
+  private constructor (private readonly options: SegmentWriterOptions, segments: SegmentInfo[], fd: number, nextSeq: number) {
+    this.segments = segments
+    this.fd = fd
+    this.nextSeq = nextSeq
+  }
+
+  /** Opens the newest recovered segment for appending, or creates the first one. */
+  static async open (options: SegmentWriterOptions, recovered: SegmentInfo[], nextSeq: number): Promise<SegmentWriter> {
+    const active = recovered.at(-1)
+    if (active !== undefined) {
+      const fd = await options.io.openWrite(path.join(options.dir, active.name))
+      return new SegmentWriter(options, recovered, fd, nextSeq)
+    }
+    const { info, fd } = await createSegment(options, nextSeq)
+    return new SegmentWriter(options, [info], fd, nextSeq)
+  }
+
+  get active (): SegmentInfo {
+    return this.segments[this.segments.length - 1]
+  }
+
+  /** The last durable seq. */
+  get lastSeq (): number {
+    return this.active.lastSeq
+  }
+
+  /** Runs `step` after every step before it has finished, so file changes never interleave. */
+  exclusive<T> (step: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(step)
+    this.tail = run.catch(() => {})
+    return run
+  }
+
+  /**
+   * Writes `records` in order with consecutive seqs and returns the first seq once all of them are
+   * durable (or written, with durability 'none'). Rotates first whenever the next record would take
+   * a segment that already holds records past the maximum size, so a segment passes the maximum
+   * only when a single record is larger than it.
+   */
+  append (records: readonly EncodedPayload[], timestamp: number): Promise<number> {
+    return this.exclusive(async () => {
+      const firstSeq = this.nextSeq
+      let start = 0
+      while (start < records.length) {
+        const active = this.active
+        let end = start
+        let bytes = 0
+        while (end < records.length) {
+          const size = RECORD_HEADER_BYTES + records[end].bytes.length
+          const holdsRecords = active.lastSeq >= active.baseSeq || end > start
+          if (holdsRecords && active.bytes + bytes + size > this.options.segmentBytes) break
+          bytes += size
+          end++
+        }
+        if (end === start) {
+          await this.rotate()
+          continue
+        }
+        const buffer = Buffer.allocUnsafe(bytes)
+        let offset = 0
+        let seq = this.nextSeq
+        for (let i = start; i < end; i++) {
+          offset = writeRecord(buffer, offset, seq++, timestamp, records[i].type, records[i].bytes)
+        }
+        await this.options.io.writeAll(this.fd, buffer, active.bytes)
+        if (this.options.durability === 'fsync') {
+          const started = process.hrtime.bigint()
+          await this.options.io.fdatasync(this.fd)
+          this.options.onSync?.(Number(process.hrtime.bigint() - started) / 1e9)
+        }
+        // Only now do readers and status see the records.
+        active.bytes += bytes
+        active.lastSeq = seq - 1
+        this.nextSeq = seq
+        start = end
+      }
+      return firstSeq
+    })
+  }
+
+  private async rotate (): Promise<void> {
+    const { info, fd } = await createSegment(this.options, this.nextSeq)
+    const sealed = this.fd
+    this.fd = fd
+    this.segments.push(info)
+    await this.options.io.close(sealed)
+  }
+
+  /**
+   * Deletes the sealed segments whose records all lie at or below `checkpoint`, keeping the newest
+   * `retain` sealed segments and never the active one. Returns how many it deleted.
+   */
+  deleteCovered (checkpoint: number, retain: number): Promise<number> {
+    return this.exclusive(async () => {
+      const sealed = this.segments.length - 1
+      let deleted = 0
+      while (deleted < sealed - retain && this.segments[0].lastSeq <= checkpoint) {
+        await this.options.io.unlink(path.join(this.options.dir, this.segments[0].name))
+        this.segments.shift()
+        deleted++
+      }
+      if (deleted > 0) await this.options.io.fsyncDir(this.options.dir)
+      return deleted
+    })
+  }
+
+  close (): Promise<void> {
+    return this.exclusive(async () => { await this.options.io.close(this.fd) })
+  }
+}
+
+/**
+ * Creates a segment and makes it durable, header and directory entry, before any record goes in:
+ * a new file whose directory entry is not synced can vanish in a power cut with its records.
+ * The create is exclusive, so a name can never be reused for a second segment.
+ */
+async function createSegment (options: SegmentWriterOptions, baseSeq: number): Promise<{ info: SegmentInfo, fd: number }> {
+  const name = segmentFileName(baseSeq)
+  const fd = await options.io.create(path.join(options.dir, name), 0o600)
+  try {
+    await options.io.writeAll(fd, encodeSegmentHeader(baseSeq), 0)
+    await options.io.fdatasync(fd)
+    await options.io.fsyncDir(options.dir)
+  } catch (err) {
+    await options.io.close(fd).catch(() => {})
+    throw err
+  }
+  return { info: { name, baseSeq, lastSeq: baseSeq - 1, bytes: SEGMENT_HEADER_BYTES }, fd }
+}

@@ -1,0 +1,132 @@
+// Transactions are staged in memory and reach the log only when committed, as one batch record
+// carrying the txId. Aborted, expired and never-committed transactions write nothing, so recovery
+// has nothing of them to replay.
+import { randomUUID } from 'node:crypto'
+import type { EntryInput } from '../entry.js'
+import {
+  EmptyTransactionError, QueueFullError, TransactionNotFoundError, TransactionsFullError, TransactionTooLargeError
+} from './errors.js'
+
+export interface TransactionLimits {
+  /** Bytes one transaction may stage. */
+  maxBytes: number
+  /** Bytes all open transactions may stage together. */
+  maxTotalBytes: number
+  /** A transaction untouched this long is aborted. */
+  idleMs: number
+}
+
+interface OpenTransaction {
+  entries: EntryInput[]
+  bytes: number
+  timer: NodeJS.Timeout
+}
+
+/**
+ * What an entry costs to hold in memory, roughly: float32 vectors, UTF-16 strings, and a fixed
+ * overhead for the objects around them.
+ */
+export function stagedBytes (entry: EntryInput): number {
+  let bytes = 64 + entry.id.length * 2
+  if (entry.op === 'delete') return bytes
+  bytes += entry.vector.length * 4
+  if (entry.metadata !== undefined) {
+    for (const key in entry.metadata) bytes += 32 + (key.length + entry.metadata[key].length) * 2
+  }
+  return bytes
+}
+
+function toStaged (entry: EntryInput): EntryInput {
+  if (entry.op === 'delete') return entry
+  const vector = entry.vector instanceof Float32Array ? entry.vector : Float32Array.from(entry.vector)
+  return { ...entry, vector }
+}
+
+export class TransactionManager {
+  private readonly open = new Map<string, OpenTransaction>()
+  private totalBytes = 0
+
+  constructor (
+    private readonly limits: TransactionLimits,
+    private readonly commitBatch: (entries: EntryInput[], txId: string) => Promise<number>
+  ) {}
+
+  get count (): number {
+    return this.open.size
+  }
+
+  get stagedBytes (): number {
+    return this.totalBytes
+  }
+
+  begin (): string {
+    const txId = randomUUID()
+    this.open.set(txId, { entries: [], bytes: 0, timer: this.expiry(txId) })
+    return txId
+  }
+
+  /** Stages entries and returns how many the transaction holds now. All or none are staged. */
+  stage (txId: string, entries: readonly EntryInput[]): number {
+    const tx = this.get(txId)
+    let bytes = 0
+    for (const entry of entries) bytes += stagedBytes(entry)
+    if (tx.bytes + bytes > this.limits.maxBytes) throw new TransactionTooLargeError(this.limits.maxBytes)
+    if (this.totalBytes + bytes > this.limits.maxTotalBytes) throw new TransactionsFullError(this.limits.maxTotalBytes)
+    for (const entry of entries) tx.entries.push(toStaged(entry))
+    tx.bytes += bytes
+    this.totalBytes += bytes
+    tx.timer.refresh()
+    return tx.entries.length
+  }
+
+  /** Appends the staged entries as one batch record; the txId is unknown from then on. */
+  async commit (txId: string): Promise<{ seq: number, count: number }> {
+    const tx = this.get(txId)
+    if (tx.entries.length === 0) throw new EmptyTransactionError(txId)
+    this.forget(txId, tx)
+    try {
+      const seq = await this.commitBatch(tx.entries, txId)
+      return { seq, count: tx.entries.length }
+    } catch (err) {
+      // Only an overloaded queue leaves the transaction open, so the client can retry the commit.
+      if (err instanceof QueueFullError) this.restore(txId, tx)
+      throw err
+    }
+  }
+
+  abort (txId: string): void {
+    this.forget(txId, this.get(txId))
+  }
+
+  /** Drops every open transaction (the log is closing). */
+  clear (): void {
+    for (const [txId, tx] of this.open) this.forget(txId, tx)
+  }
+
+  private get (txId: string): OpenTransaction {
+    const tx = this.open.get(txId)
+    if (tx === undefined) throw new TransactionNotFoundError(txId)
+    return tx
+  }
+
+  private forget (txId: string, tx: OpenTransaction): void {
+    clearTimeout(tx.timer)
+    this.open.delete(txId)
+    this.totalBytes -= tx.bytes
+  }
+
+  private restore (txId: string, tx: OpenTransaction): void {
+    tx.timer = this.expiry(txId)
+    this.open.set(txId, tx)
+    this.totalBytes += tx.bytes
+  }
+
+  private expiry (txId: string): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      const tx = this.open.get(txId)
+      if (tx !== undefined) this.forget(txId, tx)
+    }, this.limits.idleMs)
+    timer.unref()
+    return timer
+  }
+}
