@@ -1,5 +1,5 @@
 // The engine's one entry point: open a directory, append, checkpoint, read, stage transactions.
-import type { EntryInput } from '../entry.js'
+import type { EntryInput, EntryOp } from '../entry.js'
 import { DirLock } from './dir-lock.js'
 import {
   CheckpointAheadError, CheckpointBackwardsError, LogClosedError, RangeAheadError, RangeGoneError
@@ -18,6 +18,8 @@ export interface WalObserver {
   committed?: (records: number, bytes: number) => void
   /** One fdatasync of records took this long. */
   synced?: (seconds: number) => void
+  /** Entries of this op became durable (counted one by one, inside batches too). */
+  appended?: (op: EntryOp, entries: number) => void
 }
 
 export interface WalOptions {
@@ -91,6 +93,7 @@ export class WriteAheadLog {
     private readonly writer: SegmentWriter,
     private readonly queue: GroupCommitQueue,
     private readonly lock: DirLock,
+    private readonly observer: WalObserver,
     checkpoint: number
   ) {
     this.lastCheckpoint = checkpoint
@@ -127,7 +130,7 @@ export class WriteAheadLog {
         maxBatchRecords: settings.maxBatchRecords,
         onCommit: options.observer?.committed
       })
-      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, recovery.checkpoint)
+      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, options.observer ?? {}, recovery.checkpoint)
       // A crash may have come between a checkpoint and the deletions it allowed.
       await writer.deleteCovered(recovery.checkpoint, settings.retainSegments)
       if (settings.durability === 'none') {
@@ -156,12 +159,21 @@ export class WriteAheadLog {
 
   /** Resolves with the entry's seq once it is durable. */
   async append (entry: EntryInput): Promise<number> {
-    return await this.queue.append(encodeEntry(entry))
+    const seq = await this.queue.append(encodeEntry(entry))
+    this.observer.appended?.(entry.op, 1)
+    return seq
   }
 
   /** Appends entries as one atomic record (one seq); with a txId, as a committed transaction. */
   async appendBatch (entries: readonly EntryInput[], txId?: string): Promise<number> {
-    return await this.queue.append(encodeBatch(entries, txId))
+    const seq = await this.queue.append(encodeBatch(entries, txId))
+    const { appended } = this.observer
+    if (appended !== undefined) {
+      const counts = { insert: 0, update: 0, delete: 0 }
+      for (const entry of entries) counts[entry.op]++
+      for (const op of ['insert', 'update', 'delete'] as const) if (counts[op] > 0) appended(op, counts[op])
+    }
+    return seq
   }
 
   /**

@@ -1,0 +1,115 @@
+// Configuration from environment variables, checked at start (env-schema with a TypeBox schema):
+// a bad value stops the service with a message naming the variable.
+import fs from 'node:fs'
+import envSchema from 'env-schema'
+import { Type, type Static } from '@sinclair/typebox'
+import { parseTokens, type TokenGrant } from './http/auth.js'
+import { ENTRY_LIMITS } from './entry.js'
+
+const MiB = 1024 * 1024
+
+export const ConfigSchema = Type.Object({
+  VECWAL_HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address to listen on' }),
+  VECWAL_PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'port to listen on (0: any free port)' }),
+  VECWAL_DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'directory of the segment files' }),
+  VECWAL_DURABILITY: Type.Union([Type.Literal('fsync'), Type.Literal('none')], { default: 'fsync', description: 'fsync: answer writes after fdatasync; none: after the write call (tests and benchmarks only)' }),
+  VECWAL_SEGMENT_BYTES: Type.Integer({ default: 64 * MiB, minimum: 4096, description: 'rotate to a new segment before one would pass this size' }),
+  VECWAL_RETAIN_SEGMENTS: Type.Integer({ default: 0, minimum: 0, description: 'sealed segments kept after a checkpoint covers them' }),
+  VECWAL_QUEUE_LIMIT_BYTES: Type.Integer({ default: 64 * MiB, minimum: 4096, description: 'write queue limit; past it writes get 503 with Retry-After' }),
+  VECWAL_BODY_LIMIT_BYTES: Type.Integer({ default: 16 * MiB, minimum: 1024, description: 'largest request body; past it 413' }),
+  VECWAL_DIMENSIONS: Type.Optional(Type.Integer({ minimum: 1, maximum: ENTRY_LIMITS.vectorMaxLength, description: 'when set, every vector must have exactly this many values' })),
+  VECWAL_LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
+  VECWAL_REPAIR: Type.Boolean({ default: false, description: 'open past corruption: keep the valid prefix, set the rest aside in .broken files' }),
+  VECWAL_TX_MAX_BYTES: Type.Integer({ default: 64 * MiB, minimum: 1024, description: 'bytes one transaction may stage' }),
+  VECWAL_TX_TOTAL_BYTES: Type.Integer({ default: 256 * MiB, minimum: 1024, description: 'bytes all open transactions may stage together' }),
+  VECWAL_TX_IDLE_MS: Type.Integer({ default: 60_000, minimum: 10, description: 'a transaction untouched this long is aborted' }),
+  VECWAL_TOKENS: Type.Optional(Type.String({ description: 'bearer tokens with scopes: write:TOKEN1,read:TOKEN2,admin:TOKEN3' })),
+  VECWAL_TOKENS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'a file holding the same, one grant a line' })),
+  VECWAL_PROTECT_METRICS: Type.Boolean({ default: false, description: 'with tokens, /metrics needs the read scope too' }),
+  VECWAL_TLS_CERT: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate file; with VECWAL_TLS_KEY serves HTTPS' })),
+  VECWAL_TLS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file' })),
+  VECWAL_GROUP_COMMIT: Type.Boolean({ default: true, description: 'false gives every write its own fsync: a benchmark reference, never for production' })
+})
+
+export type Env = Static<typeof ConfigSchema>
+
+export interface Config {
+  host: string
+  port: number
+  dataDir: string
+  durability: 'fsync' | 'none'
+  segmentBytes: number
+  retainSegments: number
+  queueLimitBytes: number
+  bodyLimitBytes: number
+  dimensions?: number
+  logLevel: string
+  repair: boolean
+  transactions: { maxBytes: number, maxTotalBytes: number, idleMs: number }
+  tokens: TokenGrant[]
+  protectMetrics: boolean
+  tls?: { cert: Buffer, key: Buffer }
+  groupCommit: boolean
+}
+
+export class ConfigError extends Error {}
+
+/** The variables the schema does not know: most likely misspelt. */
+export function unknownVariables (env: NodeJS.ProcessEnv): string[] {
+  return Object.keys(env).filter(k => k.startsWith('VECWAL_') && !(k in ConfigSchema.properties))
+}
+
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  let vars: Env
+  try {
+    vars = envSchema<Env>({ schema: ConfigSchema, data: env, dotenv: false })
+  } catch (err) {
+    throw new ConfigError(`bad configuration: ${(err as Error).message}`)
+  }
+  if ((vars.VECWAL_TLS_CERT === undefined) !== (vars.VECWAL_TLS_KEY === undefined)) {
+    throw new ConfigError('bad configuration: VECWAL_TLS_CERT and VECWAL_TLS_KEY go together')
+  }
+  let tokens: TokenGrant[]
+  try {
+    tokens = [
+      ...parseTokens(vars.VECWAL_TOKENS ?? ''),
+      ...(vars.VECWAL_TOKENS_FILE === undefined ? [] : parseTokens(fs.readFileSync(vars.VECWAL_TOKENS_FILE, 'utf8')))
+    ]
+  } catch (err) {
+    throw new ConfigError(`bad configuration: VECWAL_TOKENS: ${(err as Error).message}`)
+  }
+  let tls: Config['tls']
+  if (vars.VECWAL_TLS_CERT !== undefined && vars.VECWAL_TLS_KEY !== undefined) {
+    try {
+      tls = { cert: fs.readFileSync(vars.VECWAL_TLS_CERT), key: fs.readFileSync(vars.VECWAL_TLS_KEY) }
+    } catch (err) {
+      throw new ConfigError(`bad configuration: VECWAL_TLS_CERT/VECWAL_TLS_KEY: ${(err as Error).message}`)
+    }
+  }
+  return {
+    host: vars.VECWAL_HOST,
+    port: vars.VECWAL_PORT,
+    dataDir: vars.VECWAL_DATA_DIR,
+    durability: vars.VECWAL_DURABILITY,
+    segmentBytes: vars.VECWAL_SEGMENT_BYTES,
+    retainSegments: vars.VECWAL_RETAIN_SEGMENTS,
+    queueLimitBytes: vars.VECWAL_QUEUE_LIMIT_BYTES,
+    bodyLimitBytes: vars.VECWAL_BODY_LIMIT_BYTES,
+    dimensions: vars.VECWAL_DIMENSIONS,
+    logLevel: vars.VECWAL_LOG_LEVEL,
+    repair: vars.VECWAL_REPAIR,
+    transactions: { maxBytes: vars.VECWAL_TX_MAX_BYTES, maxTotalBytes: vars.VECWAL_TX_TOTAL_BYTES, idleMs: vars.VECWAL_TX_IDLE_MS },
+    tokens,
+    protectMetrics: vars.VECWAL_PROTECT_METRICS,
+    tls,
+    groupCommit: vars.VECWAL_GROUP_COMMIT
+  }
+}
+
+/** The variables with their defaults and descriptions, for `vecwal --help` and the README. */
+export function describeVariables (): string[] {
+  return Object.entries(ConfigSchema.properties).map(([name, schema]) => {
+    const { default: fallback, description } = schema as { default?: unknown, description?: string }
+    return `  ${name.padEnd(26)} ${description ?? ''}${fallback === undefined ? '' : ` (default ${String(fallback)})`}`
+  })
+}

@@ -1,0 +1,48 @@
+// Every error a client can see, declared once. Errors of the HTTP layer are declared here with
+// @fastify/error; errors of the engine keep their own codes and get their status from the table
+// below. Every answer has the same JSON shape: {statusCode, code, error, message}.
+import createError from '@fastify/error'
+import { STATUS_CODES } from 'node:http'
+
+export const InvalidRequestError = createError('HTTP_INVALID_REQUEST', '%s', 400)
+export const MalformedBodyError = createError('HTTP_MALFORMED_BODY', 'the body is not valid %s: %s', 400)
+export const BodyTooLargeError = createError('HTTP_BODY_TOO_LARGE', 'the body is larger than the limit of %s bytes', 413)
+export const UnsupportedMediaTypeError = createError('HTTP_UNSUPPORTED_MEDIA_TYPE', 'content type %s is not accepted here; send %s', 415)
+export const RouteNotFoundError = createError('HTTP_NOT_FOUND', 'no route %s %s', 404)
+export const UnauthorizedError = createError('HTTP_UNAUTHORIZED', 'a valid bearer token is required', 401)
+export const ForbiddenError = createError('HTTP_FORBIDDEN', 'the token lacks the %s scope', 403)
+export const InternalError = createError('HTTP_INTERNAL', 'internal error', 500)
+
+interface EngineErrorMapping {
+  statusCode: number
+  /** Seconds a client should wait before retrying, sent as Retry-After. */
+  retryAfter?: number
+}
+
+/** The engine's error codes (src/wal/errors.ts) and what they mean over HTTP. */
+export const ENGINE_ERRORS: Readonly<Record<string, EngineErrorMapping>> = {
+  WAL_QUEUE_FULL: { statusCode: 503, retryAfter: 1 },
+  WAL_TX_MEMORY_FULL: { statusCode: 503, retryAfter: 1 },
+  WAL_FAILED: { statusCode: 503 },
+  WAL_CLOSED: { statusCode: 503 },
+  WAL_CORRUPT: { statusCode: 500 },
+  WAL_CHECKPOINT_BACKWARDS: { statusCode: 409 },
+  WAL_CHECKPOINT_AHEAD: { statusCode: 409 },
+  WAL_TX_EMPTY: { statusCode: 409 },
+  WAL_TX_NOT_FOUND: { statusCode: 404 },
+  WAL_TX_TOO_LARGE: { statusCode: 413 },
+  WAL_RECORD_TOO_LARGE: { statusCode: 413 },
+  WAL_RANGE_GONE: { statusCode: 410 },
+  WAL_RANGE_AHEAD: { statusCode: 416 }
+}
+
+export interface ErrorBody {
+  statusCode: number
+  code: string
+  error: string
+  message: string
+}
+
+export function errorBody (statusCode: number, code: string, message: string): ErrorBody {
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
+}

@@ -1,0 +1,30 @@
+// The OpenAPI 3.1 document, generated from the route schemas (@fastify/swagger), served at
+// /openapi.json, and browsable at /docs (@fastify/swagger-ui, assets bundled, nothing fetched).
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { MSGPACK } from './msgpack.js'
+
+const description = [
+  'A durable, group-committed write-ahead log for vector indexes.',
+  'A 2xx answer to a write means the entry is fsynced. Recovery streams NDJSON, one record a line.',
+  `Write bodies are JSON, or ${MSGPACK} with the same fields (a vector may be a float32 typed array).`
+].join(' ')
+
+async function openapi (app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'vecwal', version: '1', description },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'only when VECWAL_TOKENS is set' } }
+      }
+    }
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
+  app.get('/openapi.json', { schema: { hide: true }, config: { access: 'open' } }, async () => app.swagger())
+}
+
+// Wrapped with fastify-plugin so that the swagger plugin sees the routes registered beside it.
+export const openapiPlugin = fp(openapi, { name: 'vecwal-openapi' })

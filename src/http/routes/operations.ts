@@ -1,0 +1,36 @@
+// What operators call: status, liveness, readiness, metrics.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { WriteAheadLog } from '../../wal/log.js'
+import type { Metrics } from '../metrics.js'
+import { HealthResponse, StatusResponse } from '../schemas.js'
+
+export const operationsRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, metrics: Metrics }> = async (app, { log, metrics }) => {
+  app.get('/v1/status', {
+    config: { access: 'read' },
+    schema: { summary: 'The log: last seq, checkpoint, state, segments', response: { 200: StatusResponse } }
+  }, async () => log.status())
+
+  app.get('/health/live', {
+    config: { access: 'open' },
+    schema: { summary: 'The process is up', response: { 200: HealthResponse } }
+  }, async () => ({ status: 'ok' }))
+
+  app.get('/health/ready', {
+    config: { access: 'open' },
+    schema: {
+      summary: 'Ready only while the log is open and not failed',
+      response: { 200: HealthResponse, 503: HealthResponse }
+    }
+  }, async (_request, reply) => {
+    const state = log.state
+    return reply.code(state === 'ok' ? 200 : 503).send({ status: state })
+  })
+
+  app.get('/metrics', {
+    config: { access: 'metrics' },
+    schema: { summary: 'Prometheus metrics', produces: ['text/plain'] }
+  }, async (_request, reply) => {
+    const text = await metrics.registry.metrics()
+    return reply.type(metrics.registry.contentType).send(text)
+  })
+}

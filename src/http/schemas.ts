@@ -1,0 +1,70 @@
+// Request and response schemas of every route, built on the entry schemas of src/entry.ts. They
+// validate requests, serialize responses and make the OpenAPI document.
+import { Type, type Static } from '@sinclair/typebox'
+import { entrySchemas, type EntrySchemaOptions } from '../entry.js'
+
+const SAFE_SEQ = { minimum: 0, maximum: Number.MAX_SAFE_INTEGER }
+const strict = { additionalProperties: false }
+
+export const Seq = Type.Integer({ ...SAFE_SEQ, description: 'a sequence number; 0 means none' })
+
+export const ErrorResponse = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String({ description: 'stable, one per cause' }),
+  error: Type.String(),
+  message: Type.String({ description: 'what is wrong, naming the field' })
+}, { title: 'Error' })
+
+export const SegmentStatus = Type.Object({
+  name: Type.String(),
+  firstSeq: Type.Integer(),
+  lastSeq: Type.Integer({ description: 'firstSeq - 1 while the segment is empty' }),
+  bytes: Type.Integer()
+})
+
+export const StatusResponse = Type.Object({
+  lastSeq: Type.Integer(),
+  checkpoint: Type.Integer(),
+  state: Type.Union([Type.Literal('ok'), Type.Literal('failed'), Type.Literal('closed')]),
+  durability: Type.Union([Type.Literal('fsync'), Type.Literal('none')]),
+  segments: Type.Array(SegmentStatus),
+  bytes: Type.Integer()
+}, { title: 'Status' })
+
+export function apiSchemas (options: EntrySchemaOptions = {}) {
+  const { Entry, EntryList } = entrySchemas(options)
+  const BatchBody = Type.Object({ entries: EntryList }, { ...strict, title: 'Batch' })
+  // Staging takes one entry or {entries}; if/then/else rather than a union, so that a bad body is
+  // reported against the one shape it tried to be.
+  const StageBody = Type.Unsafe<Static<typeof Entry> | Static<typeof BatchBody>>({
+    title: 'StagedEntries',
+    if: { type: 'object', required: ['entries'] },
+    then: BatchBody,
+    else: Entry
+  })
+  return {
+    Entry,
+    BatchBody,
+    StageBody,
+    CheckpointBody: Type.Object({ seq: Type.Optional(Seq) }, { ...strict, title: 'Checkpoint' }),
+    TxParams: Type.Object({ txId: Type.String({ minLength: 1, maxLength: 64 }) }),
+    RecoveryQuery: Type.Object({
+      after: Type.Optional(Type.Integer({ ...SAFE_SEQ, description: 'stream the records after this seq; default: the last checkpoint' })),
+      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'at most this many records' }))
+    }, strict)
+  }
+}
+
+export type ApiSchemas = ReturnType<typeof apiSchemas>
+
+export const AppendedResponse = Type.Object({ seq: Type.Integer() })
+export const BatchAppendedResponse = Type.Object({ seq: Type.Integer(), count: Type.Integer() })
+export const TxOpenedResponse = Type.Object({ txId: Type.String() })
+export const TxStagedResponse = Type.Object({ txId: Type.String(), staged: Type.Integer() })
+export const TxAbortedResponse = Type.Object({ txId: Type.String(), aborted: Type.Boolean() })
+export const CheckpointResponse = Type.Object({
+  checkpoint: Type.Integer(),
+  seq: Type.Integer({ description: 'the seq of the checkpoint record itself' }),
+  deletedSegments: Type.Integer()
+})
+export const HealthResponse = Type.Object({ status: Type.String() })

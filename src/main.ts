@@ -1,0 +1,76 @@
+// Wires the service together: configuration, logger, engine, HTTP server.
+import { pino, type Logger } from 'pino'
+import type { Config } from './config.js'
+import { buildApp, type App } from './http/app.js'
+import { createMetrics } from './http/metrics.js'
+import { WriteAheadLog } from './wal/log.js'
+
+export interface Service {
+  app: App
+  log: WriteAheadLog
+  logger: Logger
+  /** Where the server listens, e.g. http://127.0.0.1:8080 */
+  url: string
+  /** Stops accepting, lets requests in flight finish, makes everything queued durable, closes the log. */
+  stop: () => Promise<void>
+}
+
+export function createLogger (level: string): Logger {
+  // Tokens never reach the logs, whatever logs a request or its headers.
+  return pino({ level, redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' } })
+}
+
+export async function startService (config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Service> {
+  let log: WriteAheadLog | undefined
+  const metrics = createMetrics(() => log?.status())
+  log = await WriteAheadLog.open({
+    dir: config.dataDir,
+    durability: config.durability,
+    segmentBytes: config.segmentBytes,
+    retainSegments: config.retainSegments,
+    queueLimitBytes: config.queueLimitBytes,
+    maxBatchRecords: config.groupCommit ? undefined : 1,
+    transactions: config.transactions,
+    repair: config.repair,
+    logger: logger.child({ component: 'wal' }),
+    observer: metrics.observer
+  })
+  const opened = log
+  let app: App
+  try {
+    app = await buildApp({
+      log: opened,
+      logger,
+      metrics,
+      bodyLimitBytes: config.bodyLimitBytes,
+      dimensions: config.dimensions,
+      tokens: config.tokens,
+      protectMetrics: config.protectMetrics,
+      https: config.tls
+    })
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    await opened.close()
+    throw err
+  }
+  if (config.tokens.length === 0) {
+    logger.warn({ host: config.host }, 'no VECWAL_TOKENS: every route is open to anyone who can reach this address')
+  }
+  if (!config.groupCommit) logger.warn('group commit is off: every write pays its own fsync (a benchmark reference)')
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.port
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host
+  const url = `${config.tls === undefined ? 'http' : 'https'}://${host}:${port}`
+  logger.info({ url, dataDir: config.dataDir, durability: config.durability }, 'vecwal is serving')
+  return {
+    app,
+    log: opened,
+    logger,
+    url,
+    async stop () {
+      await app.close()
+      await opened.close()
+      logger.info('vecwal stopped: everything acknowledged is durable')
+    }
+  }
+}
