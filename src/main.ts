@@ -3,7 +3,7 @@ import { pino, type Logger } from 'pino'
 import type { Config } from './config.js'
 import { buildApp, type App } from './http/app.js'
 import { createMetrics } from './http/metrics.js'
-import { WriteAheadLog } from './wal/log.js'
+import { WriteAheadLog, type WalOptions } from './wal/log.js'
 
 export interface Service {
   app: App
@@ -20,7 +20,10 @@ export function createLogger (level: string): Logger {
   return pino({ level, redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' } })
 }
 
-export async function startService (config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Service> {
+/** What a test may put under the engine: a file layer that fails or forgets on purpose. */
+export type EngineOverrides = Pick<WalOptions, 'io'>
+
+export async function startService (config: Config, logger: Logger = createLogger(config.logLevel), overrides: EngineOverrides = {}): Promise<Service> {
   let log: WriteAheadLog | undefined
   const metrics = createMetrics(() => log?.status())
   log = await WriteAheadLog.open({
@@ -33,7 +36,8 @@ export async function startService (config: Config, logger: Logger = createLogge
     transactions: config.transactions,
     repair: config.repair,
     logger: logger.child({ component: 'wal' }),
-    observer: metrics.observer
+    observer: metrics.observer,
+    ...overrides
   })
   const opened = log
   let app: App
