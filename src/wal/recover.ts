@@ -101,11 +101,11 @@ export async function recoverDirectory (io: FileIO, dir: string, options: Recove
     }
     if (!options.repair) throw new CorruptLogError(name, damage.offset, damage.reason)
     await repairFrom(io, dir, files.slice(i).map(f => f.name), damage, kept, logger)
+    // A segment set aside whole leaves nextSeq after the last kept record, not at the segment's own
+    // base seq: after a seq gap that base seq does not follow the log.
     if (kept !== undefined && damage.offset > SEGMENT_HEADER_BYTES) {
       segments.push({ ...kept, bytes: damage.offset })
       nextSeq = kept.lastSeq + 1
-    } else {
-      nextSeq = baseSeq
     }
     break
   }
