@@ -104,7 +104,7 @@ export async function buildApp (options: AppOptions): Promise<App> {
 
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strictAjv : textAjv).compile(schema))
   app.removeContentTypeParser('text/plain')
-  registerMsgpackParser(app)
+  registerMsgpackParser(app, options.dimensions)
 
   const tokens = new TokenChecker(options.tokens ?? [], options.protectMetrics ?? false)
   app.addHook('onRequest', async (request, reply) => {

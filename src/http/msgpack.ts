@@ -1,31 +1,50 @@
-// application/msgpack request bodies: the same entries as JSON, validated by the same schemas.
-// A vector may come as an array of numbers or as a Float32Array (msgpackr's typed-array extension).
-import type { FastifyInstance } from 'fastify'
+// application/msgpack request bodies: the same entries as JSON, held to the same rules. A vector
+// may come as an array of numbers or as a Float32Array (msgpackr's typed-array extension): the
+// fast path for clients that hold float32 vectors anyway, so it must not turn into a JS array.
+//
+// The schemas see JSON's shape, where a vector is an array. So a Float32Array vector is checked
+// here against the vector rules (length, finite values; float32 range it has by nature), and
+// stands aside while the schema checks everything else: in its place is an array of the right
+// length, and once validation passed the Float32Array goes back where it was.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Unpackr } from 'msgpackr'
-import { MalformedBodyError } from './errors.js'
+import { ENTRY_LIMITS } from '../entry.js'
+import { InvalidRequestError, MalformedBodyError } from './errors.js'
 
 export const MSGPACK = 'application/msgpack'
 
 const unpackr = new Unpackr({ mapsAsObjects: true })
 
-/**
- * Float32Arrays become plain arrays so that the schemas (which see JSON's shape) check them as
- * they check any vector: length, finiteness, range. Everything else is left as decoded.
- */
-function plainVectors (value: unknown): unknown {
-  if (value instanceof Float32Array) return Array.from(value)
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = plainVectors(value[i])
-  } else if (typeof value === 'object' && value !== null) {
-    const record = value as Record<string, unknown>
-    if (record.vector instanceof Float32Array) record.vector = Array.from(record.vector)
-    if (Array.isArray(record.entries)) plainVectors(record.entries)
-  }
-  return value
+interface SetAside { entry: Record<string, unknown>, vector: Float32Array }
+
+const setAside = new WeakMap<FastifyRequest, SetAside[]>()
+
+function isEntryLike (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-export function registerMsgpackParser (app: FastifyInstance): void {
-  app.addContentTypeParser(MSGPACK, { parseAs: 'buffer' }, (_request, body, done) => {
+export function registerMsgpackParser (app: FastifyInstance, dimensions: number | undefined): void {
+  const minLength = dimensions ?? 1
+  const maxLength = dimensions ?? ENTRY_LIMITS.vectorMaxLength
+  const standIn: number[] = Object.freeze(new Array<number>(minLength).fill(0)) as number[]
+
+  function checkVector (vector: Float32Array, path: string): void {
+    if (vector.length < minLength) throw new InvalidRequestError(`body${path}/vector must NOT have fewer than ${minLength} items`)
+    if (vector.length > maxLength) throw new InvalidRequestError(`body${path}/vector must NOT have more than ${maxLength} items`)
+    for (let i = 0; i < vector.length; i++) {
+      if (!Number.isFinite(vector[i])) throw new InvalidRequestError(`body${path}/vector/${i} must be a finite number`)
+    }
+  }
+
+  function standAside (entry: unknown, path: string, aside: SetAside[]): void {
+    if (isEntryLike(entry) && entry.vector instanceof Float32Array) {
+      checkVector(entry.vector, path)
+      aside.push({ entry, vector: entry.vector })
+      entry.vector = standIn
+    }
+  }
+
+  app.addContentTypeParser(MSGPACK, { parseAs: 'buffer' }, (request, body, done) => {
     let decoded: unknown
     try {
       decoded = unpackr.unpack(body as Buffer)
@@ -33,6 +52,23 @@ export function registerMsgpackParser (app: FastifyInstance): void {
       done(new MalformedBodyError('msgpack', (err as Error).message), undefined)
       return
     }
-    done(null, plainVectors(decoded))
+    const aside: SetAside[] = []
+    try {
+      standAside(decoded, '', aside)
+      if (isEntryLike(decoded) && Array.isArray(decoded.entries)) {
+        decoded.entries.forEach((entry: unknown, i: number) => { standAside(entry, `/entries/${i}`, aside) })
+      }
+    } catch (err) {
+      done(err as Error, undefined)
+      return
+    }
+    if (aside.length > 0) setAside.set(request, aside)
+    done(null, decoded)
+  })
+
+  app.addHook('preHandler', async (request) => {
+    const aside = setAside.get(request)
+    if (aside === undefined) return
+    for (const { entry, vector } of aside) entry.vector = vector
   })
 }
