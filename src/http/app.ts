@@ -1,7 +1,9 @@
 // Builds the Fastify application: strict validation, one error shape, access control, metrics,
 // and the route plugins. It is handed a log; it never touches a file.
 import { Ajv, type ErrorObject } from 'ajv'
-import Fastify, { LogController, type FastifyError, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, {
+  LogController, type FastifyError, type FastifyHttpsOptions, type FastifyInstance, type FastifyReply, type FastifyServerOptions
+} from 'fastify'
 import type { Server } from 'node:https'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
@@ -9,7 +11,7 @@ import type { WriteAheadLog } from '../wal/log.js'
 import { TokenChecker, type RouteAccess, type TokenGrant } from './auth.js'
 import {
   BodyTooLargeError, ENGINE_ERRORS, errorBody, InternalError, InvalidRequestError, MalformedBodyError,
-  RouteNotFoundError, UnsupportedMediaTypeError
+  rawErrorResponse, RouteNotFoundError, ShuttingDownError, UnsupportedMediaTypeError
 } from './errors.js'
 import { registerMsgpackParser } from './msgpack.js'
 import type { Metrics } from './metrics.js'
@@ -78,7 +80,8 @@ function toClientError (err: FastifyError, bodyLimitBytes: number, contentType: 
       break
     default:
       if (err.code?.startsWith('HTTP_') === true) known = err
-      else if (err instanceof SyntaxError || err.statusCode === 400) known = new MalformedBodyError('JSON', err.message)
+      else if (err instanceof SyntaxError) known = new MalformedBodyError('JSON', err.message)
+      else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) known = new InvalidRequestError(err.message)
       else known = new InternalError()
   }
   return { statusCode: known.statusCode ?? 500, code: known.code, message: known.message }
@@ -94,7 +97,17 @@ export async function buildApp (options: AppOptions): Promise<App> {
     bodyLimit: bodyLimitBytes,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    // Closing is answered by the hook below, in the same error shape as everything else.
+    return503OnClosing: false,
+    // A path Fastify cannot decode (`/v1/%zz`) and what Node's parser rejects get the same shape.
+    frameworkErrors: (err, _request, reply) => {
+      (reply as FastifyReply).code(400).send(errorBody(400, 'HTTP_INVALID_REQUEST', err.message))
+    },
+    clientErrorHandler: (err, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return
+      if (socket.writable) socket.write(rawErrorResponse(err))
+      socket.destroy(err)
+    },
     schemaErrorFormatter: (errors, dataVar) => new InvalidRequestError(errors.map(e => describeValidationError(e as ErrorObject, dataVar)).join('; '))
   }
   const app = (options.https === undefined
@@ -106,8 +119,14 @@ export async function buildApp (options: AppOptions): Promise<App> {
   app.removeContentTypeParser('text/plain')
   registerMsgpackParser(app, options.dimensions)
 
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
   const tokens = new TokenChecker(options.tokens ?? [], options.protectMetrics ?? false)
   app.addHook('onRequest', async (request, reply) => {
+    if (closing) {
+      reply.header('connection', 'close')
+      throw new ShuttingDownError()
+    }
     tokens.check(request.routeOptions.config.access ?? 'open', request, reply)
   })
   // Fastify skips body validation when there is no body at all: a route with a body schema must

@@ -11,6 +11,7 @@ export const UnsupportedMediaTypeError = createError('HTTP_UNSUPPORTED_MEDIA_TYP
 export const RouteNotFoundError = createError('HTTP_NOT_FOUND', 'no route %s %s', 404)
 export const UnauthorizedError = createError('HTTP_UNAUTHORIZED', 'a valid bearer token is required', 401)
 export const ForbiddenError = createError('HTTP_FORBIDDEN', 'the token lacks the %s scope', 403)
+export const ShuttingDownError = createError('HTTP_SHUTTING_DOWN', 'the service is shutting down', 503)
 export const InternalError = createError('HTTP_INTERNAL', 'internal error', 500)
 
 interface EngineErrorMapping {
@@ -45,4 +46,18 @@ export interface ErrorBody {
 
 export function errorBody (statusCode: number, code: string, message: string): ErrorBody {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
+}
+
+/**
+ * For requests Node's HTTP parser rejects before Fastify sees them (a bad Content-Length, headers
+ * too large): the same error shape, written straight to the socket.
+ */
+export function rawErrorResponse (err: NodeJS.ErrnoException): string {
+  const [statusCode, message] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? [408, 'the request took too long to arrive']
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request headers are too large']
+      : [400, 'the request is not valid HTTP']
+  const body = JSON.stringify(errorBody(statusCode, 'HTTP_INVALID_REQUEST', message))
+  return `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? ''}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`
 }
