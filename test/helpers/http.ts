@@ -1,10 +1,14 @@
 // Helpers for HTTP tests: a real service on 127.0.0.1 (port 0) over a real data directory.
 import fs from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import { STATUS_CODES } from 'node:http'
 import { pino } from 'pino'
+import type { Test } from 'tap'
 import { loadConfig } from '../../src/config.js'
-import { startService, type Service } from '../../src/main.js'
+import { startService, type EngineOverrides, type Service } from '../../src/main.js'
+import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 
 export interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -14,12 +18,15 @@ export interface TestService extends Service {
   call: (method: string, route: string, body?: unknown, headers?: Record<string, string>) => Promise<Response>
 }
 
-/** Starts the service with VECWAL_* overrides; it is stopped and its directory removed at teardown. */
-export async function startTestService (t: Teardown, env: Record<string, string> = {}, dir?: string): Promise<TestService> {
+/**
+ * Starts the service with VECWAL_* overrides; it is stopped at teardown, and its directory removed
+ * unless the caller passed one. `overrides` puts a file layer of the test's choosing under the engine.
+ */
+export async function startTestService (t: Teardown, env: Record<string, string> = {}, dir?: string, overrides: EngineOverrides = {}): Promise<TestService> {
   const dataDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-http-'))
   if (dir === undefined) t.teardown(() => { fs.rmSync(dataDir, { recursive: true, force: true }) })
   const config = loadConfig({ VECWAL_PORT: '0', VECWAL_DATA_DIR: dataDir, VECWAL_LOG_LEVEL: 'silent', ...env })
-  const service = await startService(config, pino({ level: 'silent' }))
+  const service = await startService(config, pino({ level: 'silent' }), overrides)
   let stopped = false
   const stop = async (): Promise<void> => {
     if (stopped) return
@@ -39,8 +46,106 @@ export async function startTestService (t: Teardown, env: Record<string, string>
   }
 }
 
+/** A fresh directory under os.tmpdir(), removed at teardown. */
+export function tempDir (t: Teardown): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-http-'))
+  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
+  return dir
+}
+
 /** Reads an NDJSON response line by line into objects. */
 export async function ndjson (response: Response): Promise<Array<Record<string, unknown>>> {
   const text = await response.text()
   return text.split('\n').filter(line => line !== '').map(line => JSON.parse(line) as Record<string, unknown>)
+}
+
+/** Every record the service holds after `after` (default 0), as parsed lines. */
+export async function recoverAll (service: TestService, after = 0): Promise<Array<Record<string, unknown>>> {
+  const response = await service.call('GET', `/v1/recovery?after=${after}`)
+  if (response.status !== 200) throw new Error(`recovery answered ${response.status}: ${await response.text()}`)
+  return await ndjson(response)
+}
+
+/** The log's last seq, as /v1/status reports it. */
+export async function lastSeq (service: TestService): Promise<number> {
+  const response = await service.call('GET', '/v1/status')
+  return ((await response.json()) as { lastSeq: number }).lastSeq
+}
+
+/**
+ * Asserts that `response` is an error answer: the status, JSON `{statusCode, code, error, message}`
+ * and nothing else, the stable `code`, and a message that names `names` (a field, say) when given.
+ */
+export async function assertError (t: Test, response: Response, statusCode: number, code: string, names?: string | RegExp): Promise<Record<string, unknown>> {
+  t.equal(response.status, statusCode, `status ${statusCode}`)
+  t.match(response.headers.get('content-type'), /^application\/json/, 'an error is JSON')
+  const body = await response.json() as Record<string, unknown>
+  t.same(Object.keys(body).sort(), ['code', 'error', 'message', 'statusCode'], 'exactly statusCode, code, error, message')
+  t.equal(body.statusCode, statusCode, 'statusCode matches the status')
+  t.equal(body.code, code, `code ${code}`)
+  t.equal(body.error, STATUS_CODES[statusCode], 'error is the status text')
+  t.type(body.message, 'string')
+  if (names !== undefined) t.match(body.message, names, `the message names ${String(names)}`)
+  return body
+}
+
+/** A port that was free a moment ago (listen on 0, read it, close). */
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address() as net.AddressInfo
+      server.close(() => { resolve(address.port) })
+    })
+  })
+}
+
+/** A file layer whose fdatasync fails with EIO once `fail()` is called. */
+export function failingIO (): { io: FileIO, fail: () => void } {
+  let failing = false
+  const io: FileIO = {
+    ...nodeFileIO,
+    async fdatasync (fd) {
+      if (failing) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' })
+      await nodeFileIO.fdatasync(fd)
+    }
+  }
+  return { io, fail: () => { failing = true } }
+}
+
+/** A file layer whose fdatasyncs wait while `hold()` is in force, until `release()`. */
+export function gatedIO (): { io: FileIO, hold: () => void, release: () => void } {
+  let gate: Promise<void> | undefined
+  let open: () => void = () => {}
+  const io: FileIO = {
+    ...nodeFileIO,
+    async fdatasync (fd) {
+      if (gate !== undefined) await gate
+      await nodeFileIO.fdatasync(fd)
+    }
+  }
+  return {
+    io,
+    hold: () => { gate = new Promise(resolve => { open = resolve }) },
+    release: () => {
+      gate = undefined
+      open()
+    }
+  }
+}
+
+/** A deterministic entry: inserts, updates and deletes in turn, with values that are not exact float32s. */
+export function sampleEntry (i: number, dims = 4): Record<string, unknown> {
+  const id = `e${i}`
+  if (i % 5 === 4) return { op: 'delete', id }
+  const vector = Array.from({ length: dims }, (_, d) => (i + 1) * 0.1 + d / 3)
+  const op = i % 3 === 2 ? 'update' : 'insert'
+  return i % 2 === 0 ? { op, id, vector, metadata: { n: String(i), tag: `t${i % 4}` } } : { op, id, vector }
+}
+
+/** An entry with its vector values rounded to 32-bit floats: what a posted entry is stored as. */
+export function asStored (entry: Record<string, unknown>): Record<string, unknown> {
+  if (!Array.isArray(entry.vector)) return entry
+  return { ...entry, vector: (entry.vector as number[]).map(v => Math.fround(v)) }
 }
