@@ -1,0 +1,181 @@
+// The recovery stream read line by line and compared with what was posted: across segment
+// rotation, after a checkpoint, with shortest float32 decimals, and under concurrent writes.
+import t from 'tap'
+import { asStored, ndjson, recoverAll, sampleEntry, startTestService, type TestService } from '../helpers/http.js'
+
+/** How many significant digits the shortest decimal reading back to this float32 has. */
+function shortestDigits (f: number): number {
+  for (let digits = 1; digits <= 9; digits++) {
+    if (Math.fround(Number(f.toPrecision(digits))) === f) return digits
+  }
+  throw new Error(`no shortest form for ${f}`)
+}
+
+/**
+ * Why `printed` is not the shortest decimal for the float32 nearest `value`, laid out as JavaScript
+ * prints numbers, and the closest of that length (a tie may go either way); undefined when it is.
+ */
+function notShortest (printed: string, value: number): string | undefined {
+  const f = Math.fround(value)
+  const read = Number(printed)
+  if (Object.is(f, -0)) return printed === '-0' ? undefined : 'not -0'
+  if (Math.fround(read) !== f) return `${printed} reads back as another float32 than ${f}`
+  if (String(read) !== printed) return `${printed} is not laid out as ${String(read)}`
+  const digits = shortestDigits(f)
+  if (Number(read.toPrecision(digits)) !== read) return `${printed} has more than ${digits} significant digits`
+  if (Math.abs(read - f) > Math.abs(Number(f.toPrecision(digits)) - f)) return `${printed} is not the closest ${digits}-digit decimal`
+  return undefined
+}
+
+/** Deterministic values of many magnitudes and signs (a small LCG). */
+function values (seed: number, count: number): number[] {
+  let state = seed
+  return Array.from({ length: count }, () => {
+    state = (state * 1103515245 + 12345) % 2147483648
+    const mantissa = state / 2147483648 - 0.5
+    return mantissa * 10 ** ((state % 41) - 20)
+  })
+}
+
+/** What the service answered for each posted body: seq to the line it should read back as. */
+type Posted = Map<number, Record<string, unknown>>
+
+async function postMixed (service: TestService, count: number, posted: Posted, from = 0): Promise<void> {
+  // Ten at a time: concurrent enough to share fsyncs, each answer naming its seq.
+  for (let i = from; i < from + count; i += 10) {
+    await Promise.all(Array.from({ length: 10 }, async (_, j) => {
+      const n = i + j
+      if (n % 9 === 8) {
+        const entries = [sampleEntry(n * 100, 8), sampleEntry(n * 100 + 1, 8), { op: 'delete', id: `gone${n}` }]
+        const response = await service.call('POST', '/v1/batch', { entries })
+        const { seq } = await response.json() as { seq: number }
+        posted.set(seq, { op: 'batch', entries: entries.map(asStored) })
+      } else {
+        const entry = { ...sampleEntry(n, 8), ...(n % 2 === 0 ? {} : { vector: values(n, 8) }) }
+        if (entry.op === 'delete') delete (entry as Record<string, unknown>).vector
+        const response = await service.call('POST', '/v1/entries', entry)
+        const { seq } = await response.json() as { seq: number }
+        posted.set(seq, asStored(entry))
+      }
+    }))
+  }
+}
+
+/** A line as posted: seq and timestamp dropped, vectors as float32. */
+function asPosted (line: Record<string, unknown>): Record<string, unknown> {
+  const { seq: _seq, timestamp: _timestamp, ...body } = line
+  if (Array.isArray(body.entries)) return { ...body, entries: (body.entries as Array<Record<string, unknown>>).map(asStored) }
+  return asStored(body)
+}
+
+t.test('across segment rotation: every line equals what was posted, in seq order', async t => {
+  const service = await startTestService(t, { VECWAL_SEGMENT_BYTES: '4096' })
+  const posted: Posted = new Map()
+  await postMixed(service, 150, posted)
+  const status = await (await service.call('GET', '/v1/status')).json() as { segments: unknown[], lastSeq: number }
+  t.ok(status.segments.length >= 3, `${status.segments.length} segments`)
+  t.equal(status.lastSeq, 150)
+
+  const response = await service.call('GET', '/v1/recovery?after=0')
+  t.equal(response.headers.get('x-vecwal-last-seq'), '150')
+  const text = await response.text()
+  t.ok(text.endsWith('\n'), 'every line ends with a newline')
+  const rawLines = text.slice(0, -1).split('\n')
+  const lines = rawLines.map(l => JSON.parse(l) as Record<string, unknown>)
+  t.same(lines.map(l => l.seq), Array.from({ length: 150 }, (_, i) => i + 1), 'seqs 1..150, in order, none missing')
+  const mismatched = lines.filter(l => JSON.stringify(asPosted(l)) !== JSON.stringify(posted.get(l.seq as number)))
+  t.same(mismatched, [], 'each line holds what its post carried (vectors equal after Math.fround)')
+  t.ok(lines.every(l => typeof l.timestamp === 'number' && l.timestamp > 1.7e12), 'every line has a millisecond timestamp')
+  t.ok(lines.filter(l => l.op === 'batch').every(l => !('txId' in l)), 'plain batches carry no txId')
+
+  const printed = rawLines.flatMap(line => [...line.matchAll(/"vector":\[([^\]]*)\]/g)].flatMap(m => m[1].split(',')))
+  const stored = [...posted.keys()].sort((a, b) => a - b).map(seq => posted.get(seq) as Record<string, unknown>)
+    .flatMap(p => (Array.isArray(p.entries) ? p.entries as Array<Record<string, unknown>> : [p]))
+    .flatMap(e => (Array.isArray(e.vector) ? e.vector as number[] : []))
+  t.equal(printed.length, stored.length, 'one printed value per posted value')
+  const wrong = printed.map((text, i) => notShortest(text, stored[i])).filter(reason => reason !== undefined)
+  t.same(wrong, [], `all ${printed.length} vector values print as the shortest float32 decimal`)
+})
+
+t.test('shortest float32 decimals for known values', async t => {
+  const service = await startTestService(t)
+  // As raw JSON text: JSON.stringify would send -0 as 0.
+  const vector = '[0.1,0.333333333333,1e-45,3.4028234663852886e38,-0,16777217,1e-7,123456789,-1.5e-40,0.3]'
+  await service.call('POST', '/v1/entries', `{"op":"insert","id":"f","vector":${vector}}`)
+  const text = await (await service.call('GET', '/v1/recovery?after=0')).text()
+  t.ok(text.includes('"vector":[0.1,0.33333334,1e-45,3.4028235e+38,-0,16777216,1e-7,123456790,-1.5e-40,0.3]'), text)
+  t.notOk(text.includes('0.10000000149011612'))
+})
+
+t.test('after a checkpoint the stream starts after it; covered segments are gone', async t => {
+  const service = await startTestService(t, { VECWAL_SEGMENT_BYTES: '4096' })
+  const posted: Posted = new Map()
+  await postMixed(service, 100, posted)
+  const checkpoint = await service.call('POST', '/v1/checkpoints', { seq: 80 })
+  const { seq: checkpointSeq, deletedSegments } = await checkpoint.json() as { seq: number, deletedSegments: number }
+  t.equal(checkpointSeq, 101)
+  t.ok(deletedSegments >= 1, `the checkpoint deleted ${deletedSegments} segments`)
+  await postMixed(service, 30, posted, 1000)
+
+  const response = await service.call('GET', '/v1/recovery')
+  t.equal(response.headers.get('x-vecwal-checkpoint'), '80')
+  t.equal(response.headers.get('x-vecwal-last-seq'), '131')
+  const lines = await ndjson(response)
+  const expectedSeqs = [...Array.from({ length: 20 }, (_, i) => 81 + i), ...Array.from({ length: 30 }, (_, i) => 102 + i)]
+  t.same(lines.map(l => l.seq), expectedSeqs, 'from the checkpoint on, the checkpoint record left out')
+  t.notOk(lines.some(l => l.op === 'checkpoint'))
+  const mismatched = lines.filter(l => JSON.stringify(asPosted(l)) !== JSON.stringify(posted.get(l.seq as number)))
+  t.same(mismatched, [], 'each line holds what its post carried')
+
+  const limited = await ndjson(await service.call('GET', '/v1/recovery?after=90&limit=15'))
+  t.same(limited.map(l => l.seq), [...Array.from({ length: 10 }, (_, i) => 91 + i), 102, 103, 104, 105, 106], 'limit counts lines sent, the checkpoint record not among them')
+})
+
+t.test('line breaks inside strings never split a line', async t => {
+  const service = await startTestService(t)
+  const metadata = { text: 'a\nb\r\nc\u2028d\u2029e\u0085f"g\\h', 'k\u2028': 'v' }
+  await service.call('POST', '/v1/entries', { op: 'insert', id: 'line\u2028break\n', vector: [1], metadata })
+  await service.call('POST', '/v1/entries', { op: 'delete', id: 'next' })
+  const text = await (await service.call('GET', '/v1/recovery?after=0')).text()
+  t.notOk(/[\u2028\u2029\u0085\r]/.test(text), 'no raw line separators in the stream')
+  const lines = text.split('\n').filter(l => l !== '').map(l => JSON.parse(l) as Record<string, unknown>)
+  t.equal(lines.length, 2)
+  t.same(lines[0].metadata, metadata)
+  t.equal(lines[0].id, 'line\u2028break\n')
+})
+
+t.test('with writes racing reads, each stream ends exactly at its X-Vecwal-Last-Seq', async t => {
+  const service = await startTestService(t, { VECWAL_SEGMENT_BYTES: '4096' })
+  const posted: Posted = new Map()
+  await postMixed(service, 20, posted)
+  const writes = postMixed(service, 100, posted, 100)
+  const reads = await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+    await new Promise(resolve => setTimeout(resolve, i * 15))
+    const response = await service.call('GET', '/v1/recovery?after=0')
+    return { lastSeq: Number(response.headers.get('x-vecwal-last-seq')), seqs: (await ndjson(response)).map(l => l.seq) }
+  }))
+  await writes
+  for (const read of reads) {
+    t.same(read.seqs, Array.from({ length: read.lastSeq }, (_, i) => i + 1), `1..${read.lastSeq}, nothing past the header`)
+  }
+  t.same((await recoverAll(service)).map(l => l.seq), Array.from({ length: 120 }, (_, i) => i + 1))
+})
+
+t.test('a stalled reader holds up neither writers nor shutdown', async t => {
+  const service = await startTestService(t, { VECWAL_DURABILITY: 'none' })
+  const dims = 1024
+  for (let b = 0; b < 8; b++) {
+    const entries = Array.from({ length: 100 }, (_, i) => ({ op: 'insert', id: `big${b}-${i}`, vector: values(b * 100 + i, dims) }))
+    t.equal((await service.call('POST', '/v1/batch', { entries })).status, 201)
+  }
+  const response = await service.call('GET', '/v1/recovery?after=0')
+  const reader = response.body!.getReader()
+  const first = await reader.read()
+  t.ok(first.value !== undefined && first.value.length > 0, 'the stream started')
+  // The reader reads no more (about 9 MB of lines are waiting): writes still go through.
+  const writes = await Promise.all(Array.from({ length: 20 }, async (_, i) => await service.call('POST', '/v1/entries', { op: 'delete', id: `w${i}` })))
+  t.same(writes.map(r => r.status), new Array(20).fill(201))
+  await service.stop()
+  t.pass('the service stopped with the reader still stalled')
+  await reader.cancel().catch(() => {})
+})
