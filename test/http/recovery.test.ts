@@ -51,8 +51,8 @@ async function postMixed (service: TestService, count: number, posted: Posted, f
         const { seq } = await response.json() as { seq: number }
         posted.set(seq, { op: 'batch', entries: entries.map(asStored) })
       } else {
-        const entry = { ...sampleEntry(n, 8), ...(n % 2 === 0 ? {} : { vector: values(n, 8) }) }
-        if (entry.op === 'delete') delete (entry as Record<string, unknown>).vector
+        const entry = sampleEntry(n, 8)
+        if (entry.op !== 'delete' && n % 2 === 1) entry.vector = values(n, 8)
         const response = await service.call('POST', '/v1/entries', entry)
         const { seq } = await response.json() as { seq: number }
         posted.set(seq, asStored(entry))
