@@ -51,6 +51,13 @@ export class CrashIO extends RecordingIO {
     return fd
   }
 
+  override async openWrite (file: string): Promise<number> {
+    const fd = await super.openWrite(file)
+    // Whatever a file held when this IO first opened it for writing is durable: it came from disk.
+    if (!this.synced.has(file)) this.synced.set(file, fs.fstatSync(fd).size)
+    return fd
+  }
+
   override async fdatasync (fd: number): Promise<void> {
     const hold = this.hold
     if (hold !== undefined) {
