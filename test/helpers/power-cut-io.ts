@@ -1,0 +1,268 @@
+// A FileIO for simulated power cuts. It passes every call to the real files but keeps, for each file,
+// how many of its bytes a completed fdatasync made durable, and which directory changes (files
+// created, renamed, removed) a completed fsyncDir made durable. Armed with a call count, it "cuts
+// the power" at that mutating call: a write there is torn (a random prefix of it reaches the file),
+// and from then on every call that would change the disk fails with EIO, so the engine fails and
+// can be closed. `applyCut` then makes the real directory what a power cut could have left:
+//   - a file whose directory entry was never made durable is gone (or, by chance, still there);
+//   - removals and renames not made durable are undone, the later ones first (a journaling file
+//     system keeps directory changes in order);
+//   - every file keeps its synced bytes plus a random part of the rest;
+//   - in the harsh mode, the kept unsynced bytes of the last page are garbage or zeros.
+// The real fdatasync and directory fsync are skipped: what survives is decided here, and a real
+// sync would only slow the test down. Each sync still yields, so that appends queue behind it.
+import fs from 'node:fs'
+import path from 'node:path'
+import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
+
+const PAGE_BYTES = 4096
+
+interface FileState {
+  /** Bytes written (the file's length as the engine made it). */
+  length: number
+  /** Bytes a completed fdatasync covered. */
+  synced: number
+}
+
+type DirChange =
+  | { kind: 'create', file: string }
+  | { kind: 'unlink', file: string, content: Buffer }
+  | { kind: 'rename', from: string, to: string }
+
+export interface FileCut {
+  name: string
+  synced: number
+  length: number
+  kept: number
+  /** Where the garbled bytes begin (harsh mode), if any were garbled. */
+  garbledFrom?: number
+  zeroed?: boolean
+}
+
+export interface CutReport {
+  /** The call that cut the power, e.g. "writeAll #37 (torn after 112 of 604 bytes)". */
+  at: string
+  /** Files whose creation was not durable, removed. */
+  removed: string[]
+  /** Removals and renames that were not durable, undone. */
+  undone: string[]
+  files: FileCut[]
+}
+
+function eio (op: string): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(`EIO: the power is cut (${op})`)
+  err.code = 'EIO'
+  err.syscall = op
+  return err
+}
+
+function yieldTurn (): Promise<void> {
+  return new Promise(resolve => setImmediate(resolve))
+}
+
+export class PowerCutIO implements FileIO {
+  /** Mutating calls made since the IO was armed. */
+  calls = 0
+  /** Set once the power is cut. */
+  cutAt: string | undefined
+  private armedAt: number | undefined
+  private readonly paths = new Map<number, string>()
+  private readonly files = new Map<string, FileState>()
+  private pending: DirChange[] = []
+
+  constructor (private readonly random: () => number, private readonly inner: FileIO = nodeFileIO) {}
+
+  /** Cuts the power at the `call`-th mutating call from now on (1 = the next one). */
+  arm (call: number): void {
+    this.calls = 0
+    this.armedAt = call
+  }
+
+  get isCut (): boolean {
+    return this.cutAt !== undefined
+  }
+
+  /** Counts a mutating call and says whether it must fail: the power is cut, or is cut now. */
+  private cuts (op: string): boolean {
+    if (this.cutAt !== undefined) return true
+    if (this.armedAt === undefined) return false
+    this.calls++
+    if (this.calls < this.armedAt) return false
+    this.cutAt = `${op} #${this.calls}`
+    return true
+  }
+
+  private state (file: string): FileState {
+    let state = this.files.get(file)
+    if (state === undefined) {
+      // A file this IO has not seen: what is on disk is durable (it survived the last cut).
+      const size = fs.existsSync(file) ? fs.statSync(file).size : 0
+      state = { length: size, synced: size }
+      this.files.set(file, state)
+    }
+    return state
+  }
+
+  private pathOf (fd: number): string {
+    const file = this.paths.get(fd)
+    if (file === undefined) throw new Error(`PowerCutIO: unknown fd ${fd}`)
+    return file
+  }
+
+  async create (file: string, mode: number): Promise<number> {
+    if (this.cuts('create')) throw eio('create')
+    const fd = await this.inner.create(file, mode)
+    this.paths.set(fd, file)
+    this.files.set(file, { length: 0, synced: 0 })
+    this.pending.push({ kind: 'create', file })
+    return fd
+  }
+
+  async openRead (file: string): Promise<number> {
+    const fd = await this.inner.openRead(file)
+    this.paths.set(fd, file)
+    return fd
+  }
+
+  async openWrite (file: string): Promise<number> {
+    const fd = await this.inner.openWrite(file)
+    this.paths.set(fd, file)
+    this.state(file)
+    return fd
+  }
+
+  async close (fd: number): Promise<void> {
+    await this.inner.close(fd)
+    this.paths.delete(fd)
+  }
+
+  async writeAll (fd: number, data: Uint8Array, position: number): Promise<void> {
+    const file = this.pathOf(fd)
+    const state = this.state(file)
+    if (this.cuts('writeAll')) {
+      if (this.cutAt === `writeAll #${this.calls}` && data.length > 0) {
+        // The write the power cut interrupted: some of it reached the page cache.
+        const torn = Math.floor(this.random() * data.length)
+        if (torn > 0) {
+          await this.inner.writeAll(fd, data.subarray(0, torn), position)
+          state.length = Math.max(state.length, position + torn)
+        }
+        this.cutAt += ` (torn after ${torn} of ${data.length} bytes)`
+      }
+      throw eio('write')
+    }
+    await this.inner.writeAll(fd, data, position)
+    state.length = Math.max(state.length, position + data.length)
+  }
+
+  async read (fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    return await this.inner.read(fd, into, offset, length, position)
+  }
+
+  async fdatasync (fd: number): Promise<void> {
+    if (this.cuts('fdatasync')) throw eio('fdatasync')
+    const state = this.state(this.pathOf(fd))
+    const covered = state.length
+    await yieldTurn()
+    state.synced = Math.max(state.synced, Math.min(covered, state.length))
+  }
+
+  async ftruncate (fd: number, length: number): Promise<void> {
+    if (this.cuts('ftruncate')) throw eio('ftruncate')
+    await this.inner.ftruncate(fd, length)
+    const state = this.state(this.pathOf(fd))
+    state.length = length
+    state.synced = Math.min(state.synced, length)
+  }
+
+  async size (fd: number): Promise<number> {
+    return await this.inner.size(fd)
+  }
+
+  async fsyncDir (dir: string): Promise<void> {
+    if (this.cuts('fsyncDir')) throw eio('fsyncDir')
+    const covered = this.pending.filter(change => path.dirname(change.kind === 'rename' ? change.to : change.file) === dir)
+    await yieldTurn()
+    this.pending = this.pending.filter(change => !covered.includes(change))
+  }
+
+  async readdir (dir: string): Promise<string[]> {
+    return await this.inner.readdir(dir)
+  }
+
+  async mkdir (dir: string, mode: number): Promise<void> {
+    if (this.cuts('mkdir')) throw eio('mkdir')
+    await this.inner.mkdir(dir, mode)
+  }
+
+  async unlink (file: string): Promise<void> {
+    if (this.cuts('unlink')) throw eio('unlink')
+    const content = fs.readFileSync(file).subarray(0, this.state(file).synced)
+    await this.inner.unlink(file)
+    this.files.delete(file)
+    this.pending.push({ kind: 'unlink', file, content })
+  }
+
+  async rename (from: string, to: string): Promise<void> {
+    if (this.cuts('rename')) throw eio('rename')
+    await this.inner.rename(from, to)
+    const state = this.state(from)
+    this.files.delete(from)
+    this.files.set(to, state)
+    this.pending.push({ kind: 'rename', from, to })
+  }
+
+  /**
+   * Makes the files what the power cut leaves: call it once the engine is closed (nothing of it
+   * still runs). `harsh` garbles or zeroes the unsynced bytes kept in each file's last page.
+   */
+  applyCut (harsh: boolean): CutReport {
+    const report: CutReport = { at: this.cutAt ?? 'no call (never armed or not reached)', removed: [], undone: [], files: [] }
+    // Directory changes not made durable: a random number of the first ones reached the disk, in
+    // order; the rest are undone, the latest first.
+    const durable = Math.floor(this.random() * (this.pending.length + 1))
+    for (const change of this.pending.slice(durable).reverse()) {
+      if (change.kind === 'create') {
+        // A new file whose entry did not reach the disk; its data cannot be found without it.
+        if (fs.existsSync(change.file)) fs.rmSync(change.file)
+        this.files.delete(change.file)
+        report.removed.push(path.basename(change.file))
+      } else if (change.kind === 'unlink') {
+        fs.writeFileSync(change.file, change.content, { mode: 0o600 })
+        report.undone.push(`unlink ${path.basename(change.file)}`)
+      } else {
+        fs.renameSync(change.to, change.from)
+        const state = this.files.get(change.to)
+        this.files.delete(change.to)
+        if (state !== undefined) this.files.set(change.from, state)
+        report.undone.push(`rename ${path.basename(change.from)} -> ${path.basename(change.to)}`)
+      }
+    }
+    this.pending = []
+    for (const [file, state] of this.files) {
+      if (!fs.existsSync(file)) continue
+      const length = fs.statSync(file).size
+      const synced = Math.min(state.synced, length)
+      const kept = synced + Math.floor(this.random() * (length - synced + 1))
+      const cut: FileCut = { name: path.basename(file), synced, length, kept }
+      if (kept < length) fs.truncateSync(file, kept)
+      if (harsh && kept > synced) {
+        const from = Math.max(synced, Math.floor((kept - 1) / PAGE_BYTES) * PAGE_BYTES)
+        const zeroed = this.random() < 0.3
+        const junk = Buffer.alloc(kept - from)
+        if (!zeroed) for (let i = 0; i < junk.length; i++) junk[i] = Math.floor(this.random() * 256)
+        const fd = fs.openSync(file, 'r+')
+        try {
+          fs.writeSync(fd, junk, 0, junk.length, from)
+        } finally {
+          fs.closeSync(fd)
+        }
+        cut.garbledFrom = from
+        cut.zeroed = zeroed
+      }
+      if (kept < length || cut.garbledFrom !== undefined) report.files.push(cut)
+    }
+    this.files.clear()
+    return report
+  }
+}
