@@ -1,0 +1,123 @@
+// P1, P1b, P2 and P2b: durable writes under HTTP load, each against a reference loaded the same
+// way in the same run. Every service child gets a fresh data directory, durability fsync.
+import { bytesPerSecond, syncedWriteRate } from './disk.js'
+import { measureLoad, type Load, type LoadResult } from './load.js'
+import type { BenchOptions } from './options.js'
+import { BATCH_ENTRIES, requestBodies } from './payloads.js'
+import { makeTempDir, removeTempDir, type ServerChild } from './process.js'
+import { startCeiling, startService, withServers } from './servers.js'
+import { count, ms, size, sizePerSecond, times, type Row } from './table.js'
+
+const JSON_TYPE = 'application/json'
+const MSGPACK_TYPE = 'application/msgpack'
+
+/** Starts the ceiling server and a service child per label (each on a fresh data directory), then runs `use`. */
+async function withCeilingAndServices<T> (
+  services: Array<{ label: string, env?: Record<string, string> }>,
+  options: BenchOptions,
+  use: (ceiling: ServerChild, services: ServerChild[]) => Promise<T>
+): Promise<T> {
+  const dataDirs = services.map(service => makeTempDir(service.label))
+  try {
+    return await withServers(
+      [startCeiling, ...services.map((service, i) => async () => await startService({ ...service, dataDir: dataDirs[i], profileDir: options.profileDir }))],
+      async ([ceiling, ...started]) => await use(ceiling, started)
+    )
+  } finally {
+    for (const dir of dataDirs) removeTempDir(dir)
+  }
+}
+
+function failures (...results: LoadResult[]): string {
+  const failed = results.reduce((sum, r) => sum + r.failures, 0)
+  return failed === 0 ? '' : ` (${count(failed)} failed requests)`
+}
+
+export async function singleInserts (options: BenchOptions): Promise<Row[]> {
+  const load: Load = { path: '/v1/entries', connections: 64, contentType: JSON_TYPE, body: requestBodies().entryJson, entriesPerRequest: 1 }
+  const [ceiling, service, oneSyncEach] = await withCeilingAndServices(
+    [{ label: 'P1' }, { label: 'P1b', env: { VECWAL_GROUP_COMMIT: 'false' } }],
+    options,
+    async (ceiling, [groupCommit, oneSync]) => [
+      await measureLoad(ceiling.url, load, options),
+      await measureLoad(groupCommit.url, load, options),
+      await measureLoad(oneSync.url, load, options)
+    ]
+  )
+  const serviceRatio = service.requestsPerSecond / ceiling.requestsPerSecond
+  const groupCommitGain = service.requestsPerSecond / oneSyncEach.requestsPerSecond
+  return [
+    {
+      scenario: 'P1 single inserts',
+      measured: `${count(service.requestsPerSecond)} req/s${failures(service, ceiling)}`,
+      reference: `ceiling ${count(ceiling.requestsPerSecond)} req/s`,
+      ratio: times(serviceRatio),
+      target: '≥ 0.85×',
+      met: serviceRatio >= 0.85
+    },
+    {
+      scenario: 'P1 latency',
+      measured: `p99 ${ms(service.p99Ms)}, p50 ${ms(service.p50Ms)}`,
+      reference: `ceiling p99 ${ms(ceiling.p99Ms)}, p50 ${ms(ceiling.p50Ms)}`,
+      ratio: `${times(service.p99Ms / ceiling.p99Ms)} (p99)`,
+      target: 'p99 ≤ 15 ms',
+      met: service.p99Ms <= 15
+    },
+    {
+      scenario: 'P1b group commit gain',
+      measured: `P1 ${count(service.requestsPerSecond)} req/s`,
+      reference: `one fsync per append ${count(oneSyncEach.requestsPerSecond)} req/s, p99 ${ms(oneSyncEach.p99Ms)}${failures(oneSyncEach)}`,
+      ratio: times(groupCommitGain),
+      target: 'report'
+    }
+  ]
+}
+
+export async function batchIngest (options: BenchOptions): Promise<Row[]> {
+  const bodies = requestBodies()
+  const jsonBatch: Load = { path: '/v1/batch', connections: 16, contentType: JSON_TYPE, body: bodies.batchJson, entriesPerRequest: BATCH_ENTRIES }
+  const msgpackBatch: Load = { ...jsonBatch, contentType: MSGPACK_TYPE, body: bodies.batchMsgpack }
+
+  const diskDir = makeTempDir('disk')
+  const disk = await syncedWriteRate(diskDir, bodies.batchRecordBytes, options.diskSeconds).finally(() => { removeTempDir(diskDir) })
+  const [ceiling, ceilingMsgpack, json, msgpack] = await withCeilingAndServices(
+    [{ label: 'P2' }, { label: 'P2b' }],
+    options,
+    async (ceiling, [jsonService, msgpackService]) => [
+      await measureLoad(ceiling.url, jsonBatch, options),
+      await measureLoad(ceiling.url, msgpackBatch, options),
+      await measureLoad(jsonService.url, jsonBatch, options),
+      await measureLoad(msgpackService.url, msgpackBatch, options)
+    ]
+  )
+
+  const jsonRatio = json.entriesPerSecond / ceiling.entriesPerSecond
+  const msgpackGain = msgpack.entriesPerSecond / json.entriesPerSecond
+  const logBytesPerSecond = msgpack.requestsPerSecond * bodies.batchRecordBytes
+  const diskBytesPerSecond = bytesPerSecond(disk)
+  return [
+    {
+      scenario: 'P2 batch ingest (JSON)',
+      measured: `${count(json.entriesPerSecond)} entries/s, p99 ${ms(json.p99Ms)}${failures(json, ceiling)}`,
+      reference: `ceiling ${count(ceiling.entriesPerSecond)} entries/s`,
+      ratio: times(jsonRatio),
+      target: '≥ 0.9×',
+      met: jsonRatio >= 0.9
+    },
+    {
+      scenario: 'P2b binary batch (msgpack)',
+      measured: `${count(msgpack.entriesPerSecond)} entries/s, p99 ${ms(msgpack.p99Ms)}${failures(msgpack, ceilingMsgpack)}`,
+      reference: `P2 ${count(json.entriesPerSecond)} entries/s (msgpack ceiling ${count(ceilingMsgpack.entriesPerSecond)} entries/s)`,
+      ratio: times(msgpackGain),
+      target: '≥ 2.5× P2',
+      met: msgpackGain >= 2.5
+    },
+    {
+      scenario: 'P2b against the disk',
+      measured: `log writes ${sizePerSecond(logBytesPerSecond)} (records of ${size(bodies.batchRecordBytes)})`,
+      reference: `write+fdatasync of ${size(bodies.batchRecordBytes)} chunks: ${sizePerSecond(diskBytesPerSecond)}`,
+      ratio: times(logBytesPerSecond / diskBytesPerSecond),
+      target: 'report'
+    }
+  ]
+}

@@ -1,0 +1,41 @@
+// A smoke test of `npm run bench`: its quick mode runs every scenario with tiny loads and logs, and
+// must print its table and leave no temp directory behind. Nothing here is about speed: speed
+// targets live in the bench, never in tests.
+import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import t from 'tap'
+
+/** The repository root: the nearest directory above this file with a package.json (from test/ or dist/test/). */
+function repoRoot (): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir)
+  return dir
+}
+
+const BENCH = path.join(repoRoot(), 'dist', 'bench', 'run.js')
+
+// Without tap's loaders and coverage: they would follow the bench into every server child it
+// starts, and slow each start for nothing this test checks.
+const env = Object.fromEntries(Object.entries(process.env).filter(([name]) =>
+  name !== 'NODE_OPTIONS' && name !== 'NODE_V8_COVERAGE' && !name.startsWith('_TAPJS_')))
+
+function benchTempDirs (): Set<string> {
+  return new Set(fs.readdirSync(os.tmpdir()).filter(name => name.startsWith('vecwal-bench-')))
+}
+
+t.test('the bench runs every scenario in quick mode and prints its table', async t => {
+  const before = benchTempDirs()
+  const { stdout } = await promisify(execFile)(process.execPath, [BENCH, '--quick'], { env, timeout: 120_000 })
+  t.match(stdout, /^\| scenario \| measured \| reference \(same run\) \| ratio \| target \| met \|$/m)
+  for (const scenario of ['P1 single inserts', 'P1 latency', 'P1b group commit gain', 'P2 batch ingest', 'P2b binary batch', 'P3 recovery', 'P4 open']) {
+    t.match(stdout, new RegExp(`^\\| ${scenario}`, 'm'), scenario)
+  }
+  t.match(stdout, /cores: \d+/)
+  t.match(stdout, `Node: ${process.version}`)
+  const left = [...benchTempDirs()].filter(name => !before.has(name))
+  t.same(left, [], 'no temp directory left behind')
+})
