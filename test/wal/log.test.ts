@@ -174,7 +174,7 @@ t.test('status', async t => {
 
 t.test('transactions', async t => {
   const dir = tempDir(t)
-  const log = await openLog(t, { dir, transactions: { maxBytes: 1_000, maxTotalBytes: 1_500, idleMs: 150 } })
+  const log = await openLog(t, { dir, transactions: { maxBytes: 1_000, maxTotalBytes: 1_500, idleMs: 400 } })
   const tx = log.transactions
   const sized = (values: number): EntryInput => ({ op: 'insert', id: 'x', vector: new Array(values).fill(1) })
 
@@ -205,12 +205,13 @@ t.test('transactions', async t => {
 
   t.test('idle expiry', async t => {
     const a = tx.begin()
-    for (let i = 0; i < 5; i++) {
-      await sleep(50)
+    // Gaps well inside the idle time, adding up to well past it: wide margins for a loaded machine.
+    for (let i = 0; i < 7; i++) {
+      await sleep(100)
       tx.stage(a, [entry(i)])
     }
     t.equal(tx.count, 1, 'staging keeps a transaction alive past its idle time')
-    await sleep(400)
+    await sleep(1_000)
     t.equal(tx.count, 0, 'an idle transaction is aborted')
     t.equal(tx.stagedBytes, 0, 'and frees its memory')
     await t.rejects(tx.commit(a), { code: 'WAL_TX_NOT_FOUND' })
