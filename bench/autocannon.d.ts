@@ -33,6 +33,11 @@ declare module 'autocannon' {
     latency: Histogram
   }
 
-  function autocannon (options: Options): Promise<Result>
+  /** A run: awaitable for its result, and telling of every response as it comes. */
+  interface Instance extends PromiseLike<Result> {
+    on (event: 'response', listener: (client: unknown, statusCode: number, resBytes: number, responseTimeMs: number) => void): this
+  }
+
+  function autocannon (options: Options): Instance
   export default autocannon
 }

@@ -1,7 +1,7 @@
 // P1, P1b, P2 and P2b: durable writes under HTTP load, each against a reference loaded the same
 // way in the same run. Every service child gets a fresh data directory, durability fsync.
 import { bytesPerSecond, syncedWriteRate } from './disk.js'
-import { measureLoad, type Load, type LoadResult } from './load.js'
+import { measureLoads, type Load, type LoadResult } from './load.js'
 import type { BenchOptions } from './options.js'
 import { BATCH_ENTRIES, requestBodies } from './payloads.js'
 import { makeTempDir, removeTempDir, type ServerChild } from './process.js'
@@ -38,11 +38,10 @@ export async function singleInserts (options: BenchOptions): Promise<Row[]> {
   const [ceiling, service, oneSyncEach] = await withCeilingAndServices(
     [{ label: 'P1' }, { label: 'P1b', env: { VECWAL_GROUP_COMMIT: 'false' } }],
     options,
-    async (ceiling, [groupCommit, oneSync]) => [
-      await measureLoad(ceiling.url, load, options),
-      await measureLoad(groupCommit.url, load, options),
-      await measureLoad(oneSync.url, load, options)
-    ]
+    async (ceiling, [groupCommit, oneSync]) => await measureLoads(
+      [ceiling, groupCommit, oneSync].map(server => ({ url: server.url, load })),
+      options
+    )
   )
   const serviceRatio = service.requestsPerSecond / ceiling.requestsPerSecond
   const groupCommitGain = service.requestsPerSecond / oneSyncEach.requestsPerSecond
@@ -83,12 +82,12 @@ export async function batchIngest (options: BenchOptions): Promise<Row[]> {
   const [ceiling, ceilingMsgpack, json, msgpack] = await withCeilingAndServices(
     [{ label: 'P2' }, { label: 'P2b' }],
     options,
-    async (ceiling, [jsonService, msgpackService]) => [
-      await measureLoad(ceiling.url, jsonBatch, options),
-      await measureLoad(ceiling.url, msgpackBatch, options),
-      await measureLoad(jsonService.url, jsonBatch, options),
-      await measureLoad(msgpackService.url, msgpackBatch, options)
-    ]
+    async (ceiling, [jsonService, msgpackService]) => await measureLoads([
+      { url: ceiling.url, load: jsonBatch },
+      { url: ceiling.url, load: msgpackBatch },
+      { url: jsonService.url, load: jsonBatch },
+      { url: msgpackService.url, load: msgpackBatch }
+    ], options)
   )
 
   const jsonRatio = json.entriesPerSecond / ceiling.entriesPerSecond

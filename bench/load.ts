@@ -1,4 +1,6 @@
-// HTTP load with autocannon: a warm-up, then a measured run of the same requests.
+// HTTP load with autocannon. Loads that are compared are measured in interleaved rounds (A B C,
+// A B C, ...), so that a burst of work from elsewhere on a shared machine falls on all of them
+// alike instead of on whichever happened to run then.
 import autocannon from 'autocannon'
 
 export interface Load {
@@ -10,10 +12,16 @@ export interface Load {
   entriesPerRequest: number
 }
 
+export interface LoadTarget {
+  url: string
+  load: Load
+}
+
 export interface LoadResult {
   /** 2xx responses per second. */
   requestsPerSecond: number
   entriesPerSecond: number
+  /** Latency percentiles of the 2xx responses of all rounds together. */
   p50Ms: number
   p99Ms: number
   /** Errors, timeouts and non-2xx answers: any at all makes the figures suspect. */
@@ -21,29 +29,64 @@ export interface LoadResult {
 }
 
 export interface LoadTiming {
+  /** Unmeasured load on each target first, so V8 has optimized its hot paths. */
   warmupSeconds: number
+  /** Measured seconds per target, over all rounds. */
   seconds: number
+  rounds: number
 }
 
-export async function measureLoad (baseUrl: string, load: Load, timing: LoadTiming): Promise<LoadResult> {
-  const options = {
-    url: baseUrl + load.path,
+interface Tally {
+  ok: number
+  seconds: number
+  failures: number
+  latenciesMs: number[]
+}
+
+async function run (target: LoadTarget, seconds: number, tally?: Tally): Promise<void> {
+  const instance = autocannon({
+    url: target.url + target.load.path,
     method: 'POST',
-    connections: load.connections,
-    headers: { 'content-type': load.contentType },
-    body: load.body,
+    connections: target.load.connections,
+    headers: { 'content-type': target.load.contentType },
+    body: target.load.body,
+    duration: seconds,
     timeout: 10,
     // autocannon stops at the first sample after the duration: sample often, or short runs last a second.
     sampleInt: 100
+  })
+  if (tally !== undefined) {
+    instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
+      if (statusCode >= 200 && statusCode < 300) tally.latenciesMs.push(responseTimeMs)
+    })
   }
-  await autocannon({ ...options, duration: timing.warmupSeconds })
-  const result = await autocannon({ ...options, duration: timing.seconds })
-  const requestsPerSecond = result['2xx'] / result.duration
-  return {
-    requestsPerSecond,
-    entriesPerSecond: requestsPerSecond * load.entriesPerRequest,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    failures: result.errors + result.timeouts + result.non2xx
+  const result = await instance
+  if (tally !== undefined) {
+    tally.ok += result['2xx']
+    tally.seconds += result.duration
+    tally.failures += result.errors + result.timeouts + result.non2xx
   }
+}
+
+function percentile (sorted: Float64Array, fraction: number): number {
+  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)]
+}
+
+export async function measureLoads (targets: readonly LoadTarget[], timing: LoadTiming): Promise<LoadResult[]> {
+  for (const target of targets) await run(target, timing.warmupSeconds)
+  const tallies = targets.map((): Tally => ({ ok: 0, seconds: 0, failures: 0, latenciesMs: [] }))
+  for (let round = 0; round < timing.rounds; round++) {
+    for (let i = 0; i < targets.length; i++) await run(targets[i], timing.seconds / timing.rounds, tallies[i])
+  }
+  return tallies.map((tally, i) => {
+    const sorted = Float64Array.from(tally.latenciesMs).sort()
+    const requestsPerSecond = tally.ok / tally.seconds
+    return {
+      requestsPerSecond,
+      entriesPerSecond: requestsPerSecond * targets[i].load.entriesPerRequest,
+      p50Ms: percentile(sorted, 0.5),
+      p99Ms: percentile(sorted, 0.99),
+      failures: tally.failures
+    }
+  })
 }

@@ -11,6 +11,8 @@ export interface BenchOptions {
   seconds: number
   /** Seconds of unmeasured load before each measured one, so V8 has optimized the hot paths. */
   warmupSeconds: number
+  /** Loads that are compared run in this many interleaved rounds. */
+  rounds: number
   /** Seconds of write+fdatasync for the disk's own bandwidth. */
   diskSeconds: number
   /** The two log sizes P3 streams, in entries. */
@@ -28,6 +30,7 @@ export const USAGE = `node dist/bench/run.js [options]
 
   --duration S   seconds of measured load per scenario (default 5)
   --warmup S     seconds of warm-up load before each (default 2)
+  --rounds N     compared loads run interleaved in N rounds of S/N seconds (default 3)
   --only LIST    scenario groups to run, e.g. P1,P2 (default P1,P2,P3,P4)
   --profile DIR  start each service child with --cpu-prof, writing <scenario>.cpuprofile into DIR
   --quick        about a second per group, tiny logs: checks that the bench runs, measures nothing
@@ -40,6 +43,7 @@ export function parseOptions (argv: string[]): BenchOptions | 'help' {
     options: {
       duration: { type: 'string' },
       warmup: { type: 'string' },
+      rounds: { type: 'string' },
       only: { type: 'string' },
       profile: { type: 'string' },
       quick: { type: 'boolean', default: false },
@@ -51,10 +55,13 @@ export function parseOptions (argv: string[]): BenchOptions | 'help' {
   const quick = values.quick === true
   const seconds = positive('--duration', values.duration) ?? (quick ? 0.2 : 5)
   const warmupSeconds = positive('--warmup', values.warmup) ?? (quick ? 0.1 : 2)
+  const rounds = values.rounds === undefined ? (quick ? 1 : 3) : Number(values.rounds)
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds wants a whole number above 0, not ${values.rounds}`)
   return {
     quick,
     seconds,
     warmupSeconds,
+    rounds,
     diskSeconds: quick ? 0.1 : 2,
     recoveryEntries: quick ? [2_000, 8_000] : [250_000, 1_000_000],
     openLogBytes: quick ? 8 * 1024 * 1024 : 1024 * 1024 * 1024,
@@ -67,7 +74,7 @@ export function parseOptions (argv: string[]): BenchOptions | 'help' {
 function positive (flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined
   const value = Number(text)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${flag} wants a positive number of seconds, not ${text}`)
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${flag} wants a number of seconds above 0, not ${text}`)
   return value
 }
 
