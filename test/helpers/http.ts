@@ -1,4 +1,6 @@
 // Helpers for HTTP tests: a real service on 127.0.0.1 (port 0) over a real data directory.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -148,4 +150,44 @@ export function sampleEntry (i: number, dims = 4): Record<string, unknown> {
 export function asStored (entry: Record<string, unknown>): Record<string, unknown> {
   if (!Array.isArray(entry.vector)) return entry
   return { ...entry, vector: (entry.vector as number[]).map(v => Math.fround(v)) }
+}
+
+/** The project's root: the nearest folder above this module with a package.json. */
+export const ROOT = ((): string => {
+  let dir = path.dirname(new URL(import.meta.url).pathname)
+  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir)
+  return dir
+})()
+
+/** The compiled CLI; `npm test` builds it first (pretest). */
+export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js')
+
+/** The environment without any VECWAL_ variable, plus `env`: a child sees only what the test sets. */
+export function cliEnv (env: Record<string, string>): NodeJS.ProcessEnv {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VECWAL_')))
+  return { ...clean, ...env }
+}
+
+export interface CliResult { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }
+
+/** Runs the CLI to its end (killed after `timeoutMs`). */
+export async function runCli (args: string[], env: Record<string, string>, timeoutMs = 15_000): Promise<CliResult> {
+  return await waitForExit(spawnCli(args, env), timeoutMs)
+}
+
+export function spawnCli (args: string[], env: Record<string, string>): ChildProcess {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx tsc -p tsconfig.json)`)
+  return spawn(process.execPath, [CLI, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+/** Collects a child's output and waits for its exit; kills it with SIGKILL after `timeoutMs`. */
+export async function waitForExit (child: ChildProcess, timeoutMs = 15_000): Promise<CliResult> {
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
+  const [code, signal] = await once(child, 'exit') as [number | null, NodeJS.Signals | null]
+  clearTimeout(timer)
+  return { code, signal, stdout, stderr }
 }
