@@ -1,0 +1,126 @@
+// GET /metrics parsed: the documented names and types exist, values follow the writes, and the
+// output passes `promtool check metrics`.
+import { spawnSync } from 'node:child_process'
+import t from 'tap'
+import { startTestService, type TestService } from '../helpers/http.js'
+
+interface Sample { name: string, labels: Record<string, string>, value: number }
+interface Scrape { text: string, types: Map<string, string>, samples: Sample[] }
+
+/** Parses the Prometheus text format: TYPE lines and samples (labels without escaped quotes suffice here). */
+function parse (text: string): Scrape {
+  const types = new Map<string, string>()
+  const samples: Sample[] = []
+  for (const line of text.split('\n')) {
+    const type = /^# TYPE (\S+) (\S+)$/.exec(line)
+    if (type !== null) types.set(type[1], type[2])
+    if (line === '' || line.startsWith('#')) continue
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
+    if (sample === null) throw new Error(`not a sample line: ${line}`)
+    const labels = Object.fromEntries([...(sample[2] ?? '').matchAll(/([a-zA-Z_]\w*)="([^"]*)"/g)].map(m => [m[1], m[2]]))
+    samples.push({ name: sample[1], labels, value: Number(sample[3]) })
+  }
+  return { text, types, samples }
+}
+
+async function scrape (service: TestService): Promise<Scrape> {
+  const response = await service.call('GET', '/metrics')
+  if (response.status !== 200) throw new Error(`/metrics answered ${response.status}`)
+  return parse(await response.text())
+}
+
+/** The sample's value; 0 when no sample has this name and these labels (a labelled series not yet seen). */
+function value (s: Scrape, name: string, labels: Record<string, string> = {}): number {
+  const found = s.samples.find(x => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v))
+  return found?.value ?? 0
+}
+
+const DOCUMENTED: Array<[string, string]> = [
+  ['vecwal_entries_appended_total', 'counter'],
+  ['vecwal_bytes_appended_total', 'counter'],
+  ['vecwal_fsync_duration_seconds', 'histogram'],
+  ['vecwal_group_commit_records', 'histogram'],
+  ['vecwal_group_commit_bytes', 'histogram'],
+  ['vecwal_write_queue_bytes', 'gauge'],
+  ['vecwal_last_seq', 'gauge'],
+  ['vecwal_checkpoint_seq', 'gauge'],
+  ['vecwal_segments', 'gauge'],
+  ['vecwal_segments_bytes', 'gauge'],
+  ['vecwal_failed', 'gauge'],
+  ['vecwal_http_request_duration_seconds', 'histogram'],
+  ['process_cpu_user_seconds_total', 'counter'],
+  ['process_resident_memory_bytes', 'gauge'],
+  ['nodejs_eventloop_lag_seconds', 'gauge'],
+  ['nodejs_heap_size_used_bytes', 'gauge']
+]
+
+t.test('the documented metrics exist with their types; no gauge is named like a counter', async t => {
+  const service = await startTestService(t)
+  const s = await scrape(service)
+  for (const [name, type] of DOCUMENTED) t.equal(s.types.get(name), type, `${name} is a ${type}`)
+  const misnamed = [...s.types].filter(([name, type]) => type === 'gauge' && name.endsWith('_total')).map(([name]) => name)
+  t.same(misnamed, [], 'no gauge name ends with _total')
+  const unprefixed = [...s.types.keys()].filter(n => !/^(vecwal|process|nodejs)_/.test(n))
+  t.same(unprefixed, [], 'every metric is vecwal_ or a process default')
+  for (const name of ['vecwal_fsync_duration_seconds', 'vecwal_group_commit_records', 'vecwal_group_commit_bytes']) {
+    t.ok(s.samples.some(x => x.name === `${name}_bucket` && x.labels.le === '+Inf'), `${name} has a +Inf bucket`)
+  }
+})
+
+t.test('values follow writes, checkpoints and requests', async t => {
+  const service = await startTestService(t)
+  const before = await scrape(service)
+  const post = async (body: unknown): Promise<number> => (await service.call('POST', '/v1/entries', body)).status
+  for (const id of ['a', 'b', 'c']) t.equal(await post({ op: 'insert', id, vector: [1, 2, 3] }), 201)
+  t.equal(await post({ op: 'update', id: 'a', vector: [4, 5, 6] }), 201)
+  for (const id of ['b', 'c']) t.equal(await post({ op: 'delete', id }), 201)
+  t.equal((await service.call('POST', '/v1/batch', { entries: [{ op: 'insert', id: 'd', vector: [1] }, { op: 'delete', id: 'd' }] })).status, 201)
+  t.equal((await service.call('POST', '/v1/checkpoints', { seq: 7 })).status, 201)
+  t.equal(await post({ op: 'insert', id: 'bad', vector: ['1'] }), 400)
+  const after = await scrape(service)
+  const status = await (await service.call('GET', '/v1/status')).json() as { bytes: number, segments: unknown[] }
+
+  const delta = (name: string, labels: Record<string, string> = {}): number => value(after, name, labels) - value(before, name, labels)
+  t.equal(delta('vecwal_entries_appended_total', { op: 'insert' }), 4, 'inserts, batch entries one by one')
+  t.equal(delta('vecwal_entries_appended_total', { op: 'update' }), 1)
+  t.equal(delta('vecwal_entries_appended_total', { op: 'delete' }), 3)
+  const bytes = delta('vecwal_bytes_appended_total')
+  t.ok(bytes > 0, `${bytes} bytes appended`)
+  t.equal(delta('vecwal_group_commit_bytes_sum'), bytes, 'the batch-bytes histogram sums to the bytes appended')
+  t.equal(delta('vecwal_group_commit_records_sum'), 8, 'six entries, one batch, one checkpoint: eight records')
+  t.ok(delta('vecwal_group_commit_records_count') >= 1)
+  t.ok(delta('vecwal_fsync_duration_seconds_count') >= 1, 'fsyncs were timed')
+  t.equal(value(after, 'vecwal_last_seq'), 8)
+  t.equal(value(after, 'vecwal_checkpoint_seq'), 7)
+  t.equal(value(after, 'vecwal_segments'), status.segments.length)
+  t.equal(value(after, 'vecwal_segments_bytes'), status.bytes)
+  t.equal(value(after, 'vecwal_write_queue_bytes'), 0, 'nothing is waiting')
+  t.equal(value(after, 'vecwal_failed'), 0)
+
+  const requests = (route: string, code: string): number => value(after, 'vecwal_http_request_duration_seconds_count', { method: 'POST', route, status: code })
+  t.equal(requests('/v1/entries', '201'), 6, 'requests by route and status')
+  t.equal(requests('/v1/entries', '400'), 1)
+  t.equal(requests('/v1/batch', '201'), 1)
+  t.equal(requests('/v1/checkpoints', '201'), 1)
+  t.equal(value(after, 'vecwal_http_request_duration_seconds_count', { method: 'GET', route: '/metrics', status: '200' }), 1, 'the first scrape is counted by the second')
+})
+
+t.test('promtool check metrics accepts the output', async t => {
+  const probe = spawnSync('promtool', ['--version'], { encoding: 'utf8' })
+  if (probe.error !== undefined) {
+    if (process.env.CI !== undefined) {
+      t.fail('promtool is not on PATH; CI must install it (Debian package prometheus)')
+    } else {
+      t.skip('promtool is not on PATH (Debian package prometheus); CI runs this check')
+    }
+    return
+  }
+  const service = await startTestService(t)
+  await service.call('POST', '/v1/entries', { op: 'insert', id: 'a', vector: [1] })
+  await service.call('POST', '/v1/entries', { op: 'insert', id: 'a', vector: ['x'] })
+  await service.call('POST', '/v1/checkpoints')
+  const { text } = await scrape(service)
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })
+  t.equal(check.status, 0, `promtool: ${check.stdout}${check.stderr}`)
+  t.equal(`${check.stdout}${check.stderr}`.trim(), '', 'no lint findings')
+})
