@@ -1,0 +1,301 @@
+// The recovery stream's NDJSON lines: shortest float32 decimals checked against a slow reference
+// built on toExponential, and whole lines checked by exact text and by reading them back.
+import t from 'tap'
+import fc from 'fast-check'
+import { formatFloat32, recordToJsonLine } from '../../src/http/record-json.js'
+import type { LogRecord } from '../../src/wal/payload.js'
+
+const floatOfBits = new Float32Array(1)
+const bitsOfFloat = new Uint32Array(floatOfBits.buffer)
+
+function float32FromBits (bits: number): number {
+  bitsOfFloat[0] = bits
+  return floatOfBits[0]
+}
+
+function readsBack (text: string, value: number): boolean {
+  return Math.fround(Number(text)) === value
+}
+
+/** The fewest significant digits of any decimal that reads back to `value` (finite, nonzero). */
+function fewestDigits (value: number): number {
+  for (let digits = 1; digits < 9; digits++) {
+    // The nearest decimal with this many digits, then its neighbour on value's other side: below a
+    // power of two the gap to the next float down is half the gap up, so the farther of the two
+    // can be the only one that reads back.
+    const nearest = value.toExponential(digits - 1)
+    if (readsBack(nearest, value)) return digits
+    const [mantissa, exponent] = nearest.split('e')
+    const units = Number(mantissa.replace('.', ''))
+    const neighbour = units + (Number(nearest) < value ? 1 : -1)
+    if (readsBack(`${neighbour}e${Number(exponent) - digits + 1}`, value)) return digits
+  }
+  return 9
+}
+
+function significantDigits (text: string): number {
+  const mantissa = text.replace(/^-/, '').replace(/e.*$/, '').replace('.', '')
+  return mantissa.replace(/^0+/, '').replace(/0+$/, '').length
+}
+
+/** Why `text` is not formatFloat32's answer for `value`, or undefined if it is. */
+function problemWith (text: string, value: number): string | undefined {
+  if (!readsBack(text, value)) return `${text} does not read back as ${value}`
+  if (text !== String(Number(text))) return `${text} is not laid out as JavaScript prints ${Number(text)}`
+  const digits = fewestDigits(Math.abs(value))
+  if (significantDigits(text) !== digits) return `${text} is not ${digits} digits long`
+  // Of the decimals that short, the nearest, which toExponential gives unless it does not read back
+  // or value is an exact tie (toExponential rounds those up, Ryu to an even last digit).
+  const nearest = value.toExponential(digits - 1)
+  const tie = value.toExponential(digits).replace(/e.*$/, '').endsWith('5') && Number(value.toExponential(digits)) === value
+  if (readsBack(nearest, value) && !tie && Number(text) !== Number(nearest)) return `${text} is not the nearest, ${nearest}`
+  if (tie && Number(text.replace(/e.*$/, '').slice(-1)) % 2 !== 0) return `${text} does not round a tie to even`
+  return undefined
+}
+
+t.test('formatFloat32: known answers', async t => {
+  const cases: Array<[number, string]> = [
+    [0, '0'],
+    [-0, '-0'],
+    [1, '1'],
+    [-1, '-1'],
+    [0.1, '0.1'],
+    [1 / 3, '0.33333334'],
+    [-2.5, '-2.5'],
+    [123.456, '123.456'],
+    [float32FromBits(1), '1e-45'], // the smallest subnormal, 1.4e-45
+    [float32FromBits(0x007fffff), '1.1754942e-38'], // the largest subnormal
+    [float32FromBits(0x00800000), '1.1754944e-38'], // the smallest normal
+    [float32FromBits(0x7f7fffff), '3.4028235e+38'], // FLT_MAX
+    [16777216, '16777216'], // 2^24: the last float before odd integers stop existing
+    [16777217, '16777216'], // rounds to 2^24 as a float32
+    [16777219, '16777220'],
+    [33554435, '33554436'],
+    [1e-7, '1e-7'],
+    [1e-6, '0.000001'], // JavaScript's layout switches to an exponent below 1e-6...
+    [1.5e-7, '1.5e-7'],
+    [1e20, '100000000000000000000'],
+    [1e21, '1e+21'], // ...and from 1e21
+    [123456789, '123456790'],
+    [33554488, '33554490'], // its interval's upper bound, shorter, and taken: the mantissa is even
+    [33554468, '33554468'], // its interval's upper bound 33554470 is not: the mantissa is odd
+    [0.000123, '0.000123']
+  ]
+  // Ryu's own f2s tests (ulfjack/ryu, ryu/tests/f2s_test.cc), in JavaScript's layout: exact bounds,
+  // exact ties and trailing zeros, the cases the fast path hands to Ryu. Inputs are read through a
+  // double, so 7.038531E-26 is given as 7.0385309E-26, as Ryu's tests give it for compilers that
+  // round that way too.
+  const ryu: Array<[string, string]> = [
+    ['3.355445E7', '3.355445E7'], ['8.999999E9', '9E9'], ['3.4366717E10', '3.436672E10'],
+    ['3.0540412E5', '3.0540412E5'], ['8.0990312E3', '8.0990312E3'],
+    ['2.4414062E-4', '2.4414062E-4'], ['2.4414062E-3', '2.4414062E-3'], ['4.3945312E-3', '4.3945312E-3'],
+    ['6.3476562E-3', '6.3476562E-3'], ['4.7223665E21', '4.7223665E21'], ['8388608.0', '8.388608E6'],
+    ['1.6777216E7', '1.6777216E7'], ['3.3554436E7', '3.3554436E7'], ['6.7131496E7', '6.7131496E7'],
+    ['1.9310392E-38', '1.9310392E-38'], ['-2.47E-43', '-2.47E-43'], ['1.993244E-38', '1.993244E-38'],
+    ['4103.9003', '4.1039004E3'], ['5.3399997E9', '5.3399997E9'], ['6.0898E-39', '6.0898E-39'],
+    ['0.0010310042', '1.0310042E-3'], ['2.8823261E17', '2.882326E17'], ['7.0385309E-26', '7.038531E-26'],
+    ['9.2234038E17', '9.223404E17'], ['6.7108872E7', '6.710887E7'], ['1.0E-44', '1E-44'],
+    ['2.816025E14', '2.816025E14'], ['9.223372E18', '9.223372E18'], ['1.5846085E29', '1.5846086E29'],
+    ['1.1811161E19', '1.1811161E19'], ['5.368709E18', '5.368709E18'], ['4.6143165E18', '4.6143166E18'],
+    ['0.007812537', '7.812537E-3'], ['1.4E-45', '1E-45'], ['1.18697724E20', '1.18697725E20'],
+    ['1.00014165E-36', '1.00014165E-36'], ['200.0', '2E2'], ['3.3554432E7', '3.3554432E7'],
+    ['1.2', '1.2E0'], ['1.23', '1.23E0'], ['1.234', '1.234E0'], ['1.2345', '1.2345E0'],
+    ['1.23456', '1.23456E0'], ['1.234567', '1.234567E0'], ['1.2345678', '1.2345678E0'],
+    ['1.23456735E-36', '1.23456735E-36']
+  ]
+  for (const [input, output] of ryu) cases.push([Number(input), String(Number(output))])
+  for (const [value, expected] of cases) {
+    t.equal(formatFloat32(value), expected, `${value} (as float32 ${Math.fround(value)})`)
+  }
+})
+
+t.test('formatFloat32: -0 keeps its sign through JSON', async t => {
+  t.ok(Object.is(JSON.parse(formatFloat32(-0)), -0))
+})
+
+t.test('formatFloat32: every power of two', async t => {
+  const problems: string[] = []
+  for (let exponent = -149; exponent <= 127; exponent++) {
+    for (const value of [2 ** exponent, -(2 ** exponent)]) {
+      const problem = problemWith(formatFloat32(value), value)
+      if (problem !== undefined) problems.push(problem)
+    }
+  }
+  t.same(problems, [])
+})
+
+t.test('formatFloat32: the floats on either side of every power of ten', async t => {
+  // Where the digit count, the layout and the fast path's decimal scale all change.
+  const problems: string[] = []
+  for (let exponent = -45; exponent <= 38; exponent++) {
+    const nearest = Math.fround(Number(`1e${exponent}`))
+    floatOfBits[0] = nearest
+    const bits = bitsOfFloat[0]
+    for (let offset = -3; offset <= 3; offset++) {
+      const value = float32FromBits(bits + offset)
+      if (value === 0 || !Number.isFinite(value)) continue
+      const problem = problemWith(formatFloat32(value), value)
+      if (problem !== undefined) problems.push(problem)
+    }
+  }
+  t.same(problems, [])
+})
+
+t.test('formatFloat32: random bit patterns', async t => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 0x7f7fffff }), fc.boolean(), (bits, negative) => {
+    const value = float32FromBits(negative ? (bits | 0x80000000) >>> 0 : bits)
+    const problem = problemWith(formatFloat32(value), value)
+    if (problem !== undefined) throw new Error(problem)
+  }), { numRuns: 20_000 })
+  t.pass('20000 bit patterns')
+})
+
+t.test('formatFloat32: float32 values of the kinds fast-check favours', async t => {
+  fc.assert(fc.property(fc.float({ noNaN: true, noDefaultInfinity: true }), value => {
+    const text = formatFloat32(value)
+    if (value === 0) {
+      if (text !== (Object.is(value, -0) ? '-0' : '0')) throw new Error(`${text} for a zero`)
+      return
+    }
+    const problem = problemWith(text, value)
+    if (problem !== undefined) throw new Error(problem)
+  }), { numRuns: 5_000 })
+  t.pass('5000 values')
+})
+
+t.test('formatFloat32: values that are not finite float32s are refused', async t => {
+  for (const value of [Infinity, -Infinity, NaN, 1e39]) t.throws(() => formatFloat32(value), RangeError, String(value))
+})
+
+const timestamp = 1764000000000
+
+function sameFloat32s (actual: number[], expected: Float32Array): boolean {
+  return actual.length === expected.length && actual.every((value, i) => Object.is(Math.fround(value), expected[i]))
+}
+
+t.test('recordToJsonLine: exact lines, keys in order', async t => {
+  const vector = Float32Array.from([0.5, 1, 0.1, -0, 1e-7])
+  const cases: Array<[LogRecord, string]> = [
+    [
+      { seq: 5, op: 'insert', id: 'a', vector, metadata: { k: 'v' }, timestamp },
+      '{"seq":5,"op":"insert","id":"a","vector":[0.5,1,0.1,-0,1e-7],"metadata":{"k":"v"},"timestamp":1764000000000}\n'
+    ],
+    [
+      { seq: 6, op: 'update', id: 'a', vector: Float32Array.from([2]), timestamp },
+      '{"seq":6,"op":"update","id":"a","vector":[2],"timestamp":1764000000000}\n'
+    ],
+    [
+      { seq: 7, op: 'delete', id: 'a', timestamp },
+      '{"seq":7,"op":"delete","id":"a","timestamp":1764000000000}\n'
+    ],
+    [
+      {
+        seq: 8,
+        op: 'batch',
+        entries: [
+          { op: 'insert', id: 'b', vector: Float32Array.from([0.25]), metadata: { x: 'y' } },
+          { op: 'update', id: 'c', vector: Float32Array.from([3]) },
+          { op: 'delete', id: 'd' }
+        ],
+        txId: 'tx-1',
+        timestamp
+      },
+      '{"seq":8,"op":"batch","entries":[{"op":"insert","id":"b","vector":[0.25],"metadata":{"x":"y"}},' +
+        '{"op":"update","id":"c","vector":[3]},{"op":"delete","id":"d"}],"txId":"tx-1","timestamp":1764000000000}\n'
+    ],
+    [
+      { seq: 9, op: 'batch', entries: [{ op: 'delete', id: 'e' }], timestamp },
+      '{"seq":9,"op":"batch","entries":[{"op":"delete","id":"e"}],"timestamp":1764000000000}\n'
+    ],
+    [
+      { seq: 10, op: 'checkpoint', checkpoint: 4, timestamp },
+      '{"seq":10,"op":"checkpoint","checkpoint":4,"timestamp":1764000000000}\n'
+    ],
+    [
+      { seq: 11, op: 'insert', id: 'empty', vector: new Float32Array(0), timestamp },
+      '{"seq":11,"op":"insert","id":"empty","vector":[],"timestamp":1764000000000}\n'
+    ]
+  ]
+  for (const [record, line] of cases) t.equal(recordToJsonLine(record), line, `seq ${record.seq}`)
+})
+
+t.test('recordToJsonLine: strings are escaped, and no line break is left raw', async t => {
+  const awkward = [
+    'quote " and backslash \\',
+    'new\nline, carriage\rreturn, tab\t',
+    'line separator \u2028, paragraph separator \u2029, next line \u0085',
+    'control \u0000 \u001f and delete \u007f',
+    'unicode é 中文 🎉',
+    'lone surrogates \ud800 and \udc00'
+  ]
+  for (const [i, text] of awkward.entries()) {
+    const line = recordToJsonLine({
+      seq: 1, op: 'insert', id: text, vector: Float32Array.from([1]), metadata: { [text]: text }, timestamp
+    })
+    // Test names are labels, not the text: TAP output is line based too.
+    t.match(line, /^[^\n\r\u0085\u2028\u2029]*\n$/, `awkward string ${i} stays on one line`)
+    const parsed = JSON.parse(line)
+    t.equal(parsed.id, text)
+    t.same(parsed.metadata, { [text]: text })
+    const batch = JSON.parse(recordToJsonLine({ seq: 2, op: 'batch', entries: [{ op: 'delete', id: text }], txId: text, timestamp }))
+    t.equal(batch.entries[0].id, text)
+    t.equal(batch.txId, text)
+  }
+})
+
+t.test('recordToJsonLine: a vector viewing part of a larger buffer', async t => {
+  const backing = Float32Array.from([9, 9, 0.1, 0.2, 0.3, 9])
+  const vector = backing.subarray(2, 5)
+  t.equal(
+    recordToJsonLine({ seq: 1, op: 'insert', id: 'v', vector, timestamp }),
+    '{"seq":1,"op":"insert","id":"v","vector":[0.1,0.2,0.3],"timestamp":1764000000000}\n'
+  )
+})
+
+t.test('recordToJsonLine: a vector longer than any before it, then a short one', async t => {
+  const long = new Float32Array(65_536).map((_, i) => -(i + 0.1) * 1e-30)
+  const parsed = JSON.parse(recordToJsonLine({ seq: 1, op: 'insert', id: 'long', vector: long, timestamp }))
+  t.ok(sameFloat32s(parsed.vector, long), 'all 65536 values read back')
+  t.equal(
+    recordToJsonLine({ seq: 2, op: 'insert', id: 'short', vector: Float32Array.from([1.5]), timestamp }),
+    '{"seq":2,"op":"insert","id":"short","vector":[1.5],"timestamp":1764000000000}\n'
+  )
+})
+
+t.test('recordToJsonLine: every record reads back as itself', async t => {
+  const text = fc.string({ unit: 'binary', maxLength: 12 })
+  const vector = fc.float32Array({ noNaN: true, noDefaultInfinity: true, maxLength: 16 })
+  const metadata = fc.option(fc.dictionary(text, text, { maxKeys: 4 }), { nil: undefined })
+  const entry = fc.oneof(
+    fc.record({ op: fc.constantFrom('insert' as const, 'update' as const), id: text, vector, metadata }),
+    fc.record({ op: fc.constant('delete' as const), id: text })
+  )
+  const seq = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })
+  const record = fc.oneof(
+    fc.tuple(entry, seq).map(([entry, seq]) => ({ ...entry, seq, timestamp })),
+    fc.record({
+      seq,
+      op: fc.constant('batch' as const),
+      entries: fc.array(entry, { minLength: 1, maxLength: 4 }),
+      txId: fc.option(text, { nil: undefined }),
+      timestamp: fc.constant(timestamp)
+    })
+  )
+  fc.assert(fc.property(record, record => {
+    const line = recordToJsonLine(record as LogRecord)
+    if (!line.endsWith('\n') || /[\n\r\u0085\u2028\u2029]/.test(line.slice(0, -1))) throw new Error(`not one line: ${line}`)
+    const parsed = JSON.parse(line)
+    const entries = record.op === 'batch' ? record.entries : [record]
+    const parsedEntries = record.op === 'batch' ? parsed.entries : [parsed]
+    if (parsed.seq !== record.seq || parsed.op !== record.op || parsed.timestamp !== timestamp) throw new Error(line)
+    if (record.op === 'batch' && parsed.txId !== record.txId) throw new Error(`txId: ${line}`)
+    entries.forEach((entry, i) => {
+      const read = parsedEntries[i]
+      if (read.op !== entry.op || read.id !== entry.id) throw new Error(`entry ${i}: ${line}`)
+      if (entry.op === 'delete') return
+      if (!sameFloat32s(read.vector, entry.vector)) throw new Error(`vector ${i}: ${line}`)
+      if (JSON.stringify(read.metadata) !== JSON.stringify(entry.metadata)) throw new Error(`metadata ${i}: ${line}`)
+    })
+  }), { numRuns: 1_000 })
+  t.pass('1000 records')
+})
