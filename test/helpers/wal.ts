@@ -15,8 +15,8 @@ export interface TeardownTarget {
 }
 
 /** A fresh directory under os.tmpdir(), removed when the test ends. */
-export function tempDir (t: TeardownTarget, prefix = 'vecwal-test-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+export function tempDir (t: TeardownTarget): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-test-'))
   t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
   return dir
 }
@@ -38,15 +38,15 @@ export async function writeLog (options: WalOptions, entries: readonly EntryInpu
 }
 
 /** entry(from), entry(from + 1), ... entry(from + count - 1). */
-export function entries (count: number, from = 0, dims = 4): EntryInput[] {
-  return Array.from({ length: count }, (_, i) => entry(from + i, dims))
+export function entries (count: number, from = 0): EntryInput[] {
+  return Array.from({ length: count }, (_, i) => entry(from + i))
 }
 
 /** A small, deterministic entry: inserts, updates and deletes in turn. */
-export function entry (i: number, dims = 4): EntryInput {
+export function entry (i: number): EntryInput {
   const id = `v${i}`
   if (i % 7 === 6) return { op: 'delete', id }
-  const vector = Array.from({ length: dims }, (_, d) => i + d / 8)
+  const vector = Array.from({ length: 4 }, (_, d) => i + d / 8)
   const op = i % 3 === 2 ? 'update' : 'insert'
   return i % 2 === 0 ? { op, id, vector, metadata: { n: String(i) } } : { op, id, vector }
 }
@@ -113,7 +113,7 @@ export function rawRecords (dir: string): RawRecord[] {
   return out
 }
 
-/** Copies every file of a directory (not recursing) into a new temporary directory. */
+/** Copies the files of a directory (not recursing, LOCK aside) into a new temporary directory. */
 export function copyDir (t: TeardownTarget, from: string): string {
   const to = tempDir(t)
   for (const name of fs.readdirSync(from)) {
@@ -277,13 +277,14 @@ export class RecordingIO implements FileIO {
   }
 }
 
-/** Fails the next `times` calls of `op` (on files matching `file`) with an error of `code`. */
-export function failNext (io: RecordingIO, op: IoOp, code: string, options: { file?: RegExp, times?: number } = {}): { failed: () => number } {
-  let remaining = options.times ?? 1
+/**
+ * Fails the next call of `op` (on a path matching `file`) with an error of `code`, and only that
+ * one: a retry would reach the disk, so tests can tell whether the engine retried.
+ */
+export function failNext (io: RecordingIO, op: IoOp, code: string, options: { file?: RegExp } = {}): { failed: () => number } {
   let failed = 0
   io.fault = (called, file) => {
-    if (called !== op || remaining === 0 || (options.file !== undefined && !options.file.test(file))) return undefined
-    remaining--
+    if (called !== op || failed > 0 || (options.file !== undefined && !options.file.test(file))) return undefined
     failed++
     return ioError(code, op)
   }

@@ -15,7 +15,7 @@ import {
 const segmentBytes = 500
 const written = entries(15)
 
-/** A closed log of three or more segments (two sealed, one active) and its records on disk. */
+/** A closed log of three segments or more (sealed ones, then the active one) and its records on disk. */
 async function template (t: TeardownTarget): Promise<{ dir: string, files: string[], records: RawRecord[] }> {
   const dir = tempDir(t)
   await writeLog({ dir, segmentBytes }, written)
@@ -28,9 +28,16 @@ function inFile (records: RawRecord[], file: string): RawRecord[] {
   return records.filter(r => r.file === file)
 }
 
-/** Opening refuses with exactly this file and offset. */
+/** Every file of a directory and its bytes. */
+function snapshot (dir: string): Map<string, Buffer> {
+  return new Map(fs.readdirSync(dir).map(name => [name, fs.readFileSync(path.join(dir, name))]))
+}
+
+/** Opening refuses with exactly this file and offset, and changes nothing on disk. */
 async function expectRefusal (t: Tap, dir: string, file: string, offset: number, reason: RegExp): Promise<void> {
+  const before = snapshot(dir)
   const err = await openFailure({ dir, segmentBytes })
+  t.same(snapshot(dir), before, 'refusing to open changed nothing on disk')
   t.type(err, CorruptLogError)
   if (!(err instanceof CorruptLogError)) return
   t.equal(err.code, 'WAL_CORRUPT')

@@ -3,6 +3,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { isDeepStrictEqual } from 'node:util'
 import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
 import { CorruptLogError } from '../../src/wal/errors.js'
@@ -69,7 +70,7 @@ t.test('flaw 2: sequence order is not disk order', async t => {
   const onDisk = rawRecords(dir)
   t.ok(segmentFiles(dir).length > 1, 'the records span several segments')
   t.same(onDisk.map(r => r.seq), Array.from({ length: 600 }, (_, i) => i + 1), 'disk order is seq order, gap-free from 1')
-  const mismatched = onDisk.filter(r => JSON.stringify(plain(r.body as object)) !== JSON.stringify(appended.get(r.seq)))
+  const mismatched = onDisk.filter(r => !isDeepStrictEqual(plain(r.body as object), appended.get(r.seq)))
   t.same(mismatched.map(r => r.seq), [], 'each seq on disk holds the entry whose append returned that seq')
 })
 

@@ -3,6 +3,7 @@
 // records before the tear, and keep the cut bytes in a `.broken` file.
 import fs from 'node:fs'
 import path from 'node:path'
+import { isDeepStrictEqual } from 'node:util'
 import t from 'tap'
 import { encodeSegmentHeader, segmentFileName, SEGMENT_HEADER_BYTES } from '../../src/wal/format.js'
 import {
@@ -33,7 +34,7 @@ async function expectTornTailCut (t: TeardownTarget, dir: string, file: string, 
   const log = await openLog(t, { dir, segmentBytes, io: noSyncIO })
   if (log.lastSeq !== written.length - 1) problems.push(`lastSeq ${log.lastSeq}`)
   const records = await collect(log.read({ after: 0 }).records)
-  if (JSON.stringify(records.map(bodyOf)) !== JSON.stringify(written.slice(0, -1).map(storedForm))) problems.push('records differ')
+  if (!isDeepStrictEqual(records.map(bodyOf), written.slice(0, -1).map(storedForm))) problems.push('records differ')
   await log.close()
   if (fs.statSync(path.join(dir, file)).size !== offset) problems.push('segment not truncated at the tear')
   const broken = brokenFiles(dir)
