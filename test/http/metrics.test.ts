@@ -105,14 +105,13 @@ t.test('values follow writes, checkpoints and requests', async t => {
   t.equal(value(after, 'vecwal_http_request_duration_seconds_count', { method: 'GET', route: '/metrics', status: '200' }), 1, 'the first scrape is counted by the second')
 })
 
-t.test('promtool check metrics accepts the output', async t => {
-  const probe = spawnSync('promtool', ['--version'], { encoding: 'utf8' })
-  if (probe.error !== undefined) {
-    if (process.env.CI !== undefined) {
-      t.fail('promtool is not on PATH; CI must install it (Debian package prometheus)')
-    } else {
-      t.skip('promtool is not on PATH (Debian package prometheus); CI runs this check')
-    }
+const promtoolMissing = spawnSync('promtool', ['--version']).error !== undefined
+// Outside CI a machine without promtool skips the check; CI must have it (Debian package prometheus).
+const skipPromtool = promtoolMissing && process.env.CI === undefined ? 'promtool is not on PATH (Debian package prometheus); CI runs this check' : false
+
+t.test('promtool check metrics accepts the output', { skip: skipPromtool }, async t => {
+  if (promtoolMissing) {
+    t.fail('promtool is not on PATH; CI must install it (Debian package prometheus)')
     return
   }
   const service = await startTestService(t)
