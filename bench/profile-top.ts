@@ -13,8 +13,8 @@ const IDLE = '(idle)'
 
 /** A function named by where it is defined: `name file:line`. */
 function functionKey (frame: CallFrame): string {
-  const name = frame.functionName === '' ? '(anonymous)' : frame.functionName
   const where = shortUrl(frame.url)
+  const name = frame.functionName !== '' ? frame.functionName : where === '' ? '(native code)' : '(anonymous)'
   return where === '' ? name : `${name} ${where}:${frame.lineNumber + 1}`
 }
 
@@ -25,10 +25,10 @@ function shortUrl (url: string): string {
   return file.startsWith('/') ? path.relative(process.cwd(), file) : file
 }
 
-/** The package a function belongs to: an npm package, node's own code, a directory of ours, or a V8 pseudo-frame. */
+/** The package a function belongs to: an npm package, node's own code, a directory of ours, native code, or a V8 pseudo-frame. */
 function packageOf (frame: CallFrame): string {
   const file = shortUrl(frame.url)
-  if (file === '') return frame.functionName
+  if (file === '') return frame.functionName.startsWith('(') ? frame.functionName : '(native code)'
   if (file.startsWith('node:')) return 'node (built-in)'
   if (frame.url.includes('/node_modules/')) {
     const parts = file.split('/')
