@@ -112,8 +112,13 @@ export interface RecordFrame {
   seq: number
   timestamp: number
   type: RecordTypeCode
-  /** A view into the buffer the frame was decoded from, valid until that buffer is reused. */
-  payload: Buffer
+  /**
+   * The buffer the frame was decoded from, valid until that buffer is reused, and where the payload
+   * lies in it: offsets rather than a view, so that a hot read loop allocates no Buffer per record.
+   */
+  source: Buffer
+  payloadStart: number
+  payloadEnd: number
   /** Total bytes of the frame, header included. */
   size: number
 }
@@ -146,7 +151,9 @@ export function readRecord (buf: Buffer, offset: number, end: number = buf.lengt
       seq: readU64(buf, offset + 8),
       timestamp: readU64(buf, offset + 16),
       type: type as RecordTypeCode,
-      payload: buf.subarray(offset + RECORD_HEADER_BYTES, offset + size),
+      source: buf,
+      payloadStart: offset + RECORD_HEADER_BYTES,
+      payloadEnd: offset + size,
       size
     }
   }

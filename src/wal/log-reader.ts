@@ -51,7 +51,7 @@ export async function * readRecords (io: FileIO, dir: string, segments: readonly
       const frames = new FrameReader(io, fd, SEGMENT_HEADER_BYTES, end)
       let expected = segment.baseSeq
       for (;;) {
-        const step = await frames.next()
+        const step = frames.buffered() ?? await frames.next()
         if (step.kind === 'end') break
         if (step.kind === 'short') throw new CorruptLogError(segment.name, step.offset, 'record cut short')
         if (step.kind === 'bad') throw new CorruptLogError(segment.name, step.offset, step.reason)
@@ -62,7 +62,7 @@ export async function * readRecords (io: FileIO, dir: string, segments: readonly
         if (frame.seq > range.to || yielded >= range.limit) return
         next = frame.seq + 1
         if (frame.type === RecordType.checkpoint && !range.includeCheckpoints) continue
-        const body = decodeBody(frame.type, frame.payload)
+        const body = decodeBody(frame)
         if (body === undefined) throw new CorruptLogError(segment.name, step.offset, 'record body does not match its type')
         const record = body as LogRecord
         record.seq = frame.seq

@@ -2,7 +2,7 @@
 // extension), so a vector costs four bytes a value on disk and decodes without a parse.
 import { Packr } from 'msgpackr'
 import type { EntryInput, StoredEntry } from '../entry.js'
-import { RecordType, type RecordTypeCode } from './format.js'
+import { RecordType, type RecordFrame, type RecordTypeCode } from './format.js'
 
 // useRecords: false keeps every payload self-contained: msgpackr's record structures would make a
 // record depend on structures defined by earlier ones.
@@ -48,11 +48,12 @@ export function encodeCheckpoint (checkpoint: number): EncodedPayload {
 }
 
 /**
- * Decodes a payload whose CRC has already been checked. Returns undefined when the body does not
- * name the op its record type says, which only a bug or deliberate tampering can produce.
+ * Decodes the payload of a frame whose CRC has already been checked, in place in the frame's
+ * buffer. Returns undefined when the body does not name the op its record type says, which only a
+ * bug or deliberate tampering can produce.
  */
-export function decodeBody (type: RecordTypeCode, payload: Uint8Array): RecordBody | undefined {
-  const body = packr.unpack(payload) as RecordBody
-  if (typeof body !== 'object' || body === null || RecordType[body.op] !== type) return undefined
+export function decodeBody (frame: Pick<RecordFrame, 'type' | 'source' | 'payloadStart' | 'payloadEnd'>): RecordBody | undefined {
+  const body = packr.unpack(frame.source, { start: frame.payloadStart, end: frame.payloadEnd }) as RecordBody
+  if (typeof body !== 'object' || body === null || RecordType[body.op] !== frame.type) return undefined
   return body
 }

@@ -42,7 +42,7 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
   let checkpoint = 0
   let damage: SegmentDamage | undefined
   for (;;) {
-    const step = await frames.next()
+    const step = frames.buffered() ?? await frames.next()
     if (step.kind === 'end') break
     if (step.kind === 'short') {
       damage = { offset: step.offset, reason: 'record cut short by the end of the file', certain: false }
@@ -58,7 +58,7 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
       break
     }
     if (frame.type === RecordType.checkpoint) {
-      const body = decodeBody(frame.type, frame.payload)
+      const body = decodeBody(frame)
       if (body?.op !== 'checkpoint') {
         damage = { offset: step.offset, reason: 'checkpoint record body does not decode', certain: true }
         break

@@ -106,7 +106,7 @@ export function rawRecords (dir: string): RawRecord[] {
       const result = readRecord(buf, offset)
       if (result.kind !== 'record') throw new Error(`${file} at ${offset}: ${result.kind}`)
       const { frame } = result
-      out.push({ file, offset, seq: frame.seq, size: frame.size, type: frame.type, body: decodeBody(frame.type, frame.payload) })
+      out.push({ file, offset, seq: frame.seq, size: frame.size, type: frame.type, body: decodeBody(frame) })
       offset += frame.size
     }
   }

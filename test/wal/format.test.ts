@@ -3,7 +3,7 @@ import { crc32c } from '@node-rs/crc32'
 import t from 'tap'
 import {
   decodeSegmentHeader, encodeSegmentHeader, FORMAT_VERSION, MAX_PAYLOAD_BYTES, parseSegmentFileName, readRecord, readU64,
-  RecordType, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, writeRecord, writeU64
+  RecordType, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, writeRecord, writeU64, type RecordTypeCode
 } from '../../src/wal/format.js'
 import { decodeBody, encodeBatch, encodeCheckpoint, encodeEntry } from '../../src/wal/payload.js'
 
@@ -94,6 +94,9 @@ t.test('record frame', async t => {
   t.match(readRecord(badLength, 0), { kind: 'bad', reason: /past the maximum/ })
 })
 
+/** A frame-shaped view of an encoded payload on its own, for decodeBody. */
+const asFrame = (type: RecordTypeCode, bytes: Buffer) => ({ type, source: bytes, payloadStart: 0, payloadEnd: bytes.length })
+
 t.test('payloads: msgpack, vectors as float32 typed arrays', async t => {
   const entry = encodeEntry({ op: 'update', id: 'x', vector: [1.1, -2] })
   const floats = Buffer.alloc(8)
@@ -102,14 +105,14 @@ t.test('payloads: msgpack, vectors as float32 typed arrays', async t => {
   // msgpack ext 8 (0xc7), length 9, ext type 0x74, typed-array code 7 (Float32Array), the floats.
   const ext = Buffer.concat([Buffer.from([0xc7, 9, 0x74, 7]), floats])
   t.ok(entry.bytes.includes(ext), 'the vector is a typed-array extension holding little-endian float32 values')
-  const body = decodeBody(entry.type, entry.bytes)
+  const body = decodeBody(asFrame(entry.type, entry.bytes))
   t.type(body !== undefined && 'vector' in body ? body.vector : undefined, Float32Array)
   t.same(body, { op: 'update', id: 'x', vector: Float32Array.from([1.1, -2]) })
 
   const batch = encodeBatch([{ op: 'delete', id: 'y' }], 'tx-1')
   t.equal(batch.type, RecordType.batch)
-  t.same(decodeBody(batch.type, batch.bytes), { op: 'batch', entries: [{ op: 'delete', id: 'y' }], txId: 'tx-1' })
+  t.same(decodeBody(asFrame(batch.type, batch.bytes)), { op: 'batch', entries: [{ op: 'delete', id: 'y' }], txId: 'tx-1' })
   const checkpoint = encodeCheckpoint(42)
-  t.same(decodeBody(checkpoint.type, checkpoint.bytes), { op: 'checkpoint', checkpoint: 42 })
-  t.equal(decodeBody(RecordType.insert, checkpoint.bytes), undefined, 'a body that does not match its record type is refused')
+  t.same(decodeBody(asFrame(checkpoint.type, checkpoint.bytes)), { op: 'checkpoint', checkpoint: 42 })
+  t.equal(decodeBody(asFrame(RecordType.insert, checkpoint.bytes)), undefined, 'a body that does not match its record type is refused')
 })
