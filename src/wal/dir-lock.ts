@@ -38,6 +38,24 @@ function readHolder (file: string): Holder | undefined {
   return undefined
 }
 
+/**
+ * Creates `file` holding `content`, or returns false if it exists. The content is written to a
+ * private file first and linked into place, so that nobody ever reads a LOCK without its holder.
+ */
+function createWithContent (file: string, content: string): boolean {
+  const draft = `${file}.${process.pid}.${Date.now()}`
+  fs.writeFileSync(draft, content, { flag: 'wx', mode: 0o600 })
+  try {
+    fs.linkSync(draft, file)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    return false
+  } finally {
+    fs.rmSync(draft, { force: true })
+  }
+}
+
 export class DirLock {
   private constructor (private readonly dir: string, private readonly file: string) {}
 
@@ -47,12 +65,9 @@ export class DirLock {
     if (heldHere.has(resolved)) throw new DirectoryLockedError(resolved, `this process, pid ${process.pid}`)
     const me: Holder = { pid: process.pid, start: processStart(process.pid) }
     for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        fs.writeFileSync(file, JSON.stringify(me), { flag: 'wx', mode: 0o600 })
+      if (createWithContent(file, JSON.stringify(me))) {
         heldHere.add(resolved)
         return new DirLock(resolved, file)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
       }
       const holder = readHolder(file)
       if (holder !== undefined && holder.pid !== process.pid && isRunning(holder)) {

@@ -94,6 +94,13 @@ export class EmptyTransactionError extends WalError {
   }
 }
 
+/** A seq or limit that is not a whole number in range: a caller's bug (HTTP validates first). */
+export class InvalidArgumentError extends WalError {
+  constructor (name: string, value: unknown) {
+    super('WAL_INVALID_ARGUMENT', `${name} must be a non-negative safe integer${name === 'limit' ? ' of at least 1' : ''}, not ${String(value)}`)
+  }
+}
+
 export class RecordTooLargeError extends WalError {
   constructor (bytes: number, limit: number) {
     super('WAL_RECORD_TOO_LARGE', `a record of ${bytes} bytes is past the limit of ${limit}`)

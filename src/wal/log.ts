@@ -2,7 +2,7 @@
 import type { EntryInput, EntryOp } from '../entry.js'
 import { DirLock } from './dir-lock.js'
 import {
-  CheckpointAheadError, CheckpointBackwardsError, LogClosedError, RangeAheadError, RangeGoneError
+  CheckpointAheadError, CheckpointBackwardsError, InvalidArgumentError, LogClosedError, RangeAheadError, RangeGoneError
 } from './errors.js'
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
@@ -79,6 +79,10 @@ export interface WalStatus {
   openTransactions: number
 }
 
+function assertSeq (name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(name, value)
+}
+
 export class WriteAheadLog {
   readonly transactions: TransactionManager
   private lastCheckpoint: number
@@ -94,6 +98,7 @@ export class WriteAheadLog {
     private readonly queue: GroupCommitQueue,
     private readonly lock: DirLock,
     private readonly observer: WalObserver,
+    private readonly logger: WalLogger,
     checkpoint: number
   ) {
     this.lastCheckpoint = checkpoint
@@ -130,7 +135,7 @@ export class WriteAheadLog {
         maxBatchRecords: settings.maxBatchRecords,
         onCommit: options.observer?.committed
       })
-      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, options.observer ?? {}, recovery.checkpoint)
+      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, options.observer ?? {}, logger, recovery.checkpoint)
       // A crash may have come between a checkpoint and the deletions it allowed.
       await writer.deleteCovered(recovery.checkpoint, settings.retainSegments)
       if (settings.durability === 'none') {
@@ -181,6 +186,7 @@ export class WriteAheadLog {
    * deletes the segments that checkpoint covers. Never called by the log itself.
    */
   async checkpoint (seq: number = this.lastSeq): Promise<{ checkpoint: number, seq: number, deletedSegments: number }> {
+    assertSeq('checkpoint', seq)
     if (seq < this.queuedCheckpoint) throw new CheckpointBackwardsError(seq, this.queuedCheckpoint)
     if (seq > this.lastSeq) throw new CheckpointAheadError(seq, this.lastSeq)
     // Not lowered again if the append fails: a later checkpoint below one that was asked for could
@@ -188,8 +194,20 @@ export class WriteAheadLog {
     this.queuedCheckpoint = seq
     const recordSeq = await this.queue.append(encodeCheckpoint(seq))
     this.lastCheckpoint = Math.max(this.lastCheckpoint, seq)
-    const deletedSegments = await this.writer.deleteCovered(this.lastCheckpoint, this.settings.retainSegments)
-    return { checkpoint: seq, seq: recordSeq, deletedSegments }
+    return { checkpoint: seq, seq: recordSeq, deletedSegments: await this.applyRetention() }
+  }
+
+  /**
+   * Deletes what the checkpoint covers. The checkpoint is durable by now, so failing to delete is
+   * reported but fails nothing: the segments stay, and go at the next checkpoint or open.
+   */
+  private async applyRetention (): Promise<number> {
+    try {
+      return await this.writer.deleteCovered(this.lastCheckpoint, this.settings.retainSegments)
+    } catch (err) {
+      this.logger.error({ err, checkpoint: this.lastCheckpoint }, 'retention could not delete covered segments')
+      return 0
+    }
   }
 
   /**
@@ -198,6 +216,8 @@ export class WriteAheadLog {
    */
   read (options: ReadOptions = {}): LogRead {
     const after = options.after ?? this.lastCheckpoint
+    assertSeq('after', after)
+    if (options.limit !== undefined && !(options.limit >= 1)) throw new InvalidArgumentError('limit', options.limit)
     const lastSeq = this.lastSeq
     if (after > lastSeq) throw new RangeAheadError(after, lastSeq)
     const oldest = this.writer.segments[0].baseSeq
