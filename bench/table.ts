@@ -47,7 +47,7 @@ export function size (bytes: number): string {
     value /= 1024
     unit++
   }
-  return `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${SIZE_UNITS[unit]}`
+  return `${value.toFixed(value < 10 ? 2 : 1)} ${SIZE_UNITS[unit]}`
 }
 
 export function sizePerSecond (bytesPerSecond: number): string {
