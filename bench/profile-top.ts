@@ -1,6 +1,8 @@
 // Where a .cpuprofile (node --cpu-prof; `run.js --profile DIR` writes one per service child) spent
 // its time: the top functions by self time and by total time, and self time by package.
-// Run: node dist/bench/profile-top.js DIR/P1.cpuprofile [--top 25]
+// Run: node dist/bench/profile-top.js DIR/P1.cpuprofile [--top 25] [--callers TEXT]
+// --callers TEXT also lists the call paths (three frames up) into the functions whose name
+// contains TEXT, by self time: who makes a costly function run.
 import fs from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -37,13 +39,23 @@ function packageOf (frame: CallFrame): string {
   return path.dirname(file)
 }
 
-interface Tally { self: Map<string, number>, total: Map<string, number>, packages: Map<string, number>, busyUs: number, idleUs: number }
+interface Tally {
+  self: Map<string, number>
+  total: Map<string, number>
+  packages: Map<string, number>
+  /** Call paths into the functions --callers names. */
+  callers: Map<string, number>
+  busyUs: number
+  idleUs: number
+}
 
-function tally (profile: CpuProfile): Tally {
+const CALLER_DEPTH = 3
+
+function tally (profile: CpuProfile, callersOf: string | undefined): Tally {
   const byId = new Map(profile.nodes.map(node => [node.id, node]))
   const parent = new Map<number, number>()
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
-  const result: Tally = { self: new Map(), total: new Map(), packages: new Map(), busyUs: 0, idleUs: 0 }
+  const result: Tally = { self: new Map(), total: new Map(), packages: new Map(), callers: new Map(), busyUs: 0, idleUs: 0 }
   const add = (map: Map<string, number>, key: string, us: number): void => { map.set(key, (map.get(key) ?? 0) + us) }
   // A sample's time is the gap to the next sample, as DevTools counts it.
   for (let i = 0; i < profile.samples.length - 1; i++) {
@@ -58,12 +70,15 @@ function tally (profile: CpuProfile): Tally {
     add(result.self, functionKey(leaf.callFrame), us)
     add(result.packages, packageOf(leaf.callFrame), us)
     // Each function once per sample, however deep it recurses.
-    const onStack = new Set<string>()
+    const stack: string[] = []
     for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
       const node = byId.get(id)
-      if (node !== undefined) onStack.add(functionKey(node.callFrame))
+      if (node !== undefined) stack.push(functionKey(node.callFrame))
     }
-    for (const key of onStack) add(result.total, key, us)
+    for (const key of new Set(stack)) add(result.total, key, us)
+    if (callersOf !== undefined && leaf.callFrame.functionName.includes(callersOf)) {
+      add(result.callers, stack.slice(0, CALLER_DEPTH + 1).join(' <- '), us)
+    }
   }
   return result
 }
@@ -77,19 +92,23 @@ function top (map: Map<string, number>, n: number, busyUs: number, skip: (key: s
 const EVERYWHERE = /^\((root|program)\)|^(processTicksAndRejections|listOnTimeout|processTimers) /
 
 function main (): void {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' } } })
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { top: { type: 'string', default: '25' }, callers: { type: 'string' } }
+  })
   const n = Number(values.top)
   if (positionals.length === 0 || !Number.isInteger(n) || n <= 0) {
-    process.stderr.write('usage: node dist/bench/profile-top.js FILE.cpuprofile... [--top N]\n')
+    process.stderr.write('usage: node dist/bench/profile-top.js FILE.cpuprofile... [--top N] [--callers TEXT]\n')
     process.exit(2)
   }
   for (const file of positionals) {
-    const t = tally(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile)
+    const t = tally(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile, values.callers)
     process.stdout.write([
       `## ${path.basename(file)}: ${(t.busyUs / 1e6).toFixed(2)} s busy, ${(t.idleUs / 1e6).toFixed(2)} s idle`,
       '', 'self time by package:', ...top(t.packages, 12, t.busyUs),
       '', 'self time by function:', ...top(t.self, n, t.busyUs),
       '', 'total time by function:', ...top(t.total, n, t.busyUs, key => EVERYWHERE.test(key)),
+      ...(values.callers === undefined ? [] : ['', `call paths into ${values.callers}:`, ...top(t.callers, n, t.busyUs)]),
       '', ''
     ].join('\n'))
   }
