@@ -21,6 +21,8 @@ export interface LoadResult {
   /** 2xx responses per second. */
   requestsPerSecond: number
   entriesPerSecond: number
+  /** Entries per second of each round alone, in order: how much the figure moved during the run. */
+  roundEntriesPerSecond: number[]
   /** Latency percentiles of the 2xx responses of all rounds together. */
   p50Ms: number
   p99Ms: number
@@ -41,6 +43,7 @@ interface Tally {
   seconds: number
   failures: number
   latenciesMs: number[]
+  roundRequestsPerSecond: number[]
 }
 
 async function run (target: LoadTarget, seconds: number, tally?: Tally): Promise<void> {
@@ -64,6 +67,7 @@ async function run (target: LoadTarget, seconds: number, tally?: Tally): Promise
   if (tally !== undefined) {
     tally.ok += result['2xx']
     tally.seconds += result.duration
+    tally.roundRequestsPerSecond.push(result['2xx'] / result.duration)
     tally.failures += result.errors + result.timeouts + result.non2xx
   }
 }
@@ -74,16 +78,18 @@ function percentile (sorted: Float64Array, fraction: number): number {
 
 export async function measureLoads (targets: readonly LoadTarget[], timing: LoadTiming): Promise<LoadResult[]> {
   for (const target of targets) await run(target, timing.warmupSeconds)
-  const tallies = targets.map((): Tally => ({ ok: 0, seconds: 0, failures: 0, latenciesMs: [] }))
+  const tallies = targets.map((): Tally => ({ ok: 0, seconds: 0, failures: 0, latenciesMs: [], roundRequestsPerSecond: [] }))
   for (let round = 0; round < timing.rounds; round++) {
     for (let i = 0; i < targets.length; i++) await run(targets[i], timing.seconds / timing.rounds, tallies[i])
   }
   return tallies.map((tally, i) => {
     const sorted = Float64Array.from(tally.latenciesMs).sort()
     const requestsPerSecond = tally.ok / tally.seconds
+    const { entriesPerRequest } = targets[i].load
     return {
       requestsPerSecond,
-      entriesPerSecond: requestsPerSecond * targets[i].load.entriesPerRequest,
+      entriesPerSecond: requestsPerSecond * entriesPerRequest,
+      roundEntriesPerSecond: tally.roundRequestsPerSecond.map(perSecond => perSecond * entriesPerRequest),
       p50Ms: percentile(sorted, 0.5),
       p99Ms: percentile(sorted, 0.99),
       failures: tally.failures

@@ -22,7 +22,11 @@ export function markdownTable (rows: readonly Row[]): string {
   return lines.map(cells => `| ${cells.join(' | ')} |`).join('\n')
 }
 
+// A load too short to complete a request (quick mode) leaves figures that are not numbers.
+const NOT_MEASURED = 'n/a'
+
 export function times (value: number): string {
+  if (!Number.isFinite(value)) return NOT_MEASURED
   return `${value.toFixed(value < 10 ? 2 : 1)}×`
 }
 
@@ -31,6 +35,7 @@ export function count (value: number): string {
 }
 
 export function ms (value: number): string {
+  if (!Number.isFinite(value)) return NOT_MEASURED
   return `${value.toFixed(value < 10 ? 1 : 0)} ms`
 }
 
