@@ -71,10 +71,10 @@ t.test('abort drops everything staged; the txId is gone', async t => {
 })
 
 t.test('an idle transaction expires; the txId is gone', async t => {
-  const service = await startTestService(t, { VECWAL_TX_IDLE_MS: '50' })
+  const service = await startTestService(t, { VECWAL_TX_IDLE_MS: '250' })
   const txId = await open(service)
   t.equal((await stage(service, txId, insert('a'))).status, 202)
-  await new Promise(resolve => setTimeout(resolve, 300))
+  await new Promise(resolve => setTimeout(resolve, 1000))
   await assertGone(t, service, txId)
   t.equal(await lastSeq(service), 0)
 })
