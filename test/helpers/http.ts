@@ -163,7 +163,7 @@ export const ROOT = ((): string => {
 export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js')
 
 /** The environment without any VECWAL_ variable, plus `env`: a child sees only what the test sets. */
-export function cliEnv (env: Record<string, string>): NodeJS.ProcessEnv {
+function cliEnv (env: Record<string, string>): NodeJS.ProcessEnv {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VECWAL_')))
   return { ...clean, ...env }
 }

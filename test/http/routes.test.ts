@@ -207,3 +207,13 @@ t.test('a full write queue: 503 WAL_QUEUE_FULL with Retry-After, then writes flo
   t.equal(await lastSeq(service), accepted.length, 'exactly the accepted writes are in the log')
   t.equal((await service.call('POST', '/v1/entries', sampleEntry(0))).status, 201, 'once drained, writes are accepted again')
 })
+
+t.test('media types match with parameters and in any case', async t => {
+  const service = await startTestService(t)
+  const body = JSON.stringify(insert('a'))
+  for (const type of ['application/json; charset=utf-8', 'Application/JSON']) {
+    t.equal((await service.call('POST', '/v1/entries', body, { 'content-type': type })).status, 201, type)
+  }
+  await assertError(t, await service.call('POST', '/v1/entries', body, { 'content-type': 'application/vnd.api+json' }), 415, 'HTTP_UNSUPPORTED_MEDIA_TYPE', 'application/vnd.api+json')
+  t.equal(await lastSeq(service), 2)
+})
