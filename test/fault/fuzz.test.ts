@@ -194,7 +194,7 @@ t.test('metadata keys that name Object.prototype members are valid metadata, sto
 
   const proto = await service.call('POST', '/v1/entries', '{"op":"insert","id":"p","vector":[1],"metadata":{"__proto__":"x"}}')
   t.equal(proto.status, 400, 'a __proto__ metadata key in JSON is refused by the prototype-poisoning guard')
-  t.equal((await proto.json() as { code: string }).code, 'HTTP_MALFORMED_BODY')
+  t.match((await proto.json() as { code: string }).code, /^HTTP_(MALFORMED_BODY|INVALID_REQUEST)$/, 'as a bad body')
   const protoTop = await service.call('POST', '/v1/entries', '{"__proto__":{"op":"delete"},"op":"delete","id":"p"}')
   t.equal(protoTop.status, 400, 'and so is __proto__ at the top level')
   t.equal(service.log.lastSeq, posted.length, 'nothing else was written')

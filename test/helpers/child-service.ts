@@ -18,7 +18,7 @@ function repoRoot (): string {
   return dir
 }
 
-export const CLI = path.join(repoRoot(), 'dist', 'src', 'cli.js')
+const CLI = path.join(repoRoot(), 'dist', 'src', 'cli.js')
 
 /** A port nothing listens on right now (the kernel's choice for port 0). */
 export async function freePort (): Promise<number> {

@@ -34,8 +34,8 @@ export const JSON_TYPE = { 'content-type': 'application/json' }
 export const MSGPACK_TYPE = { 'content-type': 'application/msgpack' }
 
 const INVALID = ['HTTP_INVALID_REQUEST']
-/** A JSON body the parser refuses: malformed, or `__proto__`/`constructor.prototype` anywhere. */
 const MALFORMED = ['HTTP_MALFORMED_BODY']
+/** A body refused as not valid, or as not parseable; a `__proto__` key may be either. */
 const BAD_BODY = ['HTTP_INVALID_REQUEST', 'HTTP_MALFORMED_BODY']
 
 // ---- Raw JSON tokens: values JSON.stringify cannot write (1e400) or would cost too much to generate ----
@@ -255,10 +255,11 @@ export function malformedJsonRequests (ground: Ground): fc.Arbitrary<FuzzRequest
       '{"op":"delete","id":"a","constructor":{"prototype":{"polluted":1}}}',
       '{"entries":[{"op":"delete","id":"a","__proto__":{"x":1}}]}',
       '{"op":"insert","id":"a","vector":[1],"metadata":{"__proto__":"x"}}'
-    ).map(payload => ({ payload, what: 'prototype poisoning' }))
-    const parsed = fc.oneof(truncated, garbage, badBytes, proto).map(({ payload, what }) => ({
-      method: 'POST', url: route, headers: JSON_TYPE, payload, what, codes: MALFORMED
-    }))
+    ).map(payload => ({ payload, what: 'prototype poisoning', codes: BAD_BODY }))
+    const parsed = fc.oneof(
+      fc.oneof(truncated, garbage, badBytes).map(bad => ({ ...bad, codes: MALFORMED })),
+      proto
+    ).map(({ payload, what, codes }) => ({ method: 'POST', url: route, headers: JSON_TYPE, payload, what, codes }))
     // Deep nesting inside an object entry: valid JSON the schemas refuse at the first level.
     const deep = fc.tuple(fc.constantFrom(...DEEP), fc.constantFrom('metadata', 'vector', 'op', 'extra')).map(([depth, where]) => {
       const nested = where === 'metadata' ? `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}` : `${'['.repeat(depth)}${']'.repeat(depth)}`
@@ -457,7 +458,10 @@ export function recoveryRequests (ground: Ground): fc.Arbitrary<FuzzRequest> {
     if (q.extra !== undefined) parts.push(`${encodeURIComponent(q.extra[0])}=${encodeValue(q.extra[1])}`)
     const a = q.after === undefined ? undefined : asInteger(q.after)
     const onlyRange = q.extra === undefined && !q.twice && (q.limit === undefined || validLimit(asInteger(q.limit))) && a !== undefined
-    const codes = onlyRange ? (a > ground.lastSeq ? ['WAL_RANGE_AHEAD'] : a < ground.oldest - 1 && a >= 0 ? ['WAL_RANGE_GONE'] : BAD_QUERY) : BAD_QUERY
+    // A value written other than as a plain decimal ("1e1", " 5") may be read as the number or refused.
+    const plain = q.after !== undefined && /^\d+$/.test(q.after)
+    const range = onlyRange ? (a > ground.lastSeq ? ['WAL_RANGE_AHEAD'] : a < ground.oldest - 1 && a >= 0 ? ['WAL_RANGE_GONE'] : []) : []
+    const codes = range.length === 0 ? BAD_QUERY : plain ? range : [...range, ...BAD_QUERY]
     return { method: 'GET', url: `/v1/recovery?${parts.join('&')}`, headers: {}, codes, what: 'recovery query' }
   })
 }
