@@ -25,6 +25,7 @@ function oneOfByOp<T extends TSchema[]> (schemas: [...T], title: string) {
   // one schema its `op` names instead of against every schema of the union.
   return Type.Unsafe<Static<T[number]>>({
     title,
+    type: 'object',
     oneOf: schemas,
     discriminator: { propertyName: 'op' }
   })

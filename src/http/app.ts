@@ -13,6 +13,7 @@ import {
   BodyTooLargeError, ENGINE_ERRORS, errorBody, InternalError, InvalidRequestError, MalformedBodyError,
   rawErrorResponse, RouteNotFoundError, ShuttingDownError, UnsupportedMediaTypeError
 } from './errors.js'
+import { registerJsonParser } from './json.js'
 import { registerMsgpackParser } from './msgpack.js'
 import type { Metrics } from './metrics.js'
 import { openapiPlugin } from './openapi.js'
@@ -45,11 +46,35 @@ export interface AppOptions {
 
 export type App = FastifyInstance
 
-// Bodies are checked exactly as sent: no coercion, no defaults, no stripping of unknown fields
-// (Fastify's defaults do all three). Query strings and path parameters arrive as text, so they
-// alone are coerced to the numbers their schemas name.
-const strictAjv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, discriminator: true, strictNumbers: true })
-const textAjv = new Ajv({ coerceTypes: true, useDefaults: false, removeAdditional: false, allErrors: false, strictNumbers: true })
+// Requests are checked exactly as sent: no coercion, no defaults, no stripping of unknown fields
+// (Fastify's defaults do all three).
+const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, discriminator: true, strictNumbers: true })
+
+const DECIMAL_INTEGER = /^-?\d{1,20}$/
+
+/**
+ * Query strings arrive as text. The fields their schema types as integers are converted when they
+ * are written as plain decimal integers, and otherwise left as text for the schema to refuse: Ajv's
+ * own coercion would also turn "Infinity" and "1e400" into numbers, and let them through.
+ */
+function compileTextValidator (schema: TextSchema): FastifyValidator {
+  const validate = ajv.compile(schema)
+  const integers = Object.entries(schema.properties ?? {}).filter(([, s]) => s.type === 'integer').map(([name]) => name)
+  const validateText: FastifyValidator = (data: unknown) => {
+    const fields = data as Record<string, unknown>
+    for (const name of integers) {
+      const value = fields[name]
+      if (typeof value === 'string' && DECIMAL_INTEGER.test(value)) fields[name] = Number(value)
+    }
+    const valid = validate(data)
+    validateText.errors = validate.errors
+    return valid
+  }
+  return validateText
+}
+
+type FastifyValidator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null }
+interface TextSchema { properties?: Record<string, { type?: string }> }
 
 function describeValidationError (error: ErrorObject, dataVar: string): string {
   const where = `${dataVar}${error.instancePath}`
@@ -95,8 +120,6 @@ export async function buildApp (options: AppOptions): Promise<App> {
     // throughput. Errors are logged by the error handler; durations go to metrics.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: bodyLimitBytes,
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
     // Closing is answered by the hook below, in the same error shape as everything else.
     return503OnClosing: false,
     // A path Fastify cannot decode (`/v1/%zz`) and what Node's parser rejects get the same shape.
@@ -115,8 +138,9 @@ export async function buildApp (options: AppOptions): Promise<App> {
     : Fastify({ ...serverOptions, https: options.https } as FastifyHttpsOptions<Server>)
   ).withTypeProvider<TypeBoxTypeProvider>() as unknown as App
 
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strictAjv : textAjv).compile(schema))
+  app.setValidatorCompiler(({ schema, httpPart }) => httpPart === 'querystring' ? compileTextValidator(schema as TextSchema) : ajv.compile(schema))
   app.removeContentTypeParser('text/plain')
+  registerJsonParser(app)
   registerMsgpackParser(app, options.dimensions)
 
   let closing = false

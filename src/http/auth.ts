@@ -36,6 +36,9 @@ export function parseTokens (text: string): TokenGrant[] {
   return grants
 }
 
+// The scheme name is case-insensitive (RFC 9110): Bearer, bearer and BEARER all count.
+const BEARER = /^bearer +(\S+) *$/i
+
 const digest = (token: string): Buffer => createHash('sha256').update(token).digest()
 
 export class TokenChecker {
@@ -62,8 +65,7 @@ export class TokenChecker {
   check (access: RouteAccess, request: FastifyRequest, reply: FastifyReply): void {
     if (!this.enabled || access === 'open' || (access === 'metrics' && !this.protectMetrics)) return
     const needed: Scope = access === 'metrics' ? 'read' : access
-    const header = request.headers.authorization
-    const token = header?.startsWith('Bearer ') === true ? header.slice(7).trim() : ''
+    const token = BEARER.exec(request.headers.authorization ?? '')?.[1] ?? ''
     const scopes = token === '' ? new Set<Scope>() : this.scopesOf(token)
     if (scopes.size === 0) {
       reply.header('www-authenticate', 'Bearer realm="vecwal"')

@@ -15,6 +15,17 @@ export const MSGPACK = 'application/msgpack'
 
 const unpackr = new Unpackr({ mapsAsObjects: true })
 
+// msgpackr renames a `__proto__` key to `__proto_` as it builds objects (maps and its records
+// alike), which would store an entry other than the one sent. A body whose bytes hold the name and
+// whose decoded objects hold a `__proto_` key is refused, as a `__proto__` key is in JSON.
+const PROTO = Buffer.from('__proto__')
+
+function holdsRenamedProtoKey (value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return false
+  if (Array.isArray(value)) return value.some(holdsRenamedProtoKey)
+  return Object.hasOwn(value, '__proto_') || Object.values(value).some(holdsRenamedProtoKey)
+}
+
 interface SetAside { entry: Record<string, unknown>, vector: Float32Array }
 
 const setAside = new WeakMap<FastifyRequest, SetAside[]>()
@@ -45,9 +56,14 @@ export function registerMsgpackParser (app: FastifyInstance, dimensions: number 
   }
 
   app.addContentTypeParser(MSGPACK, { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer
     let decoded: unknown
     try {
-      decoded = unpackr.unpack(body as Buffer)
+      decoded = unpackr.unpack(bytes)
+      if (bytes.includes(PROTO) && holdsRenamedProtoKey(decoded)) {
+        done(new InvalidRequestError('body holds a forbidden __proto__ key'), undefined)
+        return
+      }
     } catch (err) {
       done(new MalformedBodyError('msgpack', (err as Error).message), undefined)
       return

@@ -13,7 +13,27 @@ const description = [
 ].join(' ')
 
 async function openapi (app: FastifyInstance): Promise<void> {
+  // @fastify/swagger marks every request body as required; the routes that take a missing body as
+  // `{}` are noted here and corrected in the finished document.
+  const optionalBodies = new Set<string>()
   await app.register(swagger, {
+    transform ({ schema, url, route }) {
+      const method = String(route.method).toLowerCase()
+      if (route.config?.optionalBody === true) optionalBodies.add(`${method} ${url}`)
+      const access = route.config?.access
+      const secured = access === 'read' || access === 'write' || access === 'admin'
+      return { schema: secured ? { ...schema, security: [{ bearer: [] }] } : schema, url }
+    },
+    transformObject (documentObject) {
+      if (!('openapiObject' in documentObject)) return documentObject.swaggerObject
+      const { openapiObject } = documentObject
+      for (const [path, item] of Object.entries(openapiObject.paths ?? {})) {
+        for (const [method, operation] of Object.entries(item as Record<string, { requestBody?: { required?: boolean } }>)) {
+          if (optionalBodies.has(`${method} ${path}`) && operation.requestBody !== undefined) operation.requestBody.required = false
+        }
+      }
+      return openapiObject
+    },
     openapi: {
       openapi: '3.1.0',
       info: { title: 'vecwal', version: '1', description },

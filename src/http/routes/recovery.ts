@@ -44,7 +44,10 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, sch
       response: {
         200: {
           description: 'NDJSON, one record a line',
-          headers: Type.Object({ 'x-vecwal-checkpoint': Type.Integer(), 'x-vecwal-last-seq': Type.Integer() }),
+          headers: {
+            'x-vecwal-checkpoint': Type.Integer({ description: 'the last checkpoint' }),
+            'x-vecwal-last-seq': Type.Integer({ description: 'the last durable seq when the stream started; it ends there' })
+          },
           content: { 'application/x-ndjson': { schema: Type.String() } }
         },
         '4xx': ErrorResponse,
