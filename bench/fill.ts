@@ -56,7 +56,7 @@ export async function fillLogToBytes (dir: string, bytes: number, entriesPerReco
   return size
 }
 
-export function segmentBytes (dir: string): number {
+function segmentBytes (dir: string): number {
   return fs.readdirSync(dir)
     .filter(name => name.endsWith('.seg'))
     .reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0)

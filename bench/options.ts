@@ -2,7 +2,7 @@
 // and whether the service children write CPU profiles.
 import { parseArgs } from 'node:util'
 
-export const SCENARIO_GROUPS = ['P1', 'P2', 'P3', 'P4'] as const
+const SCENARIO_GROUPS = ['P1', 'P2', 'P3', 'P4'] as const
 export type ScenarioGroup = (typeof SCENARIO_GROUPS)[number]
 
 export interface BenchOptions {
