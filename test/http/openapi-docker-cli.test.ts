@@ -60,18 +60,13 @@ t.test('OpenAPI', async t => {
     t.same(Object.keys(document.paths['/v1/recovery'].get.responses['200'].content), ['application/x-ndjson'])
   })
 
-  t.test('the recovery headers are documented as headers', {
-    todo: 'src/http/routes/recovery.ts: response headers given as Type.Object; @fastify/swagger wants a map of header name to schema'
-  }, async t => {
-    t.same(document.paths['/v1/recovery'].get.responses['200'].headers, {
-      'x-vecwal-checkpoint': { schema: { type: 'integer' } },
-      'x-vecwal-last-seq': { schema: { type: 'integer' } }
-    }, 'exactly the two headers, each with an integer schema (descriptions may be added)')
+  t.test('the recovery headers are documented as headers', async t => {
+    const headers = document.paths['/v1/recovery'].get.responses['200'].headers as Json | undefined
+    t.same(Object.keys(headers ?? {}).sort(), ['x-vecwal-checkpoint', 'x-vecwal-last-seq'], 'exactly the two headers')
+    for (const name of ['x-vecwal-checkpoint', 'x-vecwal-last-seq']) t.equal(headers?.[name]?.schema?.type, 'integer', `${name} is an integer`)
   })
 
-  t.test('the checkpoint body is optional in the document too', {
-    todo: 'src/http/openapi.ts: @fastify/swagger always sets requestBody.required: true; a bare POST /v1/checkpoints is accepted'
-  }, async t => {
+  t.test('the checkpoint body is optional in the document too', async t => {
     t.equal(document.paths['/v1/checkpoints'].post.requestBody.required, false)
   })
 })
