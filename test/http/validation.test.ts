@@ -163,6 +163,11 @@ t.test('recovery query: strict integers, no unknown parameters', async t => {
     ['after=1.5', 'after'],
     ['limit=0', 'limit'],
     ['limit=abc', 'limit'],
+    ['limit=Infinity', 'limit'],
+    ['limit=1e400', 'limit'],
+    ['after=0x1', 'after'],
+    ['after=', 'after'],
+    ['after=1&after=2', 'after'],
     ['after=0&follow=true', 'follow']
   ]
   for (const [query, names] of cases) {
