@@ -2,7 +2,6 @@
 // The `vecwal` command.
 import { ConfigError, describeVariables, loadConfig, unknownVariables } from './config.js'
 import { CorruptLogError, DirectoryLockedError } from './wal/errors.js'
-import { createLogger, startService } from './main.js'
 
 const usage = `vecwal: a durable write-ahead log for vector indexes, served over HTTP
 
@@ -19,6 +18,8 @@ ${describeVariables().join('\n')}
 
 async function serve (repair: boolean): Promise<void> {
   const config = loadConfig()
+  // Loaded only to serve: `--help` and a bad variable answer without loading the server.
+  const { createLogger, startService } = await import('./main.js')
   if (repair) config.repair = true
   const logger = createLogger(config.logLevel)
   for (const name of unknownVariables(process.env)) logger.warn({ variable: name }, 'unknown VECWAL_ variable ignored (misspelt?)')

@@ -160,6 +160,11 @@ export async function buildApp (options: AppOptions): Promise<App> {
     if (request.routeOptions.config.optionalBody !== true) throw new InvalidRequestError('body is required')
     request.body = {}
   })
+  // Node closes idle keep-alive connections once, when closing begins: a connection answered after
+  // that would otherwise hold shutdown up until its keep-alive timeout.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close')
+  })
   app.addHook('onResponse', async (request, reply) => {
     metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000)
   })

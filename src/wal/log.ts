@@ -2,7 +2,7 @@
 import type { EntryInput, EntryOp } from '../entry.js'
 import { DirLock } from './dir-lock.js'
 import {
-  CheckpointAheadError, CheckpointBackwardsError, InvalidArgumentError, LogClosedError, RangeAheadError, RangeGoneError
+  CheckpointAheadError, CheckpointBackwardsError, InvalidArgumentError, LogClosedError, LogFailedError, RangeAheadError, RangeGoneError
 } from './errors.js'
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
@@ -103,7 +103,14 @@ export class WriteAheadLog {
   ) {
     this.lastCheckpoint = checkpoint
     this.queuedCheckpoint = checkpoint
-    this.transactions = new TransactionManager(settings.transactions, async (entries, txId) => await this.appendBatch(entries, txId))
+    this.transactions = new TransactionManager(
+      settings.transactions,
+      async (entries, txId) => await this.appendBatch(entries, txId),
+      () => {
+        if (this.queue.failed !== undefined) throw new LogFailedError(this.queue.failed)
+        if (this.closed) throw new LogClosedError()
+      }
+    )
   }
 
   static async open (options: WalOptions): Promise<WriteAheadLog> {

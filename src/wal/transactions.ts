@@ -48,7 +48,9 @@ export class TransactionManager {
 
   constructor (
     private readonly limits: TransactionLimits,
-    private readonly commitBatch: (entries: EntryInput[], txId: string) => Promise<number>
+    private readonly commitBatch: (entries: EntryInput[], txId: string) => Promise<number>,
+    /** Throws when the log takes no writes (failed or closed): nothing is staged that could never commit. */
+    private readonly assertWritable: () => void
   ) {}
 
   get count (): number {
@@ -60,6 +62,7 @@ export class TransactionManager {
   }
 
   begin (): string {
+    this.assertWritable()
     const txId = randomUUID()
     this.open.set(txId, { entries: [], bytes: 0, timer: this.expiry(txId) })
     return txId
@@ -68,6 +71,7 @@ export class TransactionManager {
   /** Stages entries and returns how many the transaction holds now. All or none are staged. */
   stage (txId: string, entries: readonly EntryInput[]): number {
     const tx = this.get(txId)
+    this.assertWritable()
     let bytes = 0
     for (const entry of entries) bytes += stagedBytes(entry)
     if (tx.bytes + bytes > this.limits.maxBytes) throw new TransactionTooLargeError(this.limits.maxBytes)
