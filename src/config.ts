@@ -31,7 +31,7 @@ export const ConfigSchema = Type.Object({
   VECWAL_GROUP_COMMIT: Type.Boolean({ default: true, description: 'false gives every write its own fsync: a benchmark reference, never for production' })
 })
 
-export type Env = Static<typeof ConfigSchema>
+type Env = Static<typeof ConfigSchema>
 
 export interface Config {
   host: string

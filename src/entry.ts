@@ -76,9 +76,6 @@ const defaultSchemas = entrySchemas()
 
 /** An entry as a client sends it (vectors as JSON numbers). */
 export type Entry = Static<typeof defaultSchemas.Entry>
-export type InsertEntry = Static<typeof defaultSchemas.InsertEntry>
-export type UpdateEntry = Static<typeof defaultSchemas.UpdateEntry>
-export type DeleteEntry = Static<typeof defaultSchemas.DeleteEntry>
 export type EntryOp = Entry['op']
 
 type WithVector<E, V> = E extends { vector: unknown } ? Omit<E, 'vector'> & { vector: V } : E

@@ -98,14 +98,11 @@ function toClientError (err: FastifyError, bodyLimitBytes: number, contentType: 
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       known = new UnsupportedMediaTypeError(contentType ?? 'none', 'application/json or application/msgpack')
       break
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      known = new MalformedBodyError('JSON', err.message)
+      known = new MalformedBodyError('HTTP', err.message)
       break
     default:
       if (err.code?.startsWith('HTTP_') === true) known = err
-      else if (err instanceof SyntaxError) known = new MalformedBodyError('JSON', err.message)
       else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) known = new InvalidRequestError(err.message)
       else known = new InternalError()
   }
@@ -147,10 +144,7 @@ export async function buildApp (options: AppOptions): Promise<App> {
   app.addHook('preClose', async () => { closing = true })
   const tokens = new TokenChecker(options.tokens ?? [], options.protectMetrics ?? false)
   app.addHook('onRequest', async (request, reply) => {
-    if (closing) {
-      reply.header('connection', 'close')
-      throw new ShuttingDownError()
-    }
+    if (closing) throw new ShuttingDownError()
     tokens.check(request.routeOptions.config.access ?? 'open', request, reply)
   })
   // Fastify skips body validation when there is no body at all: a route with a body schema must

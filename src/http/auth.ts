@@ -8,7 +8,7 @@ export type Scope = 'read' | 'write' | 'admin'
 /** What a route needs: a scope, or 'open' (health; metrics unless protected). */
 export type RouteAccess = Scope | 'open' | 'metrics'
 
-export const SCOPES: readonly Scope[] = ['read', 'write', 'admin']
+const SCOPES: readonly Scope[] = ['read', 'write', 'admin']
 
 /** admin may do everything; read and write only their own. */
 const GRANTS: Record<Scope, ReadonlySet<Scope>> = {

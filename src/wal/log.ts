@@ -41,7 +41,7 @@ export interface WalOptions {
   observer?: WalObserver
 }
 
-export const WAL_DEFAULTS = {
+const WAL_DEFAULTS = {
   durability: 'fsync' as Durability,
   segmentBytes: 64 * 1024 * 1024,
   retainSegments: 0,

@@ -36,7 +36,7 @@ export interface RecoverOptions {
 
 interface Damage { offset: number, reason: string }
 
-export async function listSegments (io: FileIO, dir: string): Promise<Array<{ name: string, baseSeq: number }>> {
+async function listSegments (io: FileIO, dir: string): Promise<Array<{ name: string, baseSeq: number }>> {
   const found: Array<{ name: string, baseSeq: number }> = []
   for (const name of await io.readdir(dir)) {
     const baseSeq = parseSegmentFileName(name)
