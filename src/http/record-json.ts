@@ -253,8 +253,11 @@ const CHAR_OPEN_BRACKET = 0x5b
 const CHAR_CLOSE_BRACKET = 0x5d
 const FOUR_ZEROS = 0x30303030
 
-/** The longest float32 printing: "-1.2345678e-38". */
-const MAX_FLOAT_CHARS = 14
+/**
+ * The longest float32 printing: below 1e21 a value prints in full, so "-100000000000000000000"
+ * and its like (a sign and 21 digits) are longer than any exponent form ("-1.2345678e-38").
+ */
+const MAX_FLOAT_CHARS = 22
 const SLACK = 8
 
 const POW10 = Float64Array.from({ length: 10 }, (_, n) => 10 ** n)
@@ -360,18 +363,9 @@ function writeFloat32Bits (bits: number, view: DataView, at: number): number {
   return end >= 0 ? end : writeShortest(ieeeMantissa, ieeeExponent, view, at)
 }
 
-// Text is written as bytes and read back as one latin1 string, much cheaper than concatenating a
-// string per value. The buffer grows to the longest vector seen and is reused.
-let scratch = Buffer.allocUnsafeSlow(4096)
-let scratchView = new DataView(scratch.buffer, scratch.byteOffset, scratch.length)
-
-function scratchViewFor (chars: number): DataView {
-  if (scratch.length < chars + SLACK) {
-    scratch = Buffer.allocUnsafeSlow(chars + SLACK)
-    scratchView = new DataView(scratch.buffer, scratch.byteOffset, scratch.length)
-  }
-  return scratchView
-}
+// formatFloat32 writes its bytes here and reads them back as one latin1 string.
+const scratch = Buffer.allocUnsafeSlow(MAX_FLOAT_CHARS + SLACK)
+const scratchView = new DataView(scratch.buffer, scratch.byteOffset, scratch.length)
 
 const float32 = new Float32Array(1)
 const float32Bits = new Int32Array(float32.buffer)
@@ -383,25 +377,15 @@ const float32Bits = new Int32Array(float32.buffer)
  */
 export function formatFloat32 (value: number): string {
   float32[0] = value
-  const end = writeFloat32Bits(float32Bits[0], scratchViewFor(MAX_FLOAT_CHARS), 0)
+  const end = writeFloat32Bits(float32Bits[0], scratchView, 0)
   return scratch.toString('latin1', 0, end)
 }
 
-function vectorJson (vector: Float32Array): string {
-  // A Float32Array's byteOffset is always a multiple of 4, so the same bytes can be read as bits.
-  const bits = new Int32Array(vector.buffer, vector.byteOffset, vector.length)
-  const view = scratchViewFor(2 + bits.length * (MAX_FLOAT_CHARS + 1))
-  view.setUint8(0, CHAR_OPEN_BRACKET)
-  let at = 1
-  for (let i = 0; i < bits.length; i++) {
-    if (i > 0) view.setUint8(at++, CHAR_COMMA)
-    at = writeFloat32Bits(bits[i], view, at)
-  }
-  view.setUint8(at++, CHAR_CLOSE_BRACKET)
-  return scratch.toString('latin1', 0, at)
-}
-
 // ---- Lines ----
+//
+// A line is written as bytes straight into the buffer the stream sends, not built as strings:
+// a recovery stream would otherwise build each vector's text, concatenate it into a line and a
+// chunk, and encode the chunk back into bytes.
 
 // JSON.stringify leaves U+0085, U+2028 and U+2029 raw, and some line splitters (Python's
 // str.splitlines, for one) break lines at them; escaped, a record can never span two lines.
@@ -417,33 +401,105 @@ function toJson (value: string | Record<string, string>): string {
   return RAW_LINE_BREAK.test(json) ? json.replace(RAW_LINE_BREAKS, escapeLineBreak) : json
 }
 
-/** An entry's fields after its op: id, then vector and metadata for inserts and updates. */
-function entryFields (entry: StoredEntry): string {
-  if (entry.op === 'delete') return `,"id":${toJson(entry.id)}`
-  const fields = `,"id":${toJson(entry.id)},"vector":${vectorJson(entry.vector)}`
-  return entry.metadata === undefined ? fields : `${fields},"metadata":${toJson(entry.metadata)}`
+/** Where a line is being written: `at` moves on; `fits` turns false once something did not fit. */
+interface LineTarget {
+  out: Buffer
+  view: DataView
+  at: number
+  fits: boolean
 }
 
-function bodyFields (body: RecordBody): string {
+/** Writes text (ASCII, or JSON that may hold any character) if it fits. */
+function put (target: LineTarget, text: string): void {
+  // A UTF-16 unit takes at most 3 bytes in UTF-8.
+  if (!target.fits || target.at + text.length * 3 > target.out.length) {
+    target.fits = false
+    return
+  }
+  target.at += target.out.write(text, target.at, 'utf8')
+}
+
+function putVector (target: LineTarget, vector: Float32Array): void {
+  if (!target.fits || target.at + 2 + vector.length * (MAX_FLOAT_CHARS + 1) + SLACK > target.out.length) {
+    target.fits = false
+    return
+  }
+  // A Float32Array's byteOffset is always a multiple of 4, so the same bytes can be read as bits.
+  const bits = new Int32Array(vector.buffer, vector.byteOffset, vector.length)
+  const view = target.view
+  view.setUint8(target.at, CHAR_OPEN_BRACKET)
+  let at = target.at + 1
+  for (let i = 0; i < bits.length; i++) {
+    if (i > 0) view.setUint8(at++, CHAR_COMMA)
+    at = writeFloat32Bits(bits[i], view, at)
+  }
+  view.setUint8(at++, CHAR_CLOSE_BRACKET)
+  target.at = at
+}
+
+/** An entry's fields after its op: id, then vector and metadata for inserts and updates. */
+function putEntryFields (target: LineTarget, entry: StoredEntry): void {
+  put(target, `,"id":${toJson(entry.id)}`)
+  if (entry.op === 'delete') return
+  put(target, ',"vector":')
+  putVector(target, entry.vector)
+  if (entry.metadata !== undefined) put(target, `,"metadata":${toJson(entry.metadata)}`)
+}
+
+function putBodyFields (target: LineTarget, body: RecordBody): void {
   switch (body.op) {
     case 'insert':
     case 'update':
     case 'delete':
-      return entryFields(body)
-    case 'batch': {
-      const entries = body.entries.map(entry => `{"op":"${entry.op}"${entryFields(entry)}}`).join(',')
-      const txId = body.txId === undefined ? '' : `,"txId":${toJson(body.txId)}`
-      return `,"entries":[${entries}]${txId}`
-    }
+      putEntryFields(target, body)
+      return
+    case 'batch':
+      put(target, ',"entries":[')
+      body.entries.forEach((entry, i) => {
+        put(target, `${i > 0 ? ',' : ''}{"op":"${entry.op}"`)
+        putEntryFields(target, entry)
+        put(target, '}')
+      })
+      put(target, body.txId === undefined ? ']' : `],"txId":${toJson(body.txId)}`)
+      return
     case 'checkpoint':
-      return `,"checkpoint":${body.checkpoint}`
+      put(target, `,"checkpoint":${body.checkpoint}`)
   }
 }
 
 /**
- * One NDJSON line, trailing newline included: seq, op, the body's fields in a fixed order, then
- * timestamp. Ops are fixed names, so they need no escaping; strings do.
+ * Writes one NDJSON line, trailing newline included, into `out` from `at`: seq, op, the body's
+ * fields in a fixed order, then timestamp. Returns the end, or -1 when the line does not fit.
+ * Ops are fixed names, so they need no escaping; strings do.
  */
+function writeRecordLine (record: LogRecord, out: Buffer, view: DataView, at: number): number {
+  const target: LineTarget = { out, view, at, fits: true }
+  put(target, `{"seq":${record.seq},"op":"${record.op}"`)
+  putBodyFields(target, record)
+  put(target, `,"timestamp":${record.timestamp}}\n`)
+  return target.fits ? target.at : -1
+}
+
+// Every line is written into this one buffer, which grows to the longest line seen. One buffer
+// and one DataView for all: V8 keeps the printing loop fast for a DataView it has seen before,
+// and is several times slower when each chunk of a stream brings a new one.
+let lineScratch = Buffer.allocUnsafeSlow(64 * 1024)
+let lineView = new DataView(lineScratch.buffer, lineScratch.byteOffset, lineScratch.length)
+
+/**
+ * One NDJSON line as UTF-8 bytes, trailing newline included. The bytes are a view of a shared
+ * buffer, valid until the next call: copy them before anything else may print a line.
+ */
+export function recordLineBytes (record: LogRecord): Buffer {
+  for (;;) {
+    const end = writeRecordLine(record, lineScratch, lineView, 0)
+    if (end >= 0) return lineScratch.subarray(0, end)
+    lineScratch = Buffer.allocUnsafeSlow(lineScratch.length * 2)
+    lineView = new DataView(lineScratch.buffer, lineScratch.byteOffset, lineScratch.length)
+  }
+}
+
+/** One NDJSON line as a string, trailing newline included. */
 export function recordToJsonLine (record: LogRecord): string {
-  return `{"seq":${record.seq},"op":"${record.op}"${bodyFields(record)},"timestamp":${record.timestamp}}\n`
+  return recordLineBytes(record).toString('utf8')
 }

@@ -252,6 +252,15 @@ t.test('recordToJsonLine: a vector viewing part of a larger buffer', async t => 
   )
 })
 
+t.test('recordToJsonLine: the longest printings, filling a 65,536-value vector', async t => {
+  // Below 1e21 a float32 prints in full: 21 digits and a sign, the longest text one value takes.
+  const widest = Math.fround(-9.9999998e20)
+  const vector = new Float32Array(65_536).fill(widest)
+  const line = recordToJsonLine({ seq: 1, op: 'insert', id: 'wide', vector, timestamp })
+  t.match(line, /^\{"seq":1,"op":"insert","id":"wide","vector":\[-\d{21},/)
+  t.ok(sameFloat32s(JSON.parse(line).vector, vector), 'all 65536 values read back')
+})
+
 t.test('recordToJsonLine: a vector longer than any before it, then a short one', async t => {
   const long = new Float32Array(65_536).map((_, i) => -(i + 0.1) * 1e-30)
   const parsed = JSON.parse(recordToJsonLine({ seq: 1, op: 'insert', id: 'long', vector: long, timestamp }))

@@ -6,24 +6,31 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { LogRecord } from '../../wal/payload.js'
 import type { WriteAheadLog } from '../../wal/log.js'
-import { recordToJsonLine } from '../record-json.js'
+import { recordLineBytes } from '../record-json.js'
 import { ErrorResponse, type ApiSchemas } from '../schemas.js'
 
-/** Lines are sent in chunks of about this many characters: one socket write per chunk, not per line. */
-const CHUNK_CHARS = 64 * 1024
+/** Lines are written into chunks of this many bytes: one socket write per chunk, not per line. */
+const CHUNK_BYTES = 64 * 1024
 /** Chunks buffered ahead of the socket at most. */
 const CHUNKS_AHEAD = 4
 
-async function * ndjson (records: AsyncIterable<LogRecord>): AsyncGenerator<string> {
-  let chunk = ''
+/**
+ * The records as NDJSON, in chunks of whole lines. Each chunk is a fresh buffer, since the socket
+ * may still hold the last one; a line longer than a chunk gets a chunk of its own size.
+ */
+async function * ndjson (records: AsyncIterable<LogRecord>): AsyncGenerator<Buffer> {
+  let chunk = Buffer.allocUnsafe(CHUNK_BYTES)
+  let used = 0
   for await (const record of records) {
-    chunk += recordToJsonLine(record)
-    if (chunk.length >= CHUNK_CHARS) {
-      yield chunk
-      chunk = ''
+    const line = recordLineBytes(record)
+    if (used + line.length > chunk.length) {
+      if (used > 0) yield chunk.subarray(0, used)
+      chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, line.length))
+      used = 0
     }
+    used += line.copy(chunk, used)
   }
-  if (chunk !== '') yield chunk
+  if (used > 0) yield chunk.subarray(0, used)
 }
 
 export const recoveryRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
@@ -56,7 +63,7 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, sch
     }
   }, async (request, reply) => {
     const read = log.read({ after: request.query.after, limit: request.query.limit })
-    const stream = Readable.from(ndjson(read.records), { objectMode: false, highWaterMark: CHUNK_CHARS * CHUNKS_AHEAD })
+    const stream = Readable.from(ndjson(read.records), { objectMode: false, highWaterMark: CHUNK_BYTES * CHUNKS_AHEAD })
     streams.add(stream)
     stream.once('close', () => streams.delete(stream))
     stream.once('error', (err) => { request.log.error({ err }, 'recovery stream failed') })
