@@ -144,7 +144,7 @@ export class WriteAheadLog {
       })
       const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, options.observer ?? {}, logger, recovery.checkpoint)
       // A crash may have come between a checkpoint and the deletions it allowed.
-      await writer.deleteCovered(recovery.checkpoint, settings.retainSegments)
+      await log.applyRetention()
       if (settings.durability === 'none') {
         logger.warn({ durability: 'none' }, 'durability is none: writes are acknowledged before fsync and a crash can lose them')
       }
