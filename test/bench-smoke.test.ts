@@ -5,18 +5,11 @@ import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { ROOT } from './helpers/project.js'
 
-/** The repository root: the nearest directory above this file with a package.json (from test/ or dist/test/). */
-function repoRoot (): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir)
-  return dir
-}
-
-const BENCH = path.join(repoRoot(), 'dist', 'bench', 'run.js')
+const BENCH = path.join(ROOT, 'dist', 'bench', 'run.js')
 
 // Without tap's loaders and coverage: they would follow the bench into every server child it
 // starts, and slow each start for nothing this test checks.

@@ -480,9 +480,11 @@ function writeRecordLine (record: LogRecord, out: Buffer, view: DataView, at: nu
   return target.fits ? target.at : -1
 }
 
-// Every line is written into this one buffer, which grows to the longest line seen. One buffer
-// and one DataView for all: V8 keeps the printing loop fast for a DataView it has seen before,
-// and is several times slower when each chunk of a stream brings a new one.
+// Every line is written into this one buffer, which grows to the longest line seen up to
+// KEPT_LINE_BYTES; a longer line gets a buffer of its own, let go once the line is copied out. One
+// buffer and one DataView for all: V8 keeps the printing loop fast for a DataView it has seen
+// before, and is several times slower when each chunk of a stream brings a new one.
+const KEPT_LINE_BYTES = 1024 * 1024
 let lineScratch = Buffer.allocUnsafeSlow(64 * 1024)
 let lineView = new DataView(lineScratch.buffer, lineScratch.byteOffset, lineScratch.length)
 
@@ -491,11 +493,17 @@ let lineView = new DataView(lineScratch.buffer, lineScratch.byteOffset, lineScra
  * buffer, valid until the next call: copy them before anything else may print a line.
  */
 export function recordLineBytes (record: LogRecord): Buffer {
+  let out = lineScratch
+  let view = lineView
   for (;;) {
-    const end = writeRecordLine(record, lineScratch, lineView, 0)
-    if (end >= 0) return lineScratch.subarray(0, end)
-    lineScratch = Buffer.allocUnsafeSlow(lineScratch.length * 2)
-    lineView = new DataView(lineScratch.buffer, lineScratch.byteOffset, lineScratch.length)
+    const end = writeRecordLine(record, out, view, 0)
+    if (end >= 0) return out.subarray(0, end)
+    out = Buffer.allocUnsafeSlow(out.length * 2)
+    view = new DataView(out.buffer, out.byteOffset, out.length)
+    if (out.length <= KEPT_LINE_BYTES) {
+      lineScratch = out
+      lineView = view
+    }
   }
 }
 

@@ -22,24 +22,22 @@ export class SegmentWriter {
   /** Oldest first; the last one is the active segment. */
   readonly segments: SegmentInfo[]
   private fd: number
-  private nextSeq: number
   private tail: Promise<unknown> = Promise.resolve()
 
-  private constructor (private readonly options: SegmentWriterOptions, segments: SegmentInfo[], fd: number, nextSeq: number) {
+  private constructor (private readonly options: SegmentWriterOptions, segments: SegmentInfo[], fd: number) {
     this.segments = segments
     this.fd = fd
-    this.nextSeq = nextSeq
   }
 
-  /** Opens the newest recovered segment for appending, or creates the first one. */
+  /** Opens the newest recovered segment for appending, or creates the first one at `nextSeq`. */
   static async open (options: SegmentWriterOptions, recovered: SegmentInfo[], nextSeq: number): Promise<SegmentWriter> {
     const active = recovered.at(-1)
     if (active !== undefined) {
       const fd = await options.io.openWrite(path.join(options.dir, active.name))
-      return new SegmentWriter(options, recovered, fd, nextSeq)
+      return new SegmentWriter(options, recovered, fd)
     }
     const { info, fd } = await createSegment(options, nextSeq)
-    return new SegmentWriter(options, [info], fd, nextSeq)
+    return new SegmentWriter(options, [info], fd)
   }
 
   get active (): SegmentInfo {
@@ -66,7 +64,7 @@ export class SegmentWriter {
    */
   append (records: readonly EncodedPayload[], timestamp: number): Promise<number> {
     return this.exclusive(async () => {
-      const firstSeq = this.nextSeq
+      const firstSeq = this.lastSeq + 1
       let start = 0
       while (start < records.length) {
         const active = this.active
@@ -85,7 +83,7 @@ export class SegmentWriter {
         }
         const buffer = Buffer.allocUnsafe(bytes)
         let offset = 0
-        let seq = this.nextSeq
+        let seq = active.lastSeq + 1
         for (let i = start; i < end; i++) {
           offset = writeRecord(buffer, offset, seq++, timestamp, records[i].type, records[i].bytes)
         }
@@ -98,7 +96,6 @@ export class SegmentWriter {
         // Only now do readers and status see the records.
         active.bytes += bytes
         active.lastSeq = seq - 1
-        this.nextSeq = seq
         start = end
       }
       return firstSeq
@@ -106,7 +103,7 @@ export class SegmentWriter {
   }
 
   private async rotate (): Promise<void> {
-    const { info, fd } = await createSegment(this.options, this.nextSeq)
+    const { info, fd } = await createSegment(this.options, this.lastSeq + 1)
     const sealed = this.fd
     this.fd = fd
     this.segments.push(info)

@@ -3,36 +3,7 @@
 // free just before the start (and found again if another process took it in between).
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-
-/** The repository root: the nearest directory above this file with a package.json (from test/ or dist/test/). */
-function repoRoot (): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir)
-    if (parent === dir) throw new Error('no package.json above ' + fileURLToPath(import.meta.url))
-    dir = parent
-  }
-  return dir
-}
-
-const CLI = path.join(repoRoot(), 'dist', 'src', 'cli.js')
-
-/** A port nothing listens on right now (the kernel's choice for port 0). */
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => { resolve(port) })
-    })
-  })
-}
+import { CLI, freePort } from './project.js'
 
 export function sleep (ms: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, ms))

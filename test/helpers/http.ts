@@ -2,7 +2,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { STATUS_CODES } from 'node:http'
@@ -11,6 +10,7 @@ import type { Test } from 'tap'
 import { loadConfig } from '../../src/config.js'
 import { startService, type EngineOverrides, type Service } from '../../src/main.js'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
+import { CLI } from './project.js'
 
 export interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -91,18 +91,6 @@ export async function assertError (t: Test, response: Response, statusCode: numb
   return body
 }
 
-/** A port that was free a moment ago (listen on 0, read it, close). */
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address() as net.AddressInfo
-      server.close(() => { resolve(address.port) })
-    })
-  })
-}
-
 /** A file layer whose fdatasync fails with EIO once `fail()` is called. */
 export function failingIO (): { io: FileIO, fail: () => void } {
   let failing = false
@@ -151,16 +139,6 @@ export function asStored (entry: Record<string, unknown>): Record<string, unknow
   if (!Array.isArray(entry.vector)) return entry
   return { ...entry, vector: (entry.vector as number[]).map(v => Math.fround(v)) }
 }
-
-/** The project's root: the nearest folder above this module with a package.json. */
-export const ROOT = ((): string => {
-  let dir = path.dirname(new URL(import.meta.url).pathname)
-  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir)
-  return dir
-})()
-
-/** The compiled CLI; `npm test` builds it first (pretest). */
-export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js')
 
 /** The environment without any VECWAL_ variable, plus `env`: a child sees only what the test sets. */
 function cliEnv (env: Record<string, string>): NodeJS.ProcessEnv {

@@ -5,7 +5,8 @@ import path from 'node:path'
 import t from 'tap'
 import { generateOpenApiDocument, OPENAPI_FILE } from '../../scripts/openapi.js'
 import { ConfigError, ConfigSchema, loadConfig } from '../../src/config.js'
-import { ROOT, runCli, startTestService, tempDir } from '../helpers/http.js'
+import { runCli, startTestService, tempDir } from '../helpers/http.js'
+import { ROOT } from '../helpers/project.js'
 
 type Json = Record<string, any>
 

@@ -5,8 +5,9 @@ import type { ChildProcess } from 'node:child_process'
 import http from 'node:http'
 import t, { type Test } from 'tap'
 import {
-  asStored, freePort, gatedIO, recoverAll, sampleEntry, spawnCli, startTestService, tempDir, waitForExit
+  asStored, gatedIO, recoverAll, sampleEntry, spawnCli, startTestService, tempDir, waitForExit
 } from '../helpers/http.js'
+import { freePort } from '../helpers/project.js'
 
 interface Outcome {
   body: Record<string, unknown>
