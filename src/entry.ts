@@ -31,10 +31,16 @@ function oneOfByOp<T extends TSchema[]> (schemas: [...T], title: string) {
   })
 }
 
+/**
+ * Well-formed Unicode only. JSON can carry a lone surrogate ("\ud800"), which has no UTF-8 form:
+ * the log would store U+FFFD in its place and give back another string than the one it took.
+ */
+const WELL_FORMED = '^\\P{Cs}*$'
+
 /** Builds the entry schemas; `dimensions` narrows the vector length, nothing else changes. */
 export function entrySchemas (options: EntrySchemaOptions = {}) {
   const dims = options.dimensions
-  const Id = Type.String({ minLength: 1, maxLength: ENTRY_LIMITS.idMaxLength, description: 'the vector\'s id' })
+  const Id = Type.String({ minLength: 1, maxLength: ENTRY_LIMITS.idMaxLength, pattern: WELL_FORMED, description: 'the vector\'s id' })
   const Vector = Type.Array(
     // Finite and within float32 range: JSON's 1e400 parses to Infinity, and anything past
     // FLOAT32_MAX would turn into Infinity when stored as a 32-bit float.
@@ -47,10 +53,10 @@ export function entrySchemas (options: EntrySchemaOptions = {}) {
   )
   const Metadata = Type.Record(
     Type.String(),
-    Type.String({ maxLength: ENTRY_LIMITS.metadataValueMaxLength }),
+    Type.String({ maxLength: ENTRY_LIMITS.metadataValueMaxLength, pattern: WELL_FORMED }),
     {
       maxProperties: ENTRY_LIMITS.metadataMaxKeys,
-      propertyNames: { minLength: 1, maxLength: ENTRY_LIMITS.metadataKeyMaxLength },
+      propertyNames: { minLength: 1, maxLength: ENTRY_LIMITS.metadataKeyMaxLength, pattern: WELL_FORMED },
       description: 'string values by string key'
     }
   )

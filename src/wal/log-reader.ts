@@ -4,8 +4,10 @@
 import path from 'node:path'
 import { CorruptLogError, RangeGoneError } from './errors.js'
 import type { FileIO } from './file-io.js'
-import { RecordType, SEGMENT_HEADER_BYTES } from './format.js'
+import { RecordType, SEGMENT_HEADER_BYTES, type RecordFrame } from './format.js'
 import { FrameReader } from './frame-reader.js'
+import { recordLineBytes } from './record-json.js'
+import { recordMsgpackBytes } from './record-msgpack.js'
 import { decodeBody, type LogRecord } from './payload.js'
 import type { SegmentInfo } from './recover.js'
 
@@ -32,7 +34,15 @@ function segmentHolding (segments: readonly SegmentInfo[], seq: number): Segment
   return undefined
 }
 
-export async function * readRecords (io: FileIO, dir: string, segments: readonly SegmentInfo[], range: ReadRange): AsyncGenerator<LogRecord> {
+/** A record frame and where it lies: its payload is valid until the reader moves on. */
+export interface LocatedFrame {
+  frame: RecordFrame
+  segment: string
+  offset: number
+}
+
+/** The frames in the range, in seq order, each checked (CRC, seq continuity) before it is yielded. */
+export async function * readFrames (io: FileIO, dir: string, segments: readonly SegmentInfo[], range: ReadRange): AsyncGenerator<LocatedFrame> {
   let next = range.from
   let yielded = 0
   while (next <= range.to && yielded < range.limit) {
@@ -62,13 +72,8 @@ export async function * readRecords (io: FileIO, dir: string, segments: readonly
         if (frame.seq > range.to || yielded >= range.limit) return
         next = frame.seq + 1
         if (frame.type === RecordType.checkpoint && !range.includeCheckpoints) continue
-        const body = decodeBody(frame)
-        if (body === undefined) throw new CorruptLogError(segment.name, step.offset, 'record body does not match its type')
-        const record = body as LogRecord
-        record.seq = frame.seq
-        record.timestamp = frame.timestamp
         yielded++
-        yield record
+        yield { frame, segment: segment.name, offset: step.offset }
       }
       // The segment ended, yet the log says it holds the next seq wanted: records are missing.
       if (next <= range.to && segmentHolding(segments, next) === segment) {
@@ -78,4 +83,59 @@ export async function * readRecords (io: FileIO, dir: string, segments: readonly
       await io.close(fd)
     }
   }
+}
+
+const BODY_MISMATCH = 'record body does not match its type'
+
+/** The records in the range, decoded. */
+export async function * readRecords (frames: AsyncIterable<LocatedFrame>): AsyncGenerator<LogRecord> {
+  for await (const { frame, segment, offset } of frames) {
+    const body = decodeBody(frame)
+    if (body === undefined) throw new CorruptLogError(segment, offset, BODY_MISMATCH)
+    const record = body as LogRecord
+    record.seq = frame.seq
+    record.timestamp = frame.timestamp
+    yield record
+  }
+}
+
+/** Records are gathered into chunks of this many bytes: one socket write per chunk, not per record. */
+const CHUNK_BYTES = 64 * 1024
+
+/**
+ * The records, each encoded by `encode` (undefined for a body that is not a record body), in
+ * chunks of whole records. Each chunk is a fresh buffer, since its consumer may still hold the
+ * last one; a record longer than a chunk gets a chunk of its own size. `encode` may answer a view
+ * of a shared buffer: it is copied before the next call.
+ */
+async function * readEncoded (frames: AsyncIterable<LocatedFrame>, encode: (frame: RecordFrame) => Buffer | undefined): AsyncGenerator<Buffer> {
+  let chunk = Buffer.allocUnsafe(CHUNK_BYTES)
+  let used = 0
+  try {
+    for await (const { frame, segment, offset } of frames) {
+      const bytes = encode(frame)
+      if (bytes === undefined) throw new CorruptLogError(segment, offset, BODY_MISMATCH)
+      if (used + bytes.length > chunk.length) {
+        if (used > 0) yield chunk.subarray(0, used)
+        chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, bytes.length))
+        used = 0
+      }
+      used += bytes.copy(chunk, used)
+    }
+  } catch (err) {
+    // At damage, every record before it goes out first.
+    if (used > 0) yield chunk.subarray(0, used)
+    throw err
+  }
+  if (used > 0) yield chunk.subarray(0, used)
+}
+
+/** The records as NDJSON lines (record-json.ts), in chunks of whole lines. */
+export function readNdjson (frames: AsyncIterable<LocatedFrame>): AsyncGenerator<Buffer> {
+  return readEncoded(frames, recordLineBytes)
+}
+
+/** The records as concatenated msgpack maps (record-msgpack.ts), in chunks of whole records. */
+export function readMsgpack (frames: AsyncIterable<LocatedFrame>): AsyncGenerator<Buffer> {
+  return readEncoded(frames, recordMsgpackBytes)
 }

@@ -7,7 +7,7 @@ import {
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
 import { silentLogger, type WalLogger } from './logger.js'
-import { readRecords } from './log-reader.js'
+import { readFrames, readMsgpack, readNdjson, readRecords, type LocatedFrame } from './log-reader.js'
 import { encodeBatch, encodeCheckpoint, encodeEntry, type LogRecord } from './payload.js'
 import { recoverDirectory } from './recover.js'
 import { SegmentWriter, type Durability } from './segment-writer.js'
@@ -63,7 +63,13 @@ export interface LogRead {
   checkpoint: number
   /** The last durable seq when the read began: the read ends there. */
   lastSeq: number
+  // Three forms of the same records: read one of them. Each starts reading on its first pull.
+  /** The records, decoded. */
   records: AsyncIterable<LogRecord>
+  /** The records as NDJSON, in chunks of whole lines. */
+  ndjson: AsyncIterable<Buffer>
+  /** The records as concatenated msgpack maps, in chunks of whole records. */
+  msgpack: AsyncIterable<Buffer>
 }
 
 export interface SegmentStatus { name: string, firstSeq: number, lastSeq: number, bytes: number }
@@ -229,15 +235,19 @@ export class WriteAheadLog {
     if (after > lastSeq) throw new RangeAheadError(after, lastSeq)
     const oldest = this.writer.segments[0].baseSeq
     if (after + 1 < oldest) throw new RangeGoneError(after, oldest)
+    const range = {
+      from: after + 1,
+      to: lastSeq,
+      limit: options.limit ?? Number.POSITIVE_INFINITY,
+      includeCheckpoints: options.includeCheckpoints ?? false
+    }
+    const frames = (): AsyncGenerator<LocatedFrame> => readFrames(this.io, this.dir, this.writer.segments, range)
     return {
       checkpoint: this.lastCheckpoint,
       lastSeq,
-      records: readRecords(this.io, this.dir, this.writer.segments, {
-        from: after + 1,
-        to: lastSeq,
-        limit: options.limit ?? Number.POSITIVE_INFINITY,
-        includeCheckpoints: options.includeCheckpoints ?? false
-      })
+      records: readRecords(frames()),
+      ndjson: readNdjson(frames()),
+      msgpack: readMsgpack(frames())
     }
   }
 

@@ -2,7 +2,7 @@
 // extension), so a vector costs four bytes a value on disk and decodes without a parse.
 import { Packr } from 'msgpackr'
 import type { EntryInput, StoredEntry } from '../entry.js'
-import { RecordType, type RecordFrame, type RecordTypeCode } from './format.js'
+import { RecordType, recordTypeName, type RecordFrame, type RecordTypeCode } from './format.js'
 
 // useRecords: false keeps every payload self-contained: msgpackr's record structures would make a
 // record depend on structures defined by earlier ones.
@@ -56,4 +56,43 @@ export function decodeBody (frame: Pick<RecordFrame, 'type' | 'source' | 'payloa
   const body = packr.unpack(frame.source, { start: frame.payloadStart, end: frame.payloadEnd }) as RecordBody
   if (typeof body !== 'object' || body === null || RecordType[body.op] !== frame.type) return undefined
   return body
+}
+
+/** The msgpack string at source[start, end), decoded as decodeBody would decode it. */
+export function decodeString (source: Buffer, start: number, end: number): string {
+  const value: unknown = packr.unpack(source, { start, end })
+  if (typeof value !== 'string') throw new TypeError('not a msgpack string')
+  return value
+}
+
+const OP_KEY = Buffer.from([0xa2, 0x6f, 0x70]) // the fixstr "op"
+
+/**
+ * Where a payload's map entries begin and how many there are, when the payload is a map whose
+ * first entry is `op` naming the frame's record type, as encode* writes it; undefined otherwise.
+ * Nothing is decoded: the recovery streams copy or transcode the entries from there.
+ */
+export function bodyEntries (frame: Pick<RecordFrame, 'type' | 'source' | 'payloadStart' | 'payloadEnd'>): { count: number, start: number } | undefined {
+  const { source, payloadStart: at, payloadEnd: end } = frame
+  const head = source[at]
+  let count: number
+  let start: number
+  if (head >= 0x80 && head <= 0x8f) {
+    count = head & 0x0f
+    start = at + 1
+  } else if (head === 0xde && at + 3 <= end) {
+    count = source.readUInt16BE(at + 1)
+    start = at + 3
+  } else if (head === 0xdf && at + 5 <= end) {
+    count = source.readUInt32BE(at + 1)
+    start = at + 5
+  } else {
+    return undefined
+  }
+  const name = recordTypeName(frame.type)
+  const nameAt = start + OP_KEY.length
+  if (count === 0 || name === undefined || nameAt + 1 + name.length > end) return undefined
+  if (OP_KEY.compare(source, start, nameAt) !== 0 || source[nameAt] !== (0xa0 | name.length)) return undefined
+  if (source.toString('latin1', nameAt + 1, nameAt + 1 + name.length) !== name) return undefined
+  return { count, start }
 }

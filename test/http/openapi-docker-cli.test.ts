@@ -58,7 +58,7 @@ t.test('OpenAPI', async t => {
     const entry = document.paths['/v1/entries'].post.requestBody.content['application/json'].schema
     t.same(entry.oneOf.map((s: Json) => s.properties.op.enum[0]), ['insert', 'update', 'delete'], 'one schema per op')
     t.ok(entry.oneOf.every((s: Json) => s.additionalProperties === false), 'unknown fields are refused')
-    t.same(Object.keys(document.paths['/v1/recovery'].get.responses['200'].content), ['application/x-ndjson'])
+    t.same(Object.keys(document.paths['/v1/recovery'].get.responses['200'].content), ['application/x-ndjson', 'application/msgpack'], 'recovery in both forms')
   })
 
   t.test('the recovery headers are documented as headers', async t => {

@@ -1,6 +1,8 @@
 // The recovery stream read line by line and compared with what was posted: across segment
-// rotation, after a checkpoint, with shortest float32 decimals, and under concurrent writes.
+// rotation, after a checkpoint, with shortest float32 decimals, under concurrent writes, and as
+// msgpack for a client that asks for it.
 import t from 'tap'
+import { Packr } from 'msgpackr'
 import { asStored, ndjson, recoverAll, sampleEntry, startTestService, type TestService } from '../helpers/http.js'
 
 /** How many significant digits the shortest decimal reading back to this float32 has. */
@@ -95,6 +97,55 @@ t.test('across segment rotation: every line equals what was posted, in seq order
   t.equal(printed.length, stored.length, 'one printed value per posted value')
   const wrong = printed.map((text, i) => notShortest(text, stored[i])).filter(reason => reason !== undefined)
   t.same(wrong, [], `all ${printed.length} vector values print as the shortest float32 decimal`)
+})
+
+t.test('Accept: application/msgpack streams the same records as msgpack maps, vectors as Float32Array', async t => {
+  const service = await startTestService(t, { VECWAL_SEGMENT_BYTES: '4096' })
+  const posted: Posted = new Map()
+  await postMixed(service, 60, posted)
+  const lines = await recoverAll(service)
+
+  const response = await service.call('GET', '/v1/recovery?after=0', undefined, { accept: 'application/msgpack' })
+  t.equal(response.status, 200)
+  t.equal(response.headers.get('content-type'), 'application/msgpack')
+  t.equal(response.headers.get('vary'), 'accept')
+  t.equal(response.headers.get('x-vecwal-last-seq'), '60')
+  const records = new Packr({ moreTypes: true, useRecords: false }).unpackMultiple(Buffer.from(await response.arrayBuffer())) as Array<Record<string, unknown>>
+  t.equal(records.length, 60, 'one map a record')
+  const vectors = records.flatMap(r => (Array.isArray(r.entries) ? r.entries as Array<Record<string, unknown>> : [r]))
+    .filter(e => e.vector !== undefined).map(e => e.vector)
+  t.ok(vectors.length > 0 && vectors.every(v => v instanceof Float32Array), `all ${vectors.length} vectors arrive as Float32Array`)
+  // NDJSON prints the same float32 values: with every vector as a plain array of float32 values
+  // (widened to doubles), the two streams are equal.
+  const asFloat32 = (value: unknown): Record<string, unknown> => JSON.parse(JSON.stringify(value, (key, v: unknown) =>
+    key === 'vector' ? Array.from(Float32Array.from(v as ArrayLike<number>)) : v)) as Record<string, unknown>
+  const maps = records.map(asFloat32)
+  t.same(maps, lines.map(asFloat32), 'each map equals its NDJSON line')
+  t.same(maps.map(r => Object.keys(r)), lines.map(l => Object.keys(l)), 'keys in the same order')
+  const mismatched = maps.filter(r => JSON.stringify(asPosted(r)) !== JSON.stringify(posted.get(r.seq as number)))
+  t.same(mismatched, [], 'each map holds what its post carried')
+})
+
+t.test('which form the Accept header asks for', async t => {
+  const service = await startTestService(t)
+  await service.call('POST', '/v1/entries', sampleEntry(1, 4))
+  const cases: Array<[string | undefined, string]> = [
+    [undefined, 'application/x-ndjson'],
+    ['*/*', 'application/x-ndjson'],
+    ['application/x-ndjson', 'application/x-ndjson'],
+    ['application/msgpack', 'application/msgpack'],
+    ['Application/MsgPack', 'application/msgpack'],
+    ['application/msgpack;q=0', 'application/x-ndjson'],
+    ['application/x-ndjson, application/msgpack;q=0.5', 'application/x-ndjson'],
+    ['application/x-ndjson;q=0.5, application/msgpack', 'application/msgpack'],
+    ['text/html, application/msgpack;q=0.1', 'application/msgpack'],
+    ['text/html', 'application/x-ndjson']
+  ]
+  for (const [accept, expected] of cases) {
+    const response = await service.call('GET', '/v1/recovery?after=0', undefined, accept === undefined ? {} : { accept })
+    t.equal(response.headers.get('content-type'), expected, `Accept: ${accept ?? '(none)'}`)
+    await response.arrayBuffer()
+  }
 })
 
 t.test('shortest float32 decimals for known values', async t => {

@@ -58,6 +58,10 @@ t.test('entries: coercion, unknown fields, non-finite and out-of-range values, l
     { name: 'a metadata value of 65,537 characters', body: insert({ metadata: { k: 'v'.repeat(65_537) } }), names: 'metadata/k' },
     { name: 'a number as metadata value', body: insert({ metadata: { k: 1 } }), names: 'metadata/k' },
     { name: 'metadata that is not an object', body: insert({ metadata: ['v'] }), names: '/metadata' },
+    { name: 'a lone surrogate in the id (no UTF-8 form)', body: '{"op":"insert","id":"a\\ud800b","vector":[1]}', names: '/id' },
+    { name: 'a lone low surrogate in a delete\'s id', body: '{"op":"delete","id":"\\udc00"}', names: '/id' },
+    { name: 'a lone surrogate in a metadata key', body: '{"op":"insert","id":"a","vector":[1],"metadata":{"k\\udc00":"v"}}', names: '/metadata' },
+    { name: 'a lone surrogate in a metadata value', body: '{"op":"insert","id":"a","vector":[1],"metadata":{"k":"\\ud83d"}}', names: 'metadata/k' },
     { name: 'a JSON array as the body', body: [insert()], names: 'body' },
     { name: 'JSON null as the body', body: 'null', names: 'body' },
     { name: 'a JSON string as the body', body: '"insert"', names: 'body' },
@@ -72,7 +76,8 @@ t.test('entries at the limits are accepted', async t => {
     insert({ vector: new Array(65_536).fill(0.25) }),
     insert({ metadata: metadataOf(64) }),
     insert({ metadata: { ['k'.repeat(256)]: 'v'.repeat(65_536) } }),
-    insert({ vector: [3.4028234663852886e38, -3.4028234663852886e38] })
+    insert({ vector: [3.4028234663852886e38, -3.4028234663852886e38] }),
+    insert({ id: 'a surrogate pair 🎉', metadata: { '🔑': '中文 🎉' } })
   ]
   for (const body of accepted) t.equal((await service.call('POST', '/v1/entries', body)).status, 201)
   t.equal(await lastSeq(service), accepted.length)

@@ -143,3 +143,24 @@ t.test('a whole record out of seq order at the very end is corruption, not a tor
   await expectRefusal(t, copyDir(t, dir), active, last.offset + last.size, new RegExp(`seq ${last.seq + 2} where ${last.seq + 1} was expected`))
   await expectRepairedPrefix(t, dir, last.seq + 1)
 })
+
+t.test('a CRC-valid record whose body is not of its type: every read form stops there, naming it', async t => {
+  const { dir, records } = await template(t)
+  // Only a bug or deliberate tampering makes one: the frame says update, its body says insert.
+  const victim = records.find(r => r.seq === 5)
+  if (victim === undefined) throw new Error('seq 5 is not on disk')
+  const file = path.join(dir, victim.file)
+  const bytes = fs.readFileSync(file)
+  const timestamp = Number(bytes.readBigUInt64LE(victim.offset + 16))
+  const payload = Buffer.from(bytes.subarray(victim.offset + RECORD_HEADER_BYTES, victim.offset + victim.size))
+  writeRecord(bytes, victim.offset, victim.seq, timestamp, RecordType.update, payload)
+  fs.writeFileSync(file, bytes)
+
+  const log = await openLog(t, { dir, segmentBytes })
+  for (const form of ['records', 'ndjson', 'msgpack'] as const) {
+    let served = 0
+    const read = (async () => { for await (const item of log.read({ after: 0 })[form]) served += form === 'records' ? 1 : (item as Buffer).length })()
+    await t.rejects(read, { code: 'WAL_CORRUPT', file: victim.file, offset: victim.offset, reason: 'record body does not match its type' }, `${form}: the read stops at seq 5, naming it`)
+    t.ok(served > 0, `${form}: the records before it were served`)
+  }
+})

@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isDeepStrictEqual } from 'node:util'
+import { unpackMultiple } from 'msgpackr'
 import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
 import { CorruptLogError } from '../../src/wal/errors.js'
@@ -116,6 +117,16 @@ t.test('flaw 4: corruption is skipped', async t => {
   const read = (async () => { for await (const record of log.read({ after: 0 }).records) seen.push(record.seq) })()
   await t.rejects(read, { code: 'WAL_CORRUPT', file: victim.file, offset: victim.offset }, 'the open log\'s read stops at the hole')
   t.same(seen, [1, 2, 3, 4], 'nothing after the hole is served')
+  for (const form of ['ndjson', 'msgpack'] as const) {
+    const chunks: Buffer[] = []
+    const streamed = (async () => { for await (const chunk of log.read({ after: 0 })[form]) chunks.push(chunk) })()
+    await t.rejects(streamed, { code: 'WAL_CORRUPT', file: victim.file, offset: victim.offset }, `the ${form} stream stops at the hole`)
+    const bytes = Buffer.concat(chunks)
+    const served = form === 'ndjson'
+      ? bytes.toString('utf8').split('\n').filter(line => line !== '').map(line => (JSON.parse(line) as { seq: number }).seq)
+      : (unpackMultiple(bytes) as Array<{ seq: number }>).map(record => record.seq)
+    t.same(served, [1, 2, 3, 4], `the ${form} stream serves what lies before the hole, and nothing after it`)
+  }
   await log.close()
 
   const err = await openFailure({ dir })

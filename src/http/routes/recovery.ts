@@ -1,36 +1,36 @@
-// GET /v1/recovery: the records after a seq as NDJSON, streamed from disk. The stream pulls from
-// the log only as fast as the socket drains, so a slow or vanished reader holds at most a few
-// chunks and never holds up writers.
+// GET /v1/recovery: the records after a seq as NDJSON, or as msgpack for a client that asks for it
+// (Accept: application/msgpack), streamed from disk. The stream pulls from the log only as fast as
+// the socket drains, so a slow or vanished reader holds at most a few chunks and never holds up
+// writers.
 import { Readable } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import type { LogRecord } from '../../wal/payload.js'
 import type { WriteAheadLog } from '../../wal/log.js'
-import { recordLineBytes } from '../record-json.js'
 import { ErrorResponse, type ApiSchemas } from '../schemas.js'
 
-/** Lines are written into chunks of this many bytes: one socket write per chunk, not per line. */
-const CHUNK_BYTES = 64 * 1024
-/** Chunks buffered ahead of the socket at most. */
-const CHUNKS_AHEAD = 4
+/** Bytes buffered ahead of the socket at most: a few of the log's chunks. */
+const BUFFERED_BYTES = 256 * 1024
 
-/**
- * The records as NDJSON, in chunks of whole lines. Each chunk is a fresh buffer, since the socket
- * may still hold the last one; a line longer than a chunk gets a chunk of its own size.
- */
-async function * ndjson (records: AsyncIterable<LogRecord>): AsyncGenerator<Buffer> {
-  let chunk = Buffer.allocUnsafe(CHUNK_BYTES)
-  let used = 0
-  for await (const record of records) {
-    const line = recordLineBytes(record)
-    if (used + line.length > chunk.length) {
-      if (used > 0) yield chunk.subarray(0, used)
-      chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, line.length))
-      used = 0
-    }
-    used += line.copy(chunk, used)
+const NDJSON = 'application/x-ndjson'
+const MSGPACK = 'application/msgpack'
+
+/** The highest q the Accept header gives `mediaType` itself (wildcards aside), 0 if it names it nowhere. */
+function acceptQuality (accept: string, mediaType: string): number {
+  let best = 0
+  for (const range of accept.split(',')) {
+    const [type, ...params] = range.split(';').map(part => part.trim().toLowerCase())
+    if (type !== mediaType) continue
+    const q = params.find(param => param.startsWith('q='))
+    best = Math.max(best, q === undefined ? 1 : Number(q.slice(2)) || 0)
   }
-  if (used > 0) yield chunk.subarray(0, used)
+  return best
+}
+
+/** msgpack when the client names it, at least as highly as NDJSON; NDJSON otherwise. */
+function recoveryMediaType (accept: string | undefined): typeof NDJSON | typeof MSGPACK {
+  if (accept === undefined) return NDJSON
+  const msgpack = acceptQuality(accept, MSGPACK)
+  return msgpack > 0 && msgpack >= acceptQuality(accept, NDJSON) ? MSGPACK : NDJSON
 }
 
 export const recoveryRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
@@ -43,35 +43,43 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, sch
   app.get('/v1/recovery', {
     config: { access: 'read' },
     schema: {
-      summary: 'Stream the records after a seq as NDJSON',
-      description: 'One JSON object a line, in seq order, checkpoint records left out. ' +
+      summary: 'Stream the records after a seq, as NDJSON or msgpack',
+      description: 'In seq order, checkpoint records left out. NDJSON unless the Accept header names ' +
+        '`application/msgpack` (at least as highly as NDJSON): then concatenated msgpack maps with the same ' +
+        'keys, vectors as msgpackr\'s Float32Array extension. ' +
         'X-Vecwal-Last-Seq is the last durable seq when the stream starts; the stream ends there. ' +
         '410 if `after` lies before the oldest retained record, 416 if past the last seq.',
       querystring: schemas.RecoveryQuery,
       response: {
         200: {
-          description: 'NDJSON, one record a line',
+          description: 'One record a line (NDJSON), or one msgpack map a record',
           headers: {
             'x-vecwal-checkpoint': Type.Integer({ description: 'the last checkpoint' }),
             'x-vecwal-last-seq': Type.Integer({ description: 'the last durable seq when the stream started; it ends there' })
           },
-          content: { 'application/x-ndjson': { schema: Type.String() } }
+          content: {
+            [NDJSON]: { schema: Type.String() },
+            [MSGPACK]: { schema: Type.String({ format: 'binary' }) }
+          }
         },
         '4xx': ErrorResponse,
         '5xx': ErrorResponse
       }
     }
   }, async (request, reply) => {
+    const mediaType = recoveryMediaType(request.headers.accept)
     const read = log.read({ after: request.query.after, limit: request.query.limit })
-    const stream = Readable.from(ndjson(read.records), { objectMode: false, highWaterMark: CHUNK_BYTES * CHUNKS_AHEAD })
+    const chunks = mediaType === MSGPACK ? read.msgpack : read.ndjson
+    const stream = Readable.from(chunks, { objectMode: false, highWaterMark: BUFFERED_BYTES })
     streams.add(stream)
     stream.once('close', () => streams.delete(stream))
     stream.once('error', (err) => { request.log.error({ err }, 'recovery stream failed') })
     return reply
       .header('x-vecwal-checkpoint', String(read.checkpoint))
       .header('x-vecwal-last-seq', String(read.lastSeq))
-      .type('application/x-ndjson')
-      // The 200 schema documents the NDJSON text; what is sent is the stream that produces it.
+      .header('vary', 'accept')
+      .type(mediaType)
+      // The 200 schema documents the text; what is sent is the stream that produces it.
       .send(stream as unknown as string)
   })
 }

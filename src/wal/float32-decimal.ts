@@ -1,8 +1,6 @@
-// The recovery stream's NDJSON: one line per log record, keys in a fixed order, and every vector
-// value printed as the shortest decimal that reads back to the same 32-bit float. JSON.stringify
-// would print a float32 as the double it widens to (0.1 as 0.10000000149011612), twice as long.
-import type { StoredEntry } from '../entry.js'
-import type { LogRecord, RecordBody } from '../wal/payload.js'
+// Float32 values as the shortest decimal that reads back to the same 32-bit float, written as
+// bytes: the recovery stream's vectors. JSON.stringify would print a float32 as the double it
+// widens to (0.1 as 0.10000000149011612), twice as long.
 
 // ---- Shortest float32 decimals: a port of Ulf Adams' Ryu f2s (PLDI 2018) ----
 //
@@ -248,17 +246,15 @@ const CHAR_MINUS = 0x2d
 const CHAR_PLUS = 0x2b
 const CHAR_DOT = 0x2e
 const CHAR_E = 0x65
-const CHAR_COMMA = 0x2c
-const CHAR_OPEN_BRACKET = 0x5b
-const CHAR_CLOSE_BRACKET = 0x5d
 const FOUR_ZEROS = 0x30303030
 
 /**
  * The longest float32 printing: below 1e21 a value prints in full, so "-100000000000000000000"
  * and its like (a sign and 21 digits) are longer than any exponent form ("-1.2345678e-38").
  */
-const MAX_FLOAT_CHARS = 22
-const SLACK = 8
+export const MAX_FLOAT_CHARS = 22
+/** Bytes a write may store past the text it writes: room to leave after any text written. */
+export const SLACK = 8
 
 const POW10 = Float64Array.from({ length: 10 }, (_, n) => 10 ** n)
 
@@ -347,7 +343,7 @@ function writeOtherLayouts (digits: number, length: number, point: number, view:
 }
 
 /** Writes the float32 with these IEEE bits; returns the end. -0 prints as "-0", so no bits are lost. */
-function writeFloat32Bits (bits: number, view: DataView, at: number): number {
+export function writeFloat32Bits (bits: number, view: DataView, at: number): number {
   // The minus sign is written either way and kept only for negative values: the sign of random
   // values is a coin toss, which a branch would keep mispredicting.
   view.setUint8(at, CHAR_MINUS)
@@ -381,133 +377,3 @@ export function formatFloat32 (value: number): string {
   return scratch.toString('latin1', 0, end)
 }
 
-// ---- Lines ----
-//
-// A line is written as bytes straight into the buffer the stream sends, not built as strings:
-// a recovery stream would otherwise build each vector's text, concatenate it into a line and a
-// chunk, and encode the chunk back into bytes.
-
-// JSON.stringify leaves U+0085, U+2028 and U+2029 raw, and some line splitters (Python's
-// str.splitlines, for one) break lines at them; escaped, a record can never span two lines.
-const RAW_LINE_BREAK = /[\u0085\u2028\u2029]/
-const RAW_LINE_BREAKS = /[\u0085\u2028\u2029]/g
-
-function escapeLineBreak (char: string): string {
-  return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`
-}
-
-function toJson (value: string | Record<string, string>): string {
-  const json = JSON.stringify(value)
-  return RAW_LINE_BREAK.test(json) ? json.replace(RAW_LINE_BREAKS, escapeLineBreak) : json
-}
-
-/** Where a line is being written: `at` moves on; `fits` turns false once something did not fit. */
-interface LineTarget {
-  out: Buffer
-  view: DataView
-  at: number
-  fits: boolean
-}
-
-/** Writes text (ASCII, or JSON that may hold any character) if it fits. */
-function put (target: LineTarget, text: string): void {
-  // A UTF-16 unit takes at most 3 bytes in UTF-8.
-  if (!target.fits || target.at + text.length * 3 > target.out.length) {
-    target.fits = false
-    return
-  }
-  target.at += target.out.write(text, target.at, 'utf8')
-}
-
-function putVector (target: LineTarget, vector: Float32Array): void {
-  if (!target.fits || target.at + 2 + vector.length * (MAX_FLOAT_CHARS + 1) + SLACK > target.out.length) {
-    target.fits = false
-    return
-  }
-  // A Float32Array's byteOffset is always a multiple of 4, so the same bytes can be read as bits.
-  const bits = new Int32Array(vector.buffer, vector.byteOffset, vector.length)
-  const view = target.view
-  view.setUint8(target.at, CHAR_OPEN_BRACKET)
-  let at = target.at + 1
-  for (let i = 0; i < bits.length; i++) {
-    if (i > 0) view.setUint8(at++, CHAR_COMMA)
-    at = writeFloat32Bits(bits[i], view, at)
-  }
-  view.setUint8(at++, CHAR_CLOSE_BRACKET)
-  target.at = at
-}
-
-/** An entry's fields after its op: id, then vector and metadata for inserts and updates. */
-function putEntryFields (target: LineTarget, entry: StoredEntry): void {
-  put(target, `,"id":${toJson(entry.id)}`)
-  if (entry.op === 'delete') return
-  put(target, ',"vector":')
-  putVector(target, entry.vector)
-  if (entry.metadata !== undefined) put(target, `,"metadata":${toJson(entry.metadata)}`)
-}
-
-function putBodyFields (target: LineTarget, body: RecordBody): void {
-  switch (body.op) {
-    case 'insert':
-    case 'update':
-    case 'delete':
-      putEntryFields(target, body)
-      return
-    case 'batch':
-      put(target, ',"entries":[')
-      body.entries.forEach((entry, i) => {
-        put(target, `${i > 0 ? ',' : ''}{"op":"${entry.op}"`)
-        putEntryFields(target, entry)
-        put(target, '}')
-      })
-      put(target, body.txId === undefined ? ']' : `],"txId":${toJson(body.txId)}`)
-      return
-    case 'checkpoint':
-      put(target, `,"checkpoint":${body.checkpoint}`)
-  }
-}
-
-/**
- * Writes one NDJSON line, trailing newline included, into `out` from `at`: seq, op, the body's
- * fields in a fixed order, then timestamp. Returns the end, or -1 when the line does not fit.
- * Ops are fixed names, so they need no escaping; strings do.
- */
-function writeRecordLine (record: LogRecord, out: Buffer, view: DataView, at: number): number {
-  const target: LineTarget = { out, view, at, fits: true }
-  put(target, `{"seq":${record.seq},"op":"${record.op}"`)
-  putBodyFields(target, record)
-  put(target, `,"timestamp":${record.timestamp}}\n`)
-  return target.fits ? target.at : -1
-}
-
-// Every line is written into this one buffer, which grows to the longest line seen up to
-// KEPT_LINE_BYTES; a longer line gets a buffer of its own, let go once the line is copied out. One
-// buffer and one DataView for all: V8 keeps the printing loop fast for a DataView it has seen
-// before, and is several times slower when each chunk of a stream brings a new one.
-const KEPT_LINE_BYTES = 1024 * 1024
-let lineScratch = Buffer.allocUnsafeSlow(64 * 1024)
-let lineView = new DataView(lineScratch.buffer, lineScratch.byteOffset, lineScratch.length)
-
-/**
- * One NDJSON line as UTF-8 bytes, trailing newline included. The bytes are a view of a shared
- * buffer, valid until the next call: copy them before anything else may print a line.
- */
-export function recordLineBytes (record: LogRecord): Buffer {
-  let out = lineScratch
-  let view = lineView
-  for (;;) {
-    const end = writeRecordLine(record, out, view, 0)
-    if (end >= 0) return out.subarray(0, end)
-    out = Buffer.allocUnsafeSlow(out.length * 2)
-    view = new DataView(out.buffer, out.byteOffset, out.length)
-    if (out.length <= KEPT_LINE_BYTES) {
-      lineScratch = out
-      lineView = view
-    }
-  }
-}
-
-/** One NDJSON line as a string, trailing newline included. */
-export function recordToJsonLine (record: LogRecord): string {
-  return recordLineBytes(record).toString('utf8')
-}

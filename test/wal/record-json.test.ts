@@ -1,9 +1,33 @@
 // The recovery stream's NDJSON lines: shortest float32 decimals checked against a slow reference
-// built on toExponential, and whole lines checked by exact text and by reading them back.
+// built on toExponential, and whole lines, transcoded from payloads as the writer encodes them,
+// checked by exact text and by reading them back; payloads that are not record bodies are refused.
 import t from 'tap'
 import fc from 'fast-check'
-import { formatFloat32, recordToJsonLine } from '../../src/http/record-json.js'
-import type { LogRecord } from '../../src/wal/payload.js'
+import { Packr } from 'msgpackr'
+import { formatFloat32 } from '../../src/wal/float32-decimal.js'
+import { RecordType, type RecordFrame } from '../../src/wal/format.js'
+import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload, type LogRecord } from '../../src/wal/payload.js'
+import { recordLineBytes } from '../../src/wal/record-json.js'
+
+function payloadOf (record: LogRecord): EncodedPayload {
+  if (record.op === 'batch') return encodeBatch(record.entries, record.txId)
+  if (record.op === 'checkpoint') return encodeCheckpoint(record.checkpoint)
+  return encodeEntry(record)
+}
+
+/** A frame holding `payload`, placed at `offset` in a larger buffer as a reader's chunk holds it. */
+function frameOf (seq: number, timestamp: number, { type, bytes }: EncodedPayload, offset = 3): RecordFrame {
+  const source = Buffer.alloc(offset + bytes.length + 5, 0xc1)
+  bytes.copy(source, offset)
+  return { seq, timestamp, type, source, payloadStart: offset, payloadEnd: offset + bytes.length, size: bytes.length }
+}
+
+/** The record's line as the log prints it: its body encoded as the writer encodes it, then transcoded. */
+function recordToJsonLine (record: LogRecord): string {
+  const line = recordLineBytes(frameOf(record.seq, record.timestamp, payloadOf(record)))
+  if (line === undefined) throw new Error(`no line for ${record.op} ${record.seq}`)
+  return line.toString('utf8')
+}
 
 const floatOfBits = new Float32Array(1)
 const bitsOfFloat = new Uint32Array(floatOfBits.buffer)
@@ -225,8 +249,7 @@ t.test('recordToJsonLine: strings are escaped, and no line break is left raw', a
     'new\nline, carriage\rreturn, tab\t',
     'line separator \u2028, paragraph separator \u2029, next line \u0085',
     'control \u0000 \u001f and delete \u007f',
-    'unicode é 中文 🎉',
-    'lone surrogates \ud800 and \udc00'
+    'unicode é 中文 🎉'
   ]
   for (const [i, text] of awkward.entries()) {
     const line = recordToJsonLine({
@@ -307,4 +330,45 @@ t.test('recordToJsonLine: every record reads back as itself', async t => {
     })
   }), { numRuns: 1_000 })
   t.pass('1000 records')
+})
+
+t.test('recordLineBytes: payloads that are not record bodies of their type are refused', async t => {
+  const packr = new Packr({ moreTypes: true, useRecords: false })
+  const entry = (body: unknown): EncodedPayload => ({ type: RecordType.insert, bytes: packr.pack(body) })
+  const vector = Float32Array.from([1])
+  const refused: Array<[string, EncodedPayload]> = [
+    ['an array, not a map', entry(['insert', 'a'])],
+    ['an empty map', entry({})],
+    ['op not first', entry({ id: 'a', op: 'insert', vector })],
+    ['op of another type', { ...encodeEntry({ op: 'update', id: 'a', vector }), type: RecordType.insert }],
+    ['a record type with no name', { ...encodeEntry({ op: 'insert', id: 'a', vector }), type: 9 as never }],
+    ['a nil value', entry({ op: 'insert', id: null, vector })],
+    ['a negative number', entry({ op: 'insert', id: 'a', vector, n: -1 })],
+    ['a fractional number', entry({ op: 'insert', id: 'a', vector, n: 0.5 })],
+    ['a boolean', entry({ op: 'insert', id: 'a', vector, n: true })],
+    ['a float64 typed array', entry({ op: 'insert', id: 'a', vector: Float64Array.from([1]) })],
+    ['raw bytes', entry({ op: 'insert', id: 'a', vector: Buffer.from([1, 2, 3, 4]) })],
+    ['a number as a key', { type: RecordType.insert, bytes: Buffer.from([0x82, 0xa2, 0x6f, 0x70, 0xa6, ...Buffer.from('insert'), 0x01, 0xa1, 0x61]) }],
+    ['nesting past any body', entry({ op: 'insert', id: 'a', vector, deep: [[[[[[[[['x']]]]]]]]] })],
+    ['an infinite vector value', entry({ op: 'insert', id: 'a', vector: Float32Array.from([1, Infinity]) })],
+    ['a NaN vector value', entry({ op: 'insert', id: 'a', vector: Float32Array.from([NaN]) })]
+  ]
+  for (const [label, payload] of refused) t.equal(recordLineBytes(frameOf(1, timestamp, payload)), undefined, label)
+
+  const whole = encodeEntry({ op: 'insert', id: 'abc', vector: Float32Array.from([1, 2]), metadata: { k: 'v' } })
+  for (let cut = 1; cut < whole.bytes.length; cut++) {
+    const frame = frameOf(1, timestamp, { type: whole.type, bytes: whole.bytes.subarray(0, cut) })
+    if (recordLineBytes(frame) !== undefined) t.fail(`a payload cut to ${cut} bytes gave a line`)
+  }
+  const longer = frameOf(1, timestamp, { type: whole.type, bytes: Buffer.concat([whole.bytes, Buffer.from([0xa0])]) })
+  t.equal(recordLineBytes(longer), undefined, 'bytes after the body')
+  t.equal(recordToJsonLine({ seq: 1, op: 'insert', id: 'abc', vector: Float32Array.from([1, 2]), metadata: { k: 'v' }, timestamp }),
+    '{"seq":1,"op":"insert","id":"abc","vector":[1,2],"metadata":{"k":"v"},"timestamp":1764000000000}\n', 'the whole payload still prints')
+})
+
+t.test('recordLineBytes: checkpoints past 2^32, which msgpackr writes as float64', async t => {
+  t.equal(recordToJsonLine({ seq: 3, op: 'checkpoint', checkpoint: 2 ** 40 + 1, timestamp }),
+    '{"seq":3,"op":"checkpoint","checkpoint":1099511627777,"timestamp":1764000000000}\n')
+  t.equal(recordToJsonLine({ seq: 4, op: 'checkpoint', checkpoint: 70_000, timestamp }),
+    '{"seq":4,"op":"checkpoint","checkpoint":70000,"timestamp":1764000000000}\n')
 })
