@@ -33,7 +33,8 @@ function oneOfByOp<T extends TSchema[]> (schemas: [...T], title: string) {
 
 /**
  * Well-formed Unicode only. JSON can carry a lone surrogate ("\ud800"), which has no UTF-8 form:
- * the log would store U+FFFD in its place and give back another string than the one it took.
+ * msgpackr would store it as invalid UTF-8 (or U+FFFD), and the log would give back U+FFFD, another
+ * string than the one it took.
  */
 const WELL_FORMED = '^\\P{Cs}*$'
 

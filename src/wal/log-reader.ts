@@ -6,7 +6,7 @@ import { CorruptLogError, RangeGoneError } from './errors.js'
 import type { FileIO } from './file-io.js'
 import { RecordType, SEGMENT_HEADER_BYTES, type RecordFrame } from './format.js'
 import { FrameReader } from './frame-reader.js'
-import { recordLineBytes } from './record-json.js'
+import { checkRecordBody, recordLineBytes } from './record-json.js'
 import { recordMsgpackBytes } from './record-msgpack.js'
 import { decodeBody, type LogRecord } from './payload.js'
 import type { SegmentInfo } from './recover.js'
@@ -90,7 +90,8 @@ const BODY_MISMATCH = 'record body does not match its type'
 /** The records in the range, decoded. */
 export async function * readRecords (frames: AsyncIterable<LocatedFrame>): AsyncGenerator<LogRecord> {
   for await (const { frame, segment, offset } of frames) {
-    const body = decodeBody(frame)
+    // Checked as the stream forms check it, so that every form refuses the same records.
+    const body = checkRecordBody(frame) ? decodeBody(frame) : undefined
     if (body === undefined) throw new CorruptLogError(segment, offset, BODY_MISMATCH)
     const record = body as LogRecord
     record.seq = frame.seq

@@ -2,7 +2,7 @@
 // extension), so a vector costs four bytes a value on disk and decodes without a parse.
 import { Packr } from 'msgpackr'
 import type { EntryInput, StoredEntry } from '../entry.js'
-import { RecordType, recordTypeName, type RecordFrame, type RecordTypeCode } from './format.js'
+import { RecordType, recordTypeName, type RecordFrame, type RecordTypeCode, type RecordTypeName } from './format.js'
 
 // useRecords: false keeps every payload self-contained: msgpackr's record structures would make a
 // record depend on structures defined by earlier ones.
@@ -58,22 +58,30 @@ export function decodeBody (frame: Pick<RecordFrame, 'type' | 'source' | 'payloa
   return body
 }
 
-/** The msgpack string at source[start, end), decoded as decodeBody would decode it. */
-export function decodeString (source: Buffer, start: number, end: number): string {
-  const value: unknown = packr.unpack(source, { start, end })
-  if (typeof value !== 'string') throw new TypeError('not a msgpack string')
-  return value
+/** The msgpack item at source[start, end), decoded as decodeBody would decode it. */
+export function decodeItem (source: Buffer, start: number, end: number): unknown {
+  return packr.unpack(source, { start, end })
 }
 
 const OP_KEY = Buffer.from([0xa2, 0x6f, 0x70]) // the fixstr "op"
 
+/** Where a body's map entries begin, how many there are, and where those after `op` begin. */
+export interface BodyEntries {
+  op: RecordTypeName
+  count: number
+  /** The first entry, `op`. */
+  start: number
+  fieldsStart: number
+}
+
 /**
- * Where a payload's map entries begin and how many there are, when the payload is a map whose
- * first entry is `op` naming the frame's record type, as encode* writes it; undefined otherwise.
- * Nothing is decoded: the recovery streams copy or transcode the entries from there.
+ * The entries of a payload that is a map whose first entry is `op` naming the frame's record type,
+ * as encode* writes it; undefined otherwise. Nothing is decoded: the read forms walk or copy the
+ * entries from there.
  */
-export function bodyEntries (frame: Pick<RecordFrame, 'type' | 'source' | 'payloadStart' | 'payloadEnd'>): { count: number, start: number } | undefined {
+export function bodyEntries (frame: Pick<RecordFrame, 'type' | 'source' | 'payloadStart' | 'payloadEnd'>): BodyEntries | undefined {
   const { source, payloadStart: at, payloadEnd: end } = frame
+  if (at >= end) return undefined
   const head = source[at]
   let count: number
   let start: number
@@ -89,10 +97,11 @@ export function bodyEntries (frame: Pick<RecordFrame, 'type' | 'source' | 'paylo
   } else {
     return undefined
   }
-  const name = recordTypeName(frame.type)
+  const op = recordTypeName(frame.type)
   const nameAt = start + OP_KEY.length
-  if (count === 0 || name === undefined || nameAt + 1 + name.length > end) return undefined
-  if (OP_KEY.compare(source, start, nameAt) !== 0 || source[nameAt] !== (0xa0 | name.length)) return undefined
-  if (source.toString('latin1', nameAt + 1, nameAt + 1 + name.length) !== name) return undefined
-  return { count, start }
+  const fieldsStart = nameAt + 1 + (op?.length ?? 0)
+  if (count === 0 || op === undefined || fieldsStart > end) return undefined
+  if (OP_KEY.compare(source, start, nameAt) !== 0 || source[nameAt] !== (0xa0 | op.length)) return undefined
+  if (source.toString('latin1', nameAt + 1, fieldsStart) !== op) return undefined
+  return { op, count, start, fieldsStart }
 }

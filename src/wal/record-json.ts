@@ -1,14 +1,14 @@
 // A record's NDJSON line, transcoded straight from its payload's msgpack bytes. Nothing is decoded
 // into objects: decoding made a Float32Array (a fresh ArrayBuffer), strings and maps for every
-// entry, and cost half as much again as printing the line. Keys come out in the order the payload
-// holds them, which payload.ts fixes: seq, op, the body's fields in order, then timestamp.
+// entry, and cost half as much again as printing the line.
 //
-// Only what payload.ts writes is accepted: maps, arrays, strings, non-negative integers (msgpackr
-// writes those past 2^32 as float64) and float32 typed arrays (msgpackr's extension 0x74). Anything
-// else means the payload is not a vecwal record body, and the line is refused.
+// The walk follows the one shape payload.ts writes, key by key (docs/format.md): anything else, a
+// missing or extra key, a value of another type, bytes left over, means the payload is not a
+// record body, and the line is refused. The same walk, printing nothing, checks a body for the
+// other read forms (checkRecordBody).
 import { MAX_FLOAT_CHARS, SLACK, writeFloat32Bits } from './float32-decimal.js'
 import type { RecordFrame } from './format.js'
-import { bodyEntries, decodeString } from './payload.js'
+import { bodyEntries, decodeItem } from './payload.js'
 
 const CHAR_QUOTE = 0x22
 const CHAR_BACKSLASH = 0x5c
@@ -22,24 +22,42 @@ const CHAR_CLOSE_BRACKET = 0x5d
 /** msgpackr's typed-array extension type, and its code for a Float32Array. */
 const TYPED_ARRAY_EXTENSION = 0x74
 const FLOAT32_ARRAY_CODE = 7
-/** A record body nests a map, an array of entries, an entry and its metadata: room to spare. */
-const MAX_DEPTH = 8
+/** The exponent bits of a float32 that is not finite. */
+const NOT_FINITE = 0x7f800000
 
-/** Thrown inside the transcoder when the payload is not a record body; recordLineBytes answers undefined. */
+/** The keys after `op`, as the payload holds them and as the line prints them. */
+function key (name: string): { bytes: Buffer, json: string } {
+  return { bytes: Buffer.from(name), json: `,"${name}":` }
+}
+const KEY_ID = key('id')
+const KEY_VECTOR = key('vector')
+const KEY_METADATA = key('metadata')
+const KEY_ENTRIES = key('entries')
+const KEY_TX_ID = key('txId')
+const KEY_CHECKPOINT = key('checkpoint')
+/** A batch entry's first key: printed with its value, not before it. */
+const KEY_OP = { bytes: Buffer.from('op'), json: '' }
+
+type EntryOp = 'insert' | 'update' | 'delete'
+const ENTRY_OPS: readonly EntryOp[] = ['insert', 'update', 'delete']
+const ENTRY_OP_BYTES = ENTRY_OPS.map(op => Buffer.from(op))
+
+/** Thrown inside the walk when the payload is not a record body. */
 class NotARecordBody extends Error {}
 
-// The transcoder's state, for the one line being written: lines are written synchronously, one at
-// a time, and module state keeps every step a plain function of a few integers. src is let go
-// after each line, so that it never holds a reader's buffer.
+// The walk's state, for the one payload being walked: walks are synchronous, one at a time, and
+// module state keeps every step a plain function of a few integers. src is let go after each walk,
+// so that it never holds a reader's buffer. With `printing` false, nothing is written.
 const EMPTY: Buffer = Buffer.alloc(0)
 let src = EMPTY
 let pos = 0
 let srcEnd = 0
+let printing = true
 
 // Every line is written into this one buffer, which grows to the longest line seen up to
-// KEPT_LINE_BYTES; a longer line gets a buffer of its own, let go once the line is copied out. One
-// buffer and one DataView for all: V8 keeps the printing loop fast for a DataView it has seen
-// before, and is several times slower when each chunk of a stream brings a new one.
+// KEPT_LINE_BYTES; a longer line gets a buffer of its own, let go after the call. One buffer and
+// one DataView for all: V8 keeps the printing loop fast for a DataView it has seen before, and is
+// several times slower when each chunk of a stream brings a new one.
 const KEPT_LINE_BYTES = 1024 * 1024
 let lineScratch = Buffer.allocUnsafeSlow(64 * 1024)
 let lineView = new DataView(lineScratch.buffer, lineScratch.byteOffset, lineScratch.length)
@@ -67,8 +85,15 @@ function ensure (bytes: number): void {
 }
 
 function putAscii (text: string): void {
+  if (!printing) return
   ensure(text.length)
   at += out.write(text, at, 'latin1')
+}
+
+function putByte (byte: number): void {
+  if (!printing) return
+  ensure(1)
+  out[at++] = byte
 }
 
 function take (bytes: number): number {
@@ -84,7 +109,7 @@ function readUint (bytes: 1 | 2 | 4): number {
   return bytes === 2 ? src.readUInt16BE(start) : src.readUInt32BE(start)
 }
 
-/** The length of the string at pos, moving past its header; throws if it is not a string. */
+/** The length of the string at pos, moving past its header. */
 function stringLength (): number {
   const head = src[take(1)]
   if (head >= 0xa0 && head <= 0xbf) return head & 0x1f
@@ -94,23 +119,49 @@ function stringLength (): number {
   throw new NotARecordBody()
 }
 
+/** The entry count of the map at pos, moving past its header. */
+function mapLength (): number {
+  const head = src[take(1)]
+  if (head >= 0x80 && head <= 0x8f) return head & 0x0f
+  if (head === 0xde) return readUint(2)
+  if (head === 0xdf) return readUint(4)
+  throw new NotARecordBody()
+}
+
+/** The item count of the array at pos, moving past its header. */
+function arrayLength (): number {
+  const head = src[take(1)]
+  if (head >= 0x90 && head <= 0x9f) return head & 0x0f
+  if (head === 0xdc) return readUint(2)
+  if (head === 0xdd) return readUint(4)
+  throw new NotARecordBody()
+}
+
+/** Moves past the string at pos, which must hold exactly `name`, and prints `,"name":`. */
+function expectKey (name: { bytes: Buffer, json: string }): void {
+  const length = stringLength()
+  const start = take(length)
+  if (length !== name.bytes.length || name.bytes.compare(src, start, pos) !== 0) throw new NotARecordBody()
+  putAscii(name.json)
+}
+
 /**
- * Writes the string at pos as a JSON string. Printable ASCII without quotes or backslashes, which
+ * Prints the string at pos as a JSON string. Printable ASCII without quotes or backslashes, which
  * is nearly every id and key, is copied byte for byte; anything else is decoded as msgpackr decodes
- * it and escaped as JSON.stringify escapes it, with U+0085, U+2028 and U+2029 escaped too: some
- * line splitters (Python's str.splitlines, for one) break lines at them.
+ * it and escaped as JSON.stringify escapes it.
  */
 function putString (): void {
   const headerStart = pos
   const length = stringLength()
   const start = take(length)
+  if (!printing) return
   ensure(length + 2)
   out[at] = CHAR_QUOTE
   let to = at + 1
   for (let from = start; from < pos; from++) {
     const byte = src[from]
     if (byte < 0x20 || byte >= 0x80 || byte === CHAR_QUOTE || byte === CHAR_BACKSLASH) {
-      putEscapedString(decodeString(src, headerStart, pos))
+      putJson(decodeItem(src, headerStart, pos))
       return
     }
     out[to++] = byte
@@ -126,135 +177,221 @@ function escapeLineBreak (char: string): string {
   return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`
 }
 
-function putEscapedString (text: string): void {
-  let json = JSON.stringify(text)
+/**
+ * Prints a decoded value as JSON.stringify does, with U+0085, U+2028 and U+2029 escaped too: some
+ * line splitters (Python's str.splitlines, for one) break lines at them.
+ */
+function putJson (value: unknown): void {
+  let json = JSON.stringify(value)
   if (RAW_LINE_BREAK.test(json)) json = json.replace(RAW_LINE_BREAKS, escapeLineBreak)
   // A UTF-16 unit takes at most 3 bytes in UTF-8.
   ensure(json.length * 3)
   at += out.write(json, at, 'utf8')
 }
 
-/** Writes the extension at pos, past its length, which must be a float32 typed array. */
-function putVector (extensionLength: number): void {
+/** Prints the float32 vector at pos: msgpackr's typed-array extension, code 7, finite values. */
+function putVector (): void {
+  const head = src[take(1)]
+  let length: number
+  if (head === 0xc7) length = readUint(1)
+  else if (head === 0xc8) length = readUint(2)
+  else if (head === 0xc9) length = readUint(4)
+  else throw new NotARecordBody()
   const type = src[take(1)]
-  const start = take(extensionLength)
-  if (type !== TYPED_ARRAY_EXTENSION || src[start] !== FLOAT32_ARRAY_CODE || extensionLength % 4 !== 1) {
-    throw new NotARecordBody()
-  }
-  const byteLength = extensionLength - 1
+  const start = take(length)
+  if (type !== TYPED_ARRAY_EXTENSION || src[start] !== FLOAT32_ARRAY_CODE || length % 4 !== 1) throw new NotARecordBody()
+  const byteLength = length - 1
   if (byteLength > vectorBytes.length) {
     vectorBytes = new Uint8Array(byteLength)
     vectorBits = new Int32Array(vectorBytes.buffer)
   }
   vectorBytes.set(src.subarray(start + 1, pos))
   const count = byteLength >> 2
-  ensure(2 + count * (MAX_FLOAT_CHARS + 1))
   const bits = vectorBits
+  if (!printing) {
+    for (let i = 0; i < count; i++) if ((bits[i] & NOT_FINITE) === NOT_FINITE) throw new NotARecordBody()
+    return
+  }
+  ensure(2 + count * (MAX_FLOAT_CHARS + 1))
   const target = view
   let to = at
   out[to++] = CHAR_OPEN_BRACKET
   for (let i = 0; i < count; i++) {
     if (i > 0) out[to++] = CHAR_COMMA
+    if ((bits[i] & NOT_FINITE) === NOT_FINITE) throw new NotARecordBody()
     to = writeFloat32Bits(bits[i], target, to)
   }
   out[to++] = CHAR_CLOSE_BRACKET
   at = to
 }
 
-function putMapEntries (count: number, depth: number): void {
+/**
+ * Prints the metadata map at pos: string values by string key. A key that is not ASCII prints as
+ * it decodes, and logs from before lone surrogates were refused may hold keys that decode alike
+ * (invalid UTF-8, each bad byte U+FFFD): a map with such a key prints as decoded, one key once.
+ */
+function putMetadata (): void {
+  const mapStart = pos
+  const lineStart = at
+  const count = mapLength()
+  putByte(CHAR_OPEN_BRACE)
   for (let i = 0; i < count; i++) {
     if (i > 0) putByte(CHAR_COMMA)
+    const keyStart = pos
+    const keyLength = stringLength()
+    const keyBytes = take(keyLength)
+    if (printing && !isAscii(keyBytes, keyLength)) {
+      printing = false
+      pos = keyStart
+      try {
+        putMetadataEntries(count - i)
+      } finally {
+        printing = true
+      }
+      at = lineStart
+      putJson(decodeItem(src, mapStart, pos))
+      return
+    }
+    pos = keyStart
     putString()
     putByte(CHAR_COLON)
-    putValue(depth)
+    putString()
+  }
+  putByte(CHAR_CLOSE_BRACE)
+}
+
+function putMetadataEntries (count: number): void {
+  for (let i = 0; i < count; i++) {
+    putString()
+    putString()
   }
 }
 
-function putByte (byte: number): void {
-  ensure(1)
-  out[at++] = byte
+function isAscii (start: number, length: number): boolean {
+  for (let i = start; i < start + length; i++) if (src[i] >= 0x80) return false
+  return true
 }
 
-function putContainer (count: number, isMap: boolean, depth: number): void {
-  if (depth >= MAX_DEPTH) throw new NotARecordBody()
-  if (isMap) {
-    putByte(CHAR_OPEN_BRACE)
-    putMapEntries(count, depth + 1)
-    putByte(CHAR_CLOSE_BRACE)
+/** Prints an entry's fields after its op; `count` is its map's entry count, op included. */
+function putEntryFields (op: EntryOp, count: number): void {
+  expectKey(KEY_ID)
+  putString()
+  if (op === 'delete') {
+    if (count !== 2) throw new NotARecordBody()
     return
   }
+  if (count !== 3 && count !== 4) throw new NotARecordBody()
+  expectKey(KEY_VECTOR)
+  putVector()
+  if (count === 4) {
+    expectKey(KEY_METADATA)
+    putMetadata()
+  }
+}
+
+/** Prints a batch's entries: a map each, `op` first, naming insert, update or delete. */
+function putBatchEntries (): void {
+  // The engine writes an empty batch if asked to (HTTP refuses one).
+  const count = arrayLength()
   putByte(CHAR_OPEN_BRACKET)
   for (let i = 0; i < count; i++) {
     if (i > 0) putByte(CHAR_COMMA)
-    putValue(depth + 1)
+    const fields = mapLength()
+    if (fields < 2) throw new NotARecordBody()
+    expectKey(KEY_OP)
+    const opLength = stringLength()
+    const opStart = take(opLength)
+    const index = ENTRY_OP_BYTES.findIndex(name => name.length === opLength && name.compare(src, opStart, pos) === 0)
+    if (index === -1) throw new NotARecordBody()
+    putAscii(`{"op":"${ENTRY_OPS[index]}"`)
+    putEntryFields(ENTRY_OPS[index], fields)
+    putByte(CHAR_CLOSE_BRACE)
   }
   putByte(CHAR_CLOSE_BRACKET)
 }
 
-function putValue (depth: number): void {
-  const head = src[pos]
-  if (head >= 0xa0 && head <= 0xbf) return putString()
-  pos++
-  if (pos > srcEnd) throw new NotARecordBody()
-  if (head <= 0x7f) return putAscii(String(head))
-  if (head <= 0x8f) return putContainer(head & 0x0f, true, depth)
-  if (head <= 0x9f) return putContainer(head & 0x0f, false, depth)
-  switch (head) {
-    case 0xd9: case 0xda: case 0xdb:
-      pos--
-      return putString()
-    case 0xcc: return putAscii(String(readUint(1)))
-    case 0xcd: return putAscii(String(readUint(2)))
-    case 0xce: return putAscii(String(readUint(4)))
-    case 0xcb: {
-      const value = src.readDoubleBE(take(8))
-      if (!Number.isSafeInteger(value) || value < 0) throw new NotARecordBody()
-      return putAscii(String(value))
-    }
-    case 0xd4: return putVector(1) // an empty vector: only its type code
-    case 0xc7: return putVector(readUint(1))
-    case 0xc8: return putVector(readUint(2))
-    case 0xc9: return putVector(readUint(4))
-    case 0xde: return putContainer(readUint(2), true, depth)
-    case 0xdf: return putContainer(readUint(4), true, depth)
-    case 0xdc: return putContainer(readUint(2), false, depth)
-    case 0xdd: return putContainer(readUint(4), false, depth)
-  }
-  throw new NotARecordBody()
+/** Prints the non-negative integer at pos (msgpackr writes those past 2^32 as float64). */
+function putUint (): void {
+  const head = src[take(1)]
+  let value: number
+  if (head <= 0x7f) value = head
+  else if (head === 0xcc) value = readUint(1)
+  else if (head === 0xcd) value = readUint(2)
+  else if (head === 0xce) value = readUint(4)
+  else if (head === 0xcb) value = src.readDoubleBE(take(8))
+  else throw new NotARecordBody()
+  if (!Number.isSafeInteger(value) || value < 0) throw new NotARecordBody()
+  putAscii(String(value))
 }
 
-/** Writes the line into `out` from 0. */
-function writeRecordLine (frame: RecordFrame): void {
+/** Walks the body, printing its line into `out` from 0 when `printing`. */
+function walk (frame: RecordFrame): void {
   src = frame.source
   pos = frame.payloadStart
   srcEnd = frame.payloadEnd
-  out = lineScratch
-  view = lineView
   at = 0
-  const entries = bodyEntries(frame)
-  if (entries === undefined) throw new NotARecordBody()
-  pos = entries.start
-  putAscii(`{"seq":${frame.seq},`)
-  putMapEntries(entries.count, 1)
+  const body = bodyEntries(frame)
+  if (body === undefined) throw new NotARecordBody()
+  pos = body.fieldsStart
+  putAscii(`{"seq":${frame.seq},"op":"${body.op}"`)
+  switch (body.op) {
+    case 'insert':
+    case 'update':
+    case 'delete':
+      putEntryFields(body.op, body.count)
+      break
+    case 'batch':
+      if (body.count !== 2 && body.count !== 3) throw new NotARecordBody()
+      expectKey(KEY_ENTRIES)
+      putBatchEntries()
+      if (body.count === 3) {
+        expectKey(KEY_TX_ID)
+        putString()
+      }
+      break
+    case 'checkpoint':
+      if (body.count !== 2) throw new NotARecordBody()
+      expectKey(KEY_CHECKPOINT)
+      putUint()
+  }
   if (pos !== srcEnd) throw new NotARecordBody()
   putAscii(`,"timestamp":${frame.timestamp}}\n`)
 }
 
+/** Whether the walk got through the body; src is let go, and the line buffer is the kept one again. */
+function walked (frame: RecordFrame): boolean {
+  try {
+    walk(frame)
+    return true
+  } catch (err) {
+    if (err instanceof NotARecordBody) return false
+    throw err
+  } finally {
+    src = EMPTY
+  }
+}
+
 /**
- * One NDJSON line, trailing newline included, for the record in `frame`: seq, then the body's
+ * One NDJSON line, trailing newline included, for the record in `frame`: seq, op, the body's
  * fields, then timestamp. The bytes are a view of a shared buffer, valid until the next call: copy
  * them before anything else may print a line. Undefined when the payload is not a record body of
  * the frame's type, which only a bug or deliberate tampering can produce (the frame's CRC held).
  */
 export function recordLineBytes (frame: RecordFrame): Buffer | undefined {
+  printing = true
+  const ok = walked(frame)
+  const line = out.subarray(0, at)
+  out = lineScratch
+  view = lineView
+  return ok ? line : undefined
+}
+
+/** Whether the payload is a record body of the frame's type: recordLineBytes's check, printing nothing. */
+export function checkRecordBody (frame: RecordFrame): boolean {
+  printing = false
   try {
-    writeRecordLine(frame)
-  } catch (err) {
-    // A RangeError is a vector value that is not a finite float32, which no entry can hold.
-    if (err instanceof NotARecordBody || err instanceof RangeError) return undefined
-    throw err
+    return walked(frame)
   } finally {
-    src = EMPTY
+    printing = true
   }
-  return out.subarray(0, at)
 }

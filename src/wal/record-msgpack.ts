@@ -5,6 +5,7 @@
 import { Packr } from 'msgpackr'
 import type { RecordFrame } from './format.js'
 import { bodyEntries } from './payload.js'
+import { checkRecordBody } from './record-json.js'
 
 // Numbers are written as msgpackr writes them (past 2^32 as float64), so that msgpackr's default
 // unpack gives numbers rather than BigInts.
@@ -18,9 +19,9 @@ const MAP16 = 0xde
  * frame's type, which only a bug or deliberate tampering can produce (the frame's CRC held).
  */
 export function recordMsgpackBytes (frame: RecordFrame): Buffer | undefined {
-  const entries = bodyEntries(frame)
-  // A record body has a handful of entries; a map16 header holds any count a body has plus two.
-  if (entries === undefined || entries.count > 0xffff - 2) return undefined
+  // Checked as the NDJSON line is, so that both forms refuse the same records.
+  const entries = checkRecordBody(frame) ? bodyEntries(frame) : undefined
+  if (entries === undefined) return undefined
   const header = Buffer.allocUnsafe(3)
   header[0] = MAP16
   header.writeUInt16BE(entries.count + 2, 1)

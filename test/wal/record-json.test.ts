@@ -1,6 +1,9 @@
 // The recovery stream's NDJSON lines: shortest float32 decimals checked against a slow reference
 // built on toExponential, and whole lines, transcoded from payloads as the writer encodes them,
 // checked by exact text and by reading them back; payloads that are not record bodies are refused.
+import { setTimeout as sleep } from 'node:timers/promises'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import t from 'tap'
 import fc from 'fast-check'
 import { Packr } from 'msgpackr'
@@ -349,7 +352,17 @@ t.test('recordLineBytes: payloads that are not record bodies of their type are r
     ['a float64 typed array', entry({ op: 'insert', id: 'a', vector: Float64Array.from([1]) })],
     ['raw bytes', entry({ op: 'insert', id: 'a', vector: Buffer.from([1, 2, 3, 4]) })],
     ['a number as a key', { type: RecordType.insert, bytes: Buffer.from([0x82, 0xa2, 0x6f, 0x70, 0xa6, ...Buffer.from('insert'), 0x01, 0xa1, 0x61]) }],
-    ['nesting past any body', entry({ op: 'insert', id: 'a', vector, deep: [[[[[[[[['x']]]]]]]]] })],
+    ['an extra key', entry({ op: 'insert', id: 'a', vector, extra: 1 })],
+    ['keys out of order', entry({ op: 'insert', vector, id: 'a' })],
+    ['a delete carrying a vector', { type: RecordType.delete, bytes: packr.pack({ op: 'delete', id: 'a', vector }) }],
+    ['an insert without a vector', entry({ op: 'insert', id: 'a' })],
+    ['an id that is a number', entry({ op: 'insert', id: 5, vector })],
+    ['a vector of plain numbers', entry({ op: 'insert', id: 'a', vector: [1, 2] })],
+    ['a metadata value that is a number', entry({ op: 'insert', id: 'a', vector, metadata: { k: 1 } })],
+    ['a checkpoint given as a string', { type: RecordType.checkpoint, bytes: packr.pack({ op: 'checkpoint', checkpoint: '12' }) }],
+    ['batch entries in a map', { type: RecordType.batch, bytes: packr.pack({ op: 'batch', entries: { 0: { op: 'delete', id: 'a' } } }) }],
+    ['a batch entry of no known op', { type: RecordType.batch, bytes: packr.pack({ op: 'batch', entries: [{ op: 'upsert', id: 'a' }] }) }],
+    ['a batch entry without its op first', { type: RecordType.batch, bytes: packr.pack({ op: 'batch', entries: [{ id: 'a', op: 'delete' }] }) }],
     ['an infinite vector value', entry({ op: 'insert', id: 'a', vector: Float32Array.from([1, Infinity]) })],
     ['a NaN vector value', entry({ op: 'insert', id: 'a', vector: Float32Array.from([NaN]) })]
   ]
@@ -371,4 +384,30 @@ t.test('recordLineBytes: checkpoints past 2^32, which msgpackr writes as float64
     '{"seq":3,"op":"checkpoint","checkpoint":1099511627777,"timestamp":1764000000000}\n')
   t.equal(recordToJsonLine({ seq: 4, op: 'checkpoint', checkpoint: 70_000, timestamp }),
     '{"seq":4,"op":"checkpoint","checkpoint":70000,"timestamp":1764000000000}\n')
+})
+
+t.test('recordLineBytes: metadata keys stored before lone surrogates were refused print once, as they decode', async t => {
+  // Such keys were stored as invalid UTF-8 (ED A0 80), and two of them decode alike (U+FFFD x3).
+  const legacy = encodeEntry({ op: 'insert', id: 'a', vector: Float32Array.from([1]), metadata: { '\ud800': 'x', '\udc00': 'y', plain: 'z' } })
+  t.ok(legacy.bytes.includes(Buffer.from([0xed, 0xa0, 0x80])), 'the key is stored as invalid UTF-8')
+  const line = recordLineBytes(frameOf(1, timestamp, legacy))?.toString('utf8')
+  t.equal(line, '{"seq":1,"op":"insert","id":"a","vector":[1],"metadata":{"\ufffd\ufffd\ufffd":"y","plain":"z"},"timestamp":1764000000000}\n')
+})
+
+t.test('recordLineBytes: a line longer than the kept buffer is let go once its caller drops it', async t => {
+  v8.setFlagsFromString('--expose-gc')
+  const gc = vm.runInNewContext('gc') as () => void
+  let collected = false
+  const registry = new FinalizationRegistry(() => { collected = true })
+  const wide = new Float32Array(100_000).fill(Math.fround(-9.9999998e20))
+  ;(() => {
+    const long = recordLineBytes(frameOf(1, timestamp, encodeEntry({ op: 'insert', id: 'wide', vector: wide })))
+    if (long === undefined || long.buffer.byteLength <= 1024 * 1024) throw new Error('the line should need a buffer of its own')
+    registry.register(long.buffer, 'the long line')
+  })()
+  for (let i = 0; i < 20 && !collected; i++) {
+    gc()
+    await sleep(10)
+  }
+  t.ok(collected, 'the buffer of the long line was collected')
 })
