@@ -100,28 +100,63 @@ export async function * readRecords (frames: AsyncIterable<LocatedFrame>): Async
   }
 }
 
-/** Records are gathered into chunks of this many bytes: one socket write per chunk, not per record. */
+/**
+ * Records go out in chunks of this many bytes: one socket write per chunk, not per record. Every
+ * chunk is this size (the last aside), a record longer than the room left running on into the
+ * next, so that a chunk written out can be filled again.
+ */
 const CHUNK_BYTES = 64 * 1024
+/** Chunks handed back and waiting to be filled again, at most. */
+const KEPT_CHUNKS = 16
 
 /**
- * The records, each encoded by `encode` (undefined for a body that is not a record body), in
- * chunks of whole records. Each chunk is a fresh buffer, since its consumer may still hold the
- * last one; a record longer than a chunk gets a chunk of its own size. `encode` may answer a view
- * of a shared buffer: it is copied before the next call.
+ * A stream's chunks, and those its consumer hands back once written. Without it every chunk is
+ * garbage once written, and V8 collects external memory only every few tens of MiB: a long stream
+ * lifted the process's RSS by that much. A chunk is refilled only if it came from here and is
+ * still out, so a chunk handed back twice, or a buffer of someone else's, is never written into.
  */
-async function * readEncoded (frames: AsyncIterable<LocatedFrame>, encode: (frame: RecordFrame) => Buffer | undefined): AsyncGenerator<Buffer> {
-  let chunk = Buffer.allocUnsafe(CHUNK_BYTES)
+export class ChunkPool {
+  private readonly free: Buffer[] = []
+  private readonly out = new WeakSet<Buffer>()
+
+  take (): Buffer {
+    const chunk = this.free.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES)
+    this.out.add(chunk)
+    return chunk
+  }
+
+  /** Takes back a chunk the stream yielded, once nothing holds its bytes any more. */
+  give (chunk: Buffer): void {
+    if (!this.out.delete(chunk) || this.free.length >= KEPT_CHUNKS) return
+    this.free.push(chunk)
+  }
+}
+
+/**
+ * The records, each encoded by `encode` (undefined for a body that is not a record body), as one
+ * byte stream in chunks from `pool`. `encode` may answer a view of a shared buffer, which another
+ * stream may overwrite while this one waits: a record is copied whole before any of its chunks
+ * goes out.
+ */
+async function * readEncoded (frames: AsyncIterable<LocatedFrame>, pool: ChunkPool, encode: (frame: RecordFrame) => Buffer | undefined): AsyncGenerator<Buffer> {
+  let chunk = pool.take()
   let used = 0
   try {
     for await (const { frame, segment, offset } of frames) {
       const bytes = encode(frame)
       if (bytes === undefined) throw new CorruptLogError(segment, offset, BODY_MISMATCH)
-      if (used + bytes.length > chunk.length) {
-        if (used > 0) yield chunk.subarray(0, used)
-        chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, bytes.length))
-        used = 0
+      const full: Buffer[] = []
+      for (let from = 0; from < bytes.length;) {
+        const copied = bytes.copy(chunk, used, from)
+        used += copied
+        from += copied
+        if (used === CHUNK_BYTES) {
+          full.push(chunk)
+          chunk = pool.take()
+          used = 0
+        }
       }
-      used += bytes.copy(chunk, used)
+      yield * full
     }
   } catch (err) {
     // At damage, every record before it goes out first.
@@ -131,12 +166,12 @@ async function * readEncoded (frames: AsyncIterable<LocatedFrame>, encode: (fram
   if (used > 0) yield chunk.subarray(0, used)
 }
 
-/** The records as NDJSON lines (record-json.ts), in chunks of whole lines. */
-export function readNdjson (frames: AsyncIterable<LocatedFrame>): AsyncGenerator<Buffer> {
-  return readEncoded(frames, recordLineBytes)
+/** The records as NDJSON lines (record-json.ts). */
+export function readNdjson (frames: AsyncIterable<LocatedFrame>, pool: ChunkPool): AsyncGenerator<Buffer> {
+  return readEncoded(frames, pool, recordLineBytes)
 }
 
-/** The records as concatenated msgpack maps (record-msgpack.ts), in chunks of whole records. */
-export function readMsgpack (frames: AsyncIterable<LocatedFrame>): AsyncGenerator<Buffer> {
-  return readEncoded(frames, recordMsgpackBytes)
+/** The records as concatenated msgpack maps (record-msgpack.ts). */
+export function readMsgpack (frames: AsyncIterable<LocatedFrame>, pool: ChunkPool): AsyncGenerator<Buffer> {
+  return readEncoded(frames, pool, recordMsgpackBytes)
 }

@@ -7,7 +7,7 @@ import {
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
 import { silentLogger, type WalLogger } from './logger.js'
-import { readFrames, readMsgpack, readNdjson, readRecords, type LocatedFrame } from './log-reader.js'
+import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type LocatedFrame } from './log-reader.js'
 import { encodeBatch, encodeCheckpoint, encodeEntry, type LogRecord } from './payload.js'
 import { recoverDirectory } from './recover.js'
 import { SegmentWriter, type Durability } from './segment-writer.js'
@@ -66,10 +66,15 @@ export interface LogRead {
   // Three forms of the same records: read one of them. Each starts reading on its first pull.
   /** The records, decoded. */
   records: AsyncIterable<LogRecord>
-  /** The records as NDJSON, in chunks of whole lines. */
+  /** The records as NDJSON, a byte stream in chunks. */
   ndjson: AsyncIterable<Buffer>
-  /** The records as concatenated msgpack maps, in chunks of whole records. */
+  /** The records as concatenated msgpack maps, a byte stream in chunks. */
   msgpack: AsyncIterable<Buffer>
+  /**
+   * Hands back a chunk of `ndjson` or `msgpack` once nothing holds its bytes any more (its socket
+   * write is done): the stream fills it again instead of allocating another. Optional.
+   */
+  recycle: (chunk: Buffer) => void
 }
 
 export interface SegmentStatus { name: string, firstSeq: number, lastSeq: number, bytes: number }
@@ -242,12 +247,14 @@ export class WriteAheadLog {
       includeCheckpoints: options.includeCheckpoints ?? false
     }
     const frames = (): AsyncGenerator<LocatedFrame> => readFrames(this.io, this.dir, this.writer.segments, range)
+    const chunks = new ChunkPool()
     return {
       checkpoint: this.lastCheckpoint,
       lastSeq,
       records: readRecords(frames()),
-      ndjson: readNdjson(frames()),
-      msgpack: readMsgpack(frames())
+      ndjson: readNdjson(frames(), chunks),
+      msgpack: readMsgpack(frames(), chunks),
+      recycle: chunk => { chunks.give(chunk) }
     }
   }
 
