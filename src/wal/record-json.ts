@@ -109,32 +109,30 @@ function readUint (bytes: 1 | 2 | 4): number {
   return bytes === 2 ? src.readUInt16BE(start) : src.readUInt32BE(start)
 }
 
-/** The length of the string at pos, moving past its header. */
+/**
+ * The length in the header at pos, moving past it: a fix format (`fix` to `fix + fixMask`, the
+ * length in its low bits) or the 8-, 16- or 32-bit length that follows `wide8` (-1: none), `wide16`
+ * or `wide32`; anything else is not the type wanted.
+ */
+function headerLength (fix: number, fixMask: number, wide8: number, wide16: number, wide32: number): number {
+  const head = src[take(1)]
+  if (head >= fix && head <= fix + fixMask) return head & fixMask
+  if (head === wide8) return readUint(1)
+  if (head === wide16) return readUint(2)
+  if (head === wide32) return readUint(4)
+  throw new NotARecordBody()
+}
+
 function stringLength (): number {
-  const head = src[take(1)]
-  if (head >= 0xa0 && head <= 0xbf) return head & 0x1f
-  if (head === 0xd9) return readUint(1)
-  if (head === 0xda) return readUint(2)
-  if (head === 0xdb) return readUint(4)
-  throw new NotARecordBody()
+  return headerLength(0xa0, 0x1f, 0xd9, 0xda, 0xdb)
 }
 
-/** The entry count of the map at pos, moving past its header. */
 function mapLength (): number {
-  const head = src[take(1)]
-  if (head >= 0x80 && head <= 0x8f) return head & 0x0f
-  if (head === 0xde) return readUint(2)
-  if (head === 0xdf) return readUint(4)
-  throw new NotARecordBody()
+  return headerLength(0x80, 0x0f, -1, 0xde, 0xdf)
 }
 
-/** The item count of the array at pos, moving past its header. */
 function arrayLength (): number {
-  const head = src[take(1)]
-  if (head >= 0x90 && head <= 0x9f) return head & 0x0f
-  if (head === 0xdc) return readUint(2)
-  if (head === 0xdd) return readUint(4)
-  throw new NotARecordBody()
+  return headerLength(0x90, 0x0f, -1, 0xdc, 0xdd)
 }
 
 /** Whether src[start, start + length) holds `bytes`: a loop, cheaper than a call into Buffer.compare for a few bytes. */
