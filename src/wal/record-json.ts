@@ -66,7 +66,8 @@ let view = lineView
 let at = 0
 
 // A vector's bytes are copied here first: in the payload they may lie at any offset, and an
-// Int32Array reads them as float bits only at a multiple of four.
+// Int32Array reads them as float bits only at a multiple of four. Kept up to KEPT_LINE_BYTES, as
+// the line buffer is.
 let vectorBytes = new Uint8Array(4096)
 let vectorBits = new Int32Array(vectorBytes.buffer)
 
@@ -213,12 +214,17 @@ function putVector (): void {
     }
     return
   }
-  if (byteLength > vectorBytes.length) {
-    vectorBytes = new Uint8Array(byteLength)
-    vectorBits = new Int32Array(vectorBytes.buffer)
+  let bytes = vectorBytes
+  let bits = vectorBits
+  if (byteLength > bytes.length) {
+    bytes = new Uint8Array(byteLength)
+    bits = new Int32Array(bytes.buffer)
+    if (byteLength <= KEPT_LINE_BYTES) {
+      vectorBytes = bytes
+      vectorBits = bits
+    }
   }
-  vectorBytes.set(src.subarray(start + 1, pos))
-  const bits = vectorBits
+  bytes.set(src.subarray(start + 1, pos))
   ensure(2 + count * (MAX_FLOAT_CHARS + 1))
   const target = view
   let to = at

@@ -12,18 +12,20 @@ const SEQ_KEY = Buffer.from([0xa3, ...Buffer.from('seq')])
 const TIMESTAMP_KEY = Buffer.from([0xa9, ...Buffer.from('timestamp')])
 const MAP16 = 0xde
 
-/** Where each record is put together: it grows to the longest record seen. */
+// Each record is put together in this one buffer, which grows to the longest record seen up to
+// KEPT_RECORD_BYTES; a longer record gets a buffer of its own, let go once it is copied out.
+const KEPT_RECORD_BYTES = 1024 * 1024
 let scratch = Buffer.allocUnsafeSlow(64 * 1024)
 
 /** Writes a non-negative safe integer as msgpackr writes it; returns the end. */
-function writeUint (value: number, at: number): number {
+function writeUint (out: Buffer, value: number, at: number): number {
   if (value <= 0xffffffff) {
-    scratch[at] = 0xce
-    scratch.writeUInt32BE(value, at + 1)
+    out[at] = 0xce
+    out.writeUInt32BE(value, at + 1)
     return at + 5
   }
-  scratch[at] = 0xcb
-  scratch.writeDoubleBE(value, at + 1)
+  out[at] = 0xcb
+  out.writeDoubleBE(value, at + 1)
   return at + 9
 }
 
@@ -38,13 +40,14 @@ export function recordMsgpackBytes (frame: RecordFrame): Buffer | undefined {
   if (entries === undefined) return undefined
   const fieldsBytes = frame.payloadEnd - entries.start
   const size = 3 + SEQ_KEY.length + 9 + fieldsBytes + TIMESTAMP_KEY.length + 9
-  if (size > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(size, scratch.length * 2))
-  scratch[0] = MAP16
-  scratch.writeUInt16BE(entries.count + 2, 1)
-  let at = 3 + SEQ_KEY.copy(scratch, 3)
-  at = writeUint(frame.seq, at)
-  at += frame.source.copy(scratch, at, entries.start, frame.payloadEnd)
-  at += TIMESTAMP_KEY.copy(scratch, at)
-  at = writeUint(frame.timestamp, at)
-  return scratch.subarray(0, at)
+  if (size > scratch.length && size <= KEPT_RECORD_BYTES) scratch = Buffer.allocUnsafeSlow(Math.min(Math.max(size, scratch.length * 2), KEPT_RECORD_BYTES))
+  const out = size <= scratch.length ? scratch : Buffer.allocUnsafeSlow(size)
+  out[0] = MAP16
+  out.writeUInt16BE(entries.count + 2, 1)
+  let at = 3 + SEQ_KEY.copy(out, 3)
+  at = writeUint(out, frame.seq, at)
+  at += frame.source.copy(out, at, entries.start, frame.payloadEnd)
+  at += TIMESTAMP_KEY.copy(out, at)
+  at = writeUint(out, frame.timestamp, at)
+  return out.subarray(0, at)
 }

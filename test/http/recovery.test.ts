@@ -2,8 +2,10 @@
 // rotation, after a checkpoint, with shortest float32 decimals, under concurrent writes, and as
 // msgpack for a client that asks for it.
 import t from 'tap'
-import { Packr } from 'msgpackr'
+import path from 'node:path'
+import { Packr, unpackMultiple } from 'msgpackr'
 import { asStored, ndjson, recoverAll, sampleEntry, startTestService, type TestService } from '../helpers/http.js'
+import { flipBit, rawRecords, segmentFiles } from '../helpers/wal.js'
 
 /** How many significant digits the shortest decimal reading back to this float32 has. */
 function shortestDigits (f: number): number {
@@ -138,6 +140,7 @@ t.test('which form the Accept header asks for', async t => {
     ['application/msgpack;q=0', 'application/x-ndjson'],
     ['application/x-ndjson, application/msgpack;q=0.5', 'application/x-ndjson'],
     ['application/x-ndjson;q=0.5, application/msgpack', 'application/msgpack'],
+    ['application/x-ndjson, application/msgpack', 'application/msgpack'],
     ['text/html, application/msgpack;q=0.1', 'application/msgpack'],
     ['text/html', 'application/x-ndjson']
   ]
@@ -145,6 +148,26 @@ t.test('which form the Accept header asks for', async t => {
     const response = await service.call('GET', '/v1/recovery?after=0', undefined, accept === undefined ? {} : { accept })
     t.equal(response.headers.get('content-type'), expected, `Accept: ${accept ?? '(none)'}`)
     await response.arrayBuffer()
+  }
+})
+
+t.test('damage met mid-stream cuts the response off: a client never takes it for a complete stream', async t => {
+  const service = await startTestService(t, { VECWAL_SEGMENT_BYTES: '4096' })
+  await postMixed(service, 150, new Map())
+  // The first record of the second segment, a sealed one: the stream meets it after a whole segment.
+  const damaged = rawRecords(service.dir).find(r => r.file === segmentFiles(service.dir)[1])
+  if (damaged === undefined) throw new Error('no second segment')
+  flipBit(path.join(service.dir, damaged.file), damaged.offset + 40)
+  for (const accept of ['application/x-ndjson', 'application/msgpack']) {
+    const response = await service.call('GET', '/v1/recovery?after=0', undefined, { accept })
+    t.equal(response.status, 200, `${accept}: the stream started`)
+    const received: Buffer[] = []
+    const reading = (async () => { for await (const chunk of response.body ?? []) received.push(Buffer.from(chunk)) })()
+    await t.rejects(reading, `${accept}: the body ends in an error, not a clean end`)
+    const seqs = accept === 'application/msgpack'
+      ? (unpackMultiple(Buffer.concat(received)) as Array<{ seq: number }>).map(r => r.seq)
+      : Buffer.concat(received).toString('utf8').split('\n').slice(0, -1).map(line => (JSON.parse(line) as { seq: number }).seq)
+    t.same(seqs, Array.from({ length: damaged.seq - 1 }, (_, i) => i + 1), `${accept}: every record before seq ${damaged.seq} arrived, and none after`)
   }
 })
 

@@ -2,7 +2,9 @@
 // the byte forms' chunks, handed back once written, are filled again without changing a byte.
 import t from 'tap'
 import { unpackMultiple } from 'msgpackr'
-import { ChunkPool } from '../../src/wal/log-reader.js'
+import { Packr } from 'msgpackr'
+import { ChunkPool, readMsgpack, readNdjson, readRecords, type LocatedFrame } from '../../src/wal/log-reader.js'
+import { encodeEntry } from '../../src/wal/payload.js'
 import type { WriteAheadLog } from '../../src/wal/log.js'
 import { collect, entries, openLog, tempDir, type TeardownTarget } from '../helpers/wal.js'
 
@@ -60,8 +62,42 @@ t.test('a chunk pool refills only what it handed out, once', async t => {
   pool.give(a)
   t.equal(pool.take(), a, 'a chunk handed back is handed out again')
   t.not(pool.take(), a, 'handed back twice, it is handed out once')
-  pool.give(Buffer.alloc(CHUNK_BYTES))
-  const fresh = pool.take()
-  pool.give(fresh)
-  t.equal(pool.take(), fresh, 'a buffer it never handed out is not taken in')
+  const foreign = Buffer.alloc(CHUNK_BYTES)
+  pool.give(foreign)
+  t.not(pool.take(), foreign, 'a buffer it never handed out is not taken in')
+})
+
+t.test('two streams read in turns, long records and all, each give the bytes of a lone read', async t => {
+  const log = await filledLog(t)
+  for (const form of ['ndjson', 'msgpack'] as const) {
+    const alone = Buffer.concat(await collect(log.read({ after: 0 })[form]))
+    const streams = [log.read({ after: 0 })[form][Symbol.asyncIterator](), log.read({ after: 0 })[form][Symbol.asyncIterator]()]
+    const got: Buffer[][] = [[], []]
+    for (let done = 0; done < 2;) {
+      done = 0
+      for (const [i, stream] of streams.entries()) {
+        const step = await stream.next()
+        if (step.done === true) done++
+        else got[i].push(Buffer.from(step.value))
+      }
+    }
+    t.ok(got.every(chunks => Buffer.concat(chunks).equals(alone)), `${form}: both streams hold exactly the lone read's bytes`)
+  }
+})
+
+t.test('every form refuses a CRC-valid record of the right type but another shape', async t => {
+  const located = async function * (): AsyncGenerator<LocatedFrame> {
+    const { type, bytes } = encodeEntry({ op: 'insert', id: 'a', vector: [1] })
+    const good = { seq: 1, timestamp: 1, type, source: bytes, payloadStart: 0, payloadEnd: bytes.length, size: bytes.length }
+    yield { frame: good, segment: 'x.seg', offset: 24 }
+    // The writer never adds a key: an extra one means the body is not what was written.
+    const odd = new Packr({ moreTypes: true, useRecords: false }).pack({ op: 'insert', id: 'a', vector: Float32Array.from([1]), extra: 1 })
+    yield { frame: { ...good, seq: 2, source: odd, payloadEnd: odd.length, size: odd.length }, segment: 'x.seg', offset: 100 }
+  }
+  const forms = { records: readRecords(located()), ndjson: readNdjson(located(), new ChunkPool()), msgpack: readMsgpack(located(), new ChunkPool()) }
+  for (const [form, items] of Object.entries(forms)) {
+    let served = 0
+    await t.rejects((async () => { for await (const _ of items) served++ })(), { code: 'WAL_CORRUPT', file: 'x.seg', offset: 100 }, `${form}: refused`)
+    t.equal(served, 1, `${form}: the good record before it was served`)
+  }
 })

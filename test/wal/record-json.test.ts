@@ -11,6 +11,7 @@ import { formatFloat32 } from '../../src/wal/float32-decimal.js'
 import { RecordType, type RecordFrame } from '../../src/wal/format.js'
 import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload, type LogRecord } from '../../src/wal/payload.js'
 import { recordLineBytes } from '../../src/wal/record-json.js'
+import { recordMsgpackBytes } from '../../src/wal/record-msgpack.js'
 
 function payloadOf (record: LogRecord): EncodedPayload {
   if (record.op === 'batch') return encodeBatch(record.entries, record.txId)
@@ -366,7 +367,10 @@ t.test('recordLineBytes: payloads that are not record bodies of their type are r
     ['an infinite vector value', entry({ op: 'insert', id: 'a', vector: Float32Array.from([1, Infinity]) })],
     ['a NaN vector value', entry({ op: 'insert', id: 'a', vector: Float32Array.from([NaN]) })]
   ]
-  for (const [label, payload] of refused) t.equal(recordLineBytes(frameOf(1, timestamp, payload)), undefined, label)
+  for (const [label, payload] of refused) {
+    t.equal(recordLineBytes(frameOf(1, timestamp, payload)), undefined, label)
+    t.equal(recordMsgpackBytes(frameOf(1, timestamp, payload)), undefined, `${label}: the msgpack form refuses it too`)
+  }
 
   const whole = encodeEntry({ op: 'insert', id: 'abc', vector: Float32Array.from([1, 2]), metadata: { k: 'v' } })
   for (let cut = 1; cut < whole.bytes.length; cut++) {

@@ -1,5 +1,8 @@
 // The recovery stream's msgpack form: each record one map, {seq, ...its body, timestamp}, read back
 // by msgpackr's plain unpack as the record itself; payloads that are not record bodies are refused.
+import { setTimeout as sleep } from 'node:timers/promises'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import t from 'tap'
 import fc from 'fast-check'
 import { Packr, unpack } from 'msgpackr'
@@ -67,4 +70,27 @@ t.test('payloads that are not record bodies of their type are refused', async t 
     ['cut short', { type: RecordType.delete, bytes: Buffer.from([0xde, 0x00]) }]
   ]
   for (const [label, payload] of refused) t.equal(recordMsgpackBytes(frameOf(1, payload)), undefined, label)
+})
+
+t.test('a record longer than the kept buffer reads back, and its buffer is let go once dropped', async t => {
+  v8.setFlagsFromString('--expose-gc')
+  const gc = vm.runInNewContext('gc') as () => void
+  let collected = false
+  const registry = new FinalizationRegistry(() => { collected = true })
+  const vector = new Float32Array(65_536).map((_, i) => i / 3)
+  const entries = Array.from({ length: 8 }, (_, i) => ({ op: 'insert' as const, id: `wide-${i}`, vector }))
+  ;(() => {
+    const bytes = recordMsgpackBytes(frameOf(1, encodeBatch(entries)))
+    if (bytes === undefined || bytes.buffer.byteLength <= 1024 * 1024) throw new Error('the record should need a buffer of its own')
+    const read = unpack(bytes) as LogRecord
+    t.ok(read.op === 'batch' && read.entries.length === 8 && read.entries.every(e => e.op !== 'delete' && Buffer.from(e.vector.buffer, e.vector.byteOffset, e.vector.byteLength).equals(Buffer.from(vector.buffer))), 'all 8 wide entries read back')
+    registry.register(bytes.buffer, 'the long record')
+  })()
+  const small = recordMsgpackBytes(frameOf(2, encodeEntry({ op: 'delete', id: 'b' })))
+  t.same(small === undefined ? undefined : unpack(small), { seq: 2, op: 'delete', id: 'b', timestamp }, 'a short record after it')
+  for (let i = 0; i < 20 && !collected; i++) {
+    gc()
+    await sleep(10)
+  }
+  t.ok(collected, 'the buffer of the long record was collected')
 })

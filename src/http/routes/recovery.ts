@@ -6,10 +6,10 @@ import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { WriteAheadLog } from '../../wal/log.js'
+import { MSGPACK } from '../msgpack.js'
 import { ErrorResponse, type ApiSchemas } from '../schemas.js'
 
 const NDJSON = 'application/x-ndjson'
-const MSGPACK = 'application/msgpack'
 
 /** The highest q the Accept header gives `mediaType` itself (wildcards aside), 0 if it names it nowhere. */
 function acceptQuality (accept: string, mediaType: string): number {
@@ -46,13 +46,27 @@ async function drained (res: ServerResponse): Promise<void> {
 /**
  * Writes the chunks to `res` as fast as it drains, handing each back to `recycle` once its write is
  * done. Stops reading (which closes the log's files) when `res` is gone: the client left, or
- * shutdown destroyed it.
+ * shutdown destroyed it. When reading fails (damage), what was read before it reaches the client,
+ * then the response is cut off rather than ended, so that no client takes it for the whole stream.
  */
 async function writeChunks (chunks: AsyncIterable<Buffer>, res: ServerResponse, recycle: (chunk: Buffer) => void): Promise<void> {
-  for await (const chunk of chunks) {
-    if (res.destroyed) return
-    const more = res.write(chunk, err => { if (err == null) recycle(chunk) })
-    if (!more) await drained(res)
+  let written = Promise.resolve()
+  try {
+    for await (const chunk of chunks) {
+      if (res.destroyed) return
+      let more = true
+      written = new Promise(resolve => {
+        more = res.write(chunk, err => {
+          if (err == null) recycle(chunk)
+          resolve()
+        })
+      })
+      if (!more) await drained(res)
+    }
+  } catch (err) {
+    await written
+    res.destroy()
+    throw err
   }
   res.end()
 }
@@ -109,7 +123,6 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, sch
       await writeChunks(mediaType === MSGPACK ? read.msgpack : read.ndjson, res, read.recycle)
     } catch (err) {
       request.log.error({ err }, 'recovery stream failed')
-      res.destroy()
     }
   })
 }
