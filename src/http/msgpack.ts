@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Unpackr } from 'msgpackr'
 import { ENTRY_LIMITS } from '../entry.js'
 import { InvalidRequestError, MalformedBodyError } from './errors.js'
+import { invalidUtf8Path } from './msgpack-utf8.js'
 
 export const MSGPACK = 'application/msgpack'
 
@@ -60,6 +61,11 @@ export function registerMsgpackParser (app: FastifyInstance, dimensions: number 
     let decoded: unknown
     try {
       decoded = unpackr.unpack(bytes)
+      const notUtf8 = invalidUtf8Path(bytes)
+      if (notUtf8 !== undefined) {
+        done(new InvalidRequestError(`body${notUtf8} must be a valid UTF-8 string`), undefined)
+        return
+      }
       if (bytes.includes(PROTO) && holdsRenamedProtoKey(decoded)) {
         done(new InvalidRequestError('body holds a forbidden __proto__ key'), undefined)
         return

@@ -9,6 +9,15 @@ const packr = new Packr({ moreTypes: true })
 const plainPackr = new Packr({ useRecords: false })
 const MSGPACK = { 'content-type': 'application/msgpack' }
 
+/** The body with the bytes of the string `placeholder` (ASCII) replaced by `bytes`, as long. */
+function withRawString (body: Buffer, placeholder: string, bytes: number[]): Buffer {
+  const at = body.indexOf(placeholder)
+  if (at === -1 || bytes.length !== placeholder.length) throw new Error('no such placeholder')
+  const out = Buffer.from(body)
+  Buffer.from(bytes).copy(out, at)
+  return out
+}
+
 t.test('POST /v1/entries with a Float32Array vector and with a plain number array', async t => {
   const service = await startTestService(t)
   const vector = new Float32Array([0.1, -2.5, 1 / 3])
@@ -76,6 +85,11 @@ t.test('msgpack bodies are refused as JSON ones are', async t => {
     { name: 'an unknown field', body: packr.pack({ op: 'insert', id: 'a', vector: [1], extra: true }), code: 'HTTP_INVALID_REQUEST', names: 'extra' },
     { name: 'a __proto__ key', body: plainPackr.pack(new Map<string, unknown>([['op', 'insert'], ['id', 'a'], ['vector', [1]], ['__proto__', { x: 1 }]])), code: 'HTTP_INVALID_REQUEST', names: '__proto__' },
     { name: 'a binary id', body: plainPackr.pack({ op: 'delete', id: Buffer.from('a') }), code: 'HTTP_INVALID_REQUEST', names: '/id' },
+    // The bytes of a lone surrogate, which msgpackr would decode as U+FFFD.
+    { name: 'an id that is not UTF-8', body: withRawString(plainPackr.pack({ op: 'delete', id: 'aZZZb' }), 'ZZZ', [0xed, 0xa0, 0x80]), code: 'HTTP_INVALID_REQUEST', names: 'body/id must be a valid UTF-8' },
+    { name: 'a long batch id that is not UTF-8', route: '/v1/batch', body: withRawString(plainPackr.pack({ entries: [{ op: 'delete', id: 'x'.repeat(40) + 'ZZ' }] }), 'ZZ', [0xc3, 0x28]), code: 'HTTP_INVALID_REQUEST', names: 'body/entries/0/id' },
+    { name: 'a metadata value that is not UTF-8', body: withRawString(plainPackr.pack({ op: 'insert', id: 'a', vector: [1], metadata: { k: 'ZZ' } }), 'ZZ', [0xff, 0xfe]), code: 'HTTP_INVALID_REQUEST', names: 'body/metadata/k' },
+    { name: 'a metadata key that is not UTF-8', body: withRawString(plainPackr.pack({ op: 'insert', id: 'a', vector: [1], metadata: { ZZ: 'v' } }), 'ZZ', [0x80, 0x80]), code: 'HTTP_INVALID_REQUEST', names: 'body/metadata must' },
     { name: 'over the body limit', body: packr.pack({ op: 'insert', id: 'a', vector: new Float32Array(1000) }), status: 413, code: 'HTTP_BODY_TOO_LARGE', names: '2048' }
   ]
   for (const c of cases) {
@@ -91,4 +105,12 @@ t.test('a msgpack body that is not a map is 400', async t => {
   await assertError(t, await service.call('POST', '/v1/entries', plainPackr.pack([{ op: 'delete', id: 'a' }]), MSGPACK), 400, 'HTTP_INVALID_REQUEST', 'body')
   await assertError(t, await service.call('POST', '/v1/entries', plainPackr.pack('delete'), MSGPACK), 400, 'HTTP_INVALID_REQUEST', 'body')
   t.equal(await lastSeq(service), 0)
+})
+
+t.test('msgpack strings in any script, valid UTF-8, are taken and read back as sent', async t => {
+  const service = await startTestService(t)
+  const entry = { op: 'insert', id: 'é 中文 🎉 '.repeat(5), vector: new Float32Array([1]), metadata: { '🔑': 'ключ\u2028', long: 'ü'.repeat(300) } }
+  t.equal((await service.call('POST', '/v1/entries', plainPackr.pack(entry), MSGPACK)).status, 201)
+  const [line] = await recoverAll(service)
+  t.same({ id: line.id, metadata: line.metadata }, { id: entry.id, metadata: entry.metadata })
 })
