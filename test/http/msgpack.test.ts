@@ -110,7 +110,7 @@ t.test('a msgpack body that is not a map is 400', async t => {
 t.test('msgpack strings in any script, valid UTF-8, are taken and read back as sent', async t => {
   const service = await startTestService(t)
   const entry = { op: 'insert', id: 'é 中文 🎉 '.repeat(5), vector: new Float32Array([1]), metadata: { '🔑': 'ключ\u2028', long: 'ü'.repeat(300) } }
-  t.equal((await service.call('POST', '/v1/entries', plainPackr.pack(entry), MSGPACK)).status, 201)
+  t.equal((await service.call('POST', '/v1/entries', packr.pack(entry), MSGPACK)).status, 201)
   const [line] = await recoverAll(service)
   t.same({ id: line.id, metadata: line.metadata }, { id: entry.id, metadata: entry.metadata })
 })
