@@ -21,7 +21,7 @@ export const ConfigSchema = Type.Object({
   VECWAL_LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
   VECWAL_REPAIR: Type.Boolean({ default: false, description: 'open past corruption: keep the valid prefix, set the rest aside in .broken files' }),
   VECWAL_TX_MAX_BYTES: Type.Integer({ default: 64 * MiB, minimum: 1024, description: 'bytes one transaction may stage' }),
-  VECWAL_TX_TOTAL_BYTES: Type.Integer({ default: 256 * MiB, minimum: 1024, description: 'bytes all open transactions may stage together' }),
+  VECWAL_TX_TOTAL_BYTES: Type.Integer({ default: 256 * MiB, minimum: 1024, description: 'bytes all open transactions may hold together: what they staged, and 1 KiB each' }),
   VECWAL_TX_IDLE_MS: Type.Integer({ default: 60_000, minimum: 10, description: 'a transaction untouched this long is aborted' }),
   VECWAL_TOKENS: Type.Optional(Type.String({ description: 'bearer tokens with scopes: write:TOKEN1,read:TOKEN2,admin:TOKEN3' })),
   VECWAL_TOKENS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'a file holding the same, one grant a line' })),

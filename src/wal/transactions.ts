@@ -36,6 +36,12 @@ export function stagedBytes (entry: EntryInput): number {
   return bytes
 }
 
+/**
+ * What an open transaction costs to hold before it stages anything (its map entry, id, timer):
+ * counted against maxTotalBytes, so that empty transactions cannot pile up without bound.
+ */
+export const OPEN_TRANSACTION_BYTES = 1024
+
 function toStaged (entry: EntryInput): EntryInput {
   if (entry.op === 'delete') return entry
   const vector = entry.vector instanceof Float32Array ? entry.vector : Float32Array.from(entry.vector)
@@ -57,14 +63,17 @@ export class TransactionManager {
     return this.open.size
   }
 
+  /** Bytes the open transactions hold: what they staged, and OPEN_TRANSACTION_BYTES each. */
   get stagedBytes (): number {
     return this.totalBytes
   }
 
   begin (): string {
     this.assertWritable()
+    if (this.totalBytes + OPEN_TRANSACTION_BYTES > this.limits.maxTotalBytes) throw new TransactionsFullError(this.limits.maxTotalBytes)
     const txId = randomUUID()
     this.open.set(txId, { entries: [], bytes: 0, timer: this.expiry(txId) })
+    this.totalBytes += OPEN_TRANSACTION_BYTES
     return txId
   }
 
@@ -116,13 +125,13 @@ export class TransactionManager {
   private forget (txId: string, tx: OpenTransaction): void {
     clearTimeout(tx.timer)
     this.open.delete(txId)
-    this.totalBytes -= tx.bytes
+    this.totalBytes -= tx.bytes + OPEN_TRANSACTION_BYTES
   }
 
   private restore (txId: string, tx: OpenTransaction): void {
     tx.timer = this.expiry(txId)
     this.open.set(txId, tx)
-    this.totalBytes += tx.bytes
+    this.totalBytes += tx.bytes + OPEN_TRANSACTION_BYTES
   }
 
   private expiry (txId: string): NodeJS.Timeout {

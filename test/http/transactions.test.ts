@@ -110,7 +110,8 @@ t.test('non-object staging bodies are 400', async t => {
 })
 
 t.test('transaction memory limits: 413 for one transaction, 503 with Retry-After for all', async t => {
-  const service = await startTestService(t, { VECWAL_TX_MAX_BYTES: '1024', VECWAL_TX_TOTAL_BYTES: '1024' })
+  // Room for two open transactions (1 KiB each) and 1 KiB staged among them.
+  const service = await startTestService(t, { VECWAL_TX_MAX_BYTES: '1024', VECWAL_TX_TOTAL_BYTES: '3072' })
   const vector = new Array(120).fill(0.5)
   const first = await open(service)
   const second = await open(service)
@@ -118,9 +119,13 @@ t.test('transaction memory limits: 413 for one transaction, 503 with Retry-After
   await assertError(t, await stage(service, first, insert('b', vector)), 413, 'WAL_TX_TOO_LARGE', '1024')
   const full = await stage(service, second, insert('c', vector))
   t.equal(full.headers.get('retry-after'), '1')
-  await assertError(t, full, 503, 'WAL_TX_MEMORY_FULL', '1024')
+  await assertError(t, full, 503, 'WAL_TX_MEMORY_FULL', '3072')
   await service.call('POST', `/v1/transactions/${first}/abort`)
   t.same(await (await stage(service, second, insert('c', vector))).json(), { txId: second, staged: 1 }, 'aborting frees the memory')
+  await open(service)
+  const fourth = await service.call('POST', '/v1/transactions')
+  t.equal(fourth.headers.get('retry-after'), '1', 'an empty transaction is refused too once there is no room for it')
+  await assertError(t, fourth, 503, 'WAL_TX_MEMORY_FULL', '3072')
 })
 
 t.test('after a restart: the committed transaction is there, aborted and open ones never', async t => {

@@ -8,6 +8,7 @@ import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
 import { SEGMENT_HEADER_BYTES } from '../../src/wal/format.js'
 import { WriteAheadLog } from '../../src/wal/log.js'
+import { OPEN_TRANSACTION_BYTES } from '../../src/wal/transactions.js'
 import type { WalLogger } from '../../src/wal/logger.js'
 import {
   bodyOf, brokenFiles, collect, entries, entry, openFailure, openLog, rawRecords, RecordingIO, segmentFiles,
@@ -174,7 +175,8 @@ t.test('status', async t => {
 
 t.test('transactions', async t => {
   const dir = tempDir(t)
-  const log = await openLog(t, { dir, transactions: { maxBytes: 1_000, maxTotalBytes: 1_500, idleMs: 400 } })
+  // Room for two open transactions and 1,500 staged bytes.
+  const log = await openLog(t, { dir, transactions: { maxBytes: 1_000, maxTotalBytes: 2 * OPEN_TRANSACTION_BYTES + 1_500, idleMs: 400 } })
   const tx = log.transactions
   const sized = (values: number): EntryInput => ({ op: 'insert', id: 'x', vector: new Array(values).fill(1) })
 
@@ -190,6 +192,19 @@ t.test('transactions', async t => {
     tx.abort(a)
     t.equal(tx.stage(b, [sized(30)]), 2, 'aborting frees what the transaction held')
     tx.abort(b)
+    t.equal(tx.stagedBytes, 0)
+  })
+
+  t.test('empty transactions count against maxTotalBytes too', async t => {
+    const opened: string[] = []
+    // Each holds OPEN_TRANSACTION_BYTES: two, and a little staged, fill the room.
+    for (let i = 0; i < 2; i++) opened.push(tx.begin())
+    t.equal(tx.stage(opened[0], [sized(300 - 100)]), 1)
+    t.throws(() => tx.begin(), { code: 'WAL_TX_MEMORY_FULL' }, 'no room for a third, even empty')
+    tx.abort(opened[0])
+    opened[0] = tx.begin()
+    t.pass('aborting one makes room for another')
+    for (const txId of opened) tx.abort(txId)
     t.equal(tx.stagedBytes, 0)
   })
 
