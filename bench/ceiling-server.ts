@@ -25,6 +25,7 @@ const app = await buildApp({
   logger,
   metrics: createMetrics(() => undefined),
   bodyLimitBytes: config.bodyLimitBytes,
+  idleTimeoutMs: config.idleTimeoutMs,
   dimensions: config.dimensions
 })
 await app.listen({ host: config.host, port: config.port })

@@ -17,6 +17,7 @@ export const ConfigSchema = Type.Object({
   VECWAL_RETAIN_SEGMENTS: Type.Integer({ default: 0, minimum: 0, description: 'sealed segments kept after a checkpoint covers them' }),
   VECWAL_QUEUE_LIMIT_BYTES: Type.Integer({ default: 64 * MiB, minimum: 4096, description: 'write queue limit; past it writes get 503 with Retry-After' }),
   VECWAL_BODY_LIMIT_BYTES: Type.Integer({ default: 16 * MiB, minimum: 1024, description: 'largest request body; past it 413' }),
+  VECWAL_IDLE_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 100, description: 'a connection that sends nothing and takes nothing this long is closed: a stalled upload, a recovery reader that stopped reading' }),
   VECWAL_DIMENSIONS: Type.Optional(Type.Integer({ minimum: 1, maximum: ENTRY_LIMITS.vectorMaxLength, description: 'when set, every vector must have exactly this many values' })),
   VECWAL_LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
   VECWAL_REPAIR: Type.Boolean({ default: false, description: 'open past corruption: keep the valid prefix, set the rest aside in .broken files' }),
@@ -42,6 +43,7 @@ export interface Config {
   retainSegments: number
   queueLimitBytes: number
   bodyLimitBytes: number
+  idleTimeoutMs: number
   dimensions?: number
   logLevel: string
   repair: boolean
@@ -95,6 +97,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     retainSegments: vars.VECWAL_RETAIN_SEGMENTS,
     queueLimitBytes: vars.VECWAL_QUEUE_LIMIT_BYTES,
     bodyLimitBytes: vars.VECWAL_BODY_LIMIT_BYTES,
+    idleTimeoutMs: vars.VECWAL_IDLE_TIMEOUT_MS,
     dimensions: vars.VECWAL_DIMENSIONS,
     logLevel: vars.VECWAL_LOG_LEVEL,
     repair: vars.VECWAL_REPAIR,

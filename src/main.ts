@@ -47,6 +47,7 @@ export async function startService (config: Config, logger: Logger = createLogge
       logger,
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,
+      idleTimeoutMs: config.idleTimeoutMs,
       dimensions: config.dimensions,
       tokens: config.tokens,
       protectMetrics: config.protectMetrics,

@@ -38,6 +38,8 @@ export interface AppOptions {
   logger: Logger
   metrics: Metrics
   bodyLimitBytes: number
+  /** A connection idle this long is closed (0: never). */
+  idleTimeoutMs?: number
   dimensions?: number
   tokens?: readonly TokenGrant[]
   protectMetrics?: boolean
@@ -117,6 +119,9 @@ export async function buildApp (options: AppOptions): Promise<App> {
     // throughput. Errors are logged by the error handler; durations go to metrics.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: bodyLimitBytes,
+    // A client that stops sending a body, or stops reading a recovery stream, would otherwise hold
+    // its buffers, its open segment file and shutdown up for ever.
+    connectionTimeout: options.idleTimeoutMs ?? 0,
     // Closing is answered by the hook below, in the same error shape as everything else.
     return503OnClosing: false,
     // A path Fastify cannot decode (`/v1/%zz`) and what Node's parser rejects get the same shape.

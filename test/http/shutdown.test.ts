@@ -2,7 +2,10 @@
 // 201 and are in the log after a restart, or get 503 / a refused connection; never a lost 2xx.
 // The writes go one connection each; what keep-alive connections do at shutdown is tested apart.
 import type { ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import http from 'node:http'
+import net from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import {
   asStored, gatedIO, recoverAll, sampleEntry, spawnCli, startTestService, tempDir, waitForExit
@@ -150,4 +153,19 @@ t.test('keep-alive clients do not hold up shutdown: answers during it close thei
   t.ok(stopped, 'stop() finished without waiting for the idle connection to time out')
   service.app.server.closeAllConnections()
   await stopping
+})
+
+t.test('a client that stalls mid-body is cut off after VECWAL_IDLE_TIMEOUT_MS: it holds no buffer, nor shutdown', async t => {
+  const service = await startTestService(t, { VECWAL_IDLE_TIMEOUT_MS: '300' })
+  const socket = net.connect(Number(new URL(service.url).port), '127.0.0.1')
+  socket.on('error', () => {})
+  const closed = once(socket, 'close')
+  await once(socket, 'connect')
+  socket.write('POST /v1/entries HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"op"')
+  const started = performance.now()
+  const outcome = await Promise.race([closed.then(() => 'closed'), sleep(5_000).then(() => 'still open')])
+  socket.destroy()
+  t.equal(outcome, 'closed', `the server closed the stalled connection (after ${Math.round(performance.now() - started)} ms)`)
+  const response = await service.call('POST', '/v1/entries', sampleEntry(1, 4))
+  t.equal(response.status, 201, 'the service goes on serving')
 })
