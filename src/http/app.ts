@@ -172,7 +172,10 @@ export async function buildApp (options: AppOptions): Promise<App> {
     const clientError = toClientError(err, bodyLimitBytes, request.headers['content-type'])
     if (clientError.statusCode >= 500) request.log.error({ err, code: clientError.code }, 'request failed')
     if (clientError.retryAfter !== undefined) reply.header('retry-after', String(clientError.retryAfter))
-    reply.code(clientError.statusCode).send(errorBody(clientError.statusCode, clientError.code, clientError.message))
+    // Sent as text, past the route's response schemas: an error (shutdown, say) may come from a route
+    // whose schema for that status describes another body, /health/ready's 503 for one.
+    reply.code(clientError.statusCode).type('application/json; charset=utf-8')
+      .send(JSON.stringify(errorBody(clientError.statusCode, clientError.code, clientError.message)))
   })
   app.setNotFoundHandler((request, reply) => {
     const err = new RouteNotFoundError(request.method, request.url.split('?')[0])

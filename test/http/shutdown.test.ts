@@ -142,8 +142,22 @@ t.test('keep-alive clients do not hold up shutdown: answers during it close thei
   for (let i = 0; i < 400 && service.log.status().queuedBytes === 0; i++) await new Promise(resolve => setTimeout(resolve, 5))
   t.ok(service.log.status().queuedBytes > 0, 'the write is queued behind the held fsync')
   let stopped = false
+  // A readiness probe whose request is still arriving when stop begins is answered during it.
+  const probe = net.connect(Number(new URL(service.url).port), '127.0.0.1')
+  probe.on('error', () => {})
+  await once(probe, 'connect')
+  probe.write('GET /health/ready HTTP/1.1\r\nhost: 127.0.0.1\r\n')
+  await sleep(20)
   const stopping = service.stop().then(() => { stopped = true })
   await new Promise(resolve => setTimeout(resolve, 50))
+  const answer: Buffer[] = []
+  probe.on('data', (chunk: Buffer) => answer.push(chunk))
+  probe.write('\r\n')
+  await Promise.race([once(probe, 'close'), sleep(2_000)])
+  probe.destroy()
+  const text = Buffer.concat(answer).toString('utf8')
+  t.match(text, /^HTTP\/1\.1 503 /, 'readiness says no while shutting down')
+  t.match(text, /"code":"HTTP_SHUTTING_DOWN"/, 'in the error shape, though the route\'s 503 schema is the health body')
   release()
   const response = await write
   t.equal(response.status, 201, 'the write in flight is answered')

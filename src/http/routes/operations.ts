@@ -2,7 +2,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { WriteAheadLog } from '../../wal/log.js'
 import type { Metrics } from '../metrics.js'
-import { HealthResponse, StatusResponse } from '../schemas.js'
+import { Type } from '@sinclair/typebox'
+import { ErrorResponse, HealthResponse, StatusResponse } from '../schemas.js'
 
 export const operationsRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, metrics: Metrics }> = async (app, { log, metrics }) => {
   app.get('/v1/status', {
@@ -19,7 +20,8 @@ export const operationsRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, m
     config: { access: 'open' },
     schema: {
       summary: 'Ready only while the log is open and not failed',
-      response: { 200: HealthResponse, 503: HealthResponse }
+      description: '503 with the log\'s state when it is failed or closed; while the service shuts down, 503 HTTP_SHUTTING_DOWN in the error shape.',
+      response: { 200: HealthResponse, 503: Type.Union([HealthResponse, ErrorResponse]) }
     }
   }, async (_request, reply) => {
     const state = log.state
