@@ -73,12 +73,16 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
   let tokens: TokenGrant[]
   try {
-    tokens = [
-      ...parseTokens(vars.VECWAL_TOKENS ?? ''),
-      ...(vars.VECWAL_TOKENS_FILE === undefined ? [] : parseTokens(fs.readFileSync(vars.VECWAL_TOKENS_FILE, 'utf8')))
-    ]
+    tokens = parseTokens(vars.VECWAL_TOKENS ?? '')
   } catch (err) {
     throw new ConfigError(`bad configuration: VECWAL_TOKENS: ${(err as Error).message}`)
+  }
+  if (vars.VECWAL_TOKENS_FILE !== undefined) {
+    try {
+      tokens.push(...parseTokens(fs.readFileSync(vars.VECWAL_TOKENS_FILE, 'utf8')))
+    } catch (err) {
+      throw new ConfigError(`bad configuration: VECWAL_TOKENS_FILE: ${(err as Error).message}`)
+    }
   }
   let tls: Config['tls']
   if (vars.VECWAL_TLS_CERT !== undefined && vars.VECWAL_TLS_KEY !== undefined) {

@@ -8,7 +8,7 @@ import { MSGPACK } from './msgpack.js'
 
 const description = [
   'A durable, group-committed write-ahead log for vector indexes.',
-  'A 2xx answer to a write means the entry is fsynced. Recovery streams NDJSON, one record a line.',
+  'A 2xx answer to a write means the entry is fsynced. Recovery streams NDJSON, one record a line, or msgpack maps on request.',
   `Write bodies are JSON, or ${MSGPACK} with the same fields (a vector may be a float32 typed array).`
 ].join(' ')
 

@@ -165,7 +165,9 @@ t.test('a bad value stops the CLI with a message naming the variable', async t =
     ['VECWAL_DIMENSIONS', '0'],
     ['VECWAL_PROTECT_METRICS', 'perhaps'],
     ['VECWAL_TOKENS', 'write:short'],
-    ['VECWAL_TOKENS', 'root:rrrrrrrr']
+    ['VECWAL_TOKENS', 'root:rrrrrrrr'],
+    ['VECWAL_TOKENS_FILE', '/nonexistent/vecwal-tokens'],
+    ['VECWAL_IDLE_TIMEOUT_MS', '10']
   ]
   for (const [name, value] of cases) {
     let error: unknown

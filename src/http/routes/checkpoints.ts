@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { WriteAheadLog } from '../../wal/log.js'
 import { CheckpointResponse, type ApiSchemas } from '../schemas.js'
-import { writeErrors } from './writes.js'
+import { writeBodyTypes, writeErrors } from './writes.js'
 
 export const checkpointRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
   app.post('/v1/checkpoints', {
@@ -11,6 +11,7 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, s
     schema: {
       summary: 'Record that the consumer has persisted everything up to seq',
       description: 'seq defaults to the last seq. 409 if it moves back or passes the last seq.',
+      consumes: writeBodyTypes,
       body: schemas.CheckpointBody,
       response: { 201: CheckpointResponse, ...writeErrors }
     }
