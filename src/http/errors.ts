@@ -35,7 +35,8 @@ export const ENGINE_ERRORS: Readonly<Record<string, EngineErrorMapping>> = {
   WAL_RECORD_TOO_LARGE: { statusCode: 413 },
   WAL_RANGE_GONE: { statusCode: 410 },
   WAL_RANGE_AHEAD: { statusCode: 416 },
-  WAL_INVALID_ARGUMENT: { statusCode: 400 }
+  WAL_INVALID_ARGUMENT: { statusCode: 400 },
+  WAL_INVALID_ENTRY: { statusCode: 400 }
 }
 
 export interface ErrorBody {

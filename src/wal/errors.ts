@@ -101,6 +101,16 @@ export class InvalidArgumentError extends WalError {
   }
 }
 
+/**
+ * An entry no record may hold: a vector value that is not a finite 32-bit float, or a string with
+ * a lone surrogate (no UTF-8 form). Stored, either would not read back as it was given.
+ */
+export class InvalidEntryError extends WalError {
+  constructor (reason: string) {
+    super('WAL_INVALID_ENTRY', `the entry cannot be stored: ${reason}`)
+  }
+}
+
 export class RecordTooLargeError extends WalError {
   constructor (bytes: number, limit: number) {
     super('WAL_RECORD_TOO_LARGE', `a record of ${bytes} bytes is past the limit of ${limit}`)

@@ -2,6 +2,7 @@
 // extension), so a vector costs four bytes a value on disk and decodes without a parse.
 import { Packr } from 'msgpackr'
 import type { EntryInput, StoredEntry } from '../entry.js'
+import { InvalidEntryError } from './errors.js'
 import { RecordType, recordTypeName, type RecordFrame, type RecordTypeCode, type RecordTypeName } from './format.js'
 
 // useRecords: false keeps every payload self-contained: msgpackr's record structures would make a
@@ -16,11 +17,38 @@ export type RecordBody =
 /** A record as readers see it: its body plus the seq and timestamp the writer gave it. */
 export type LogRecord = RecordBody & { seq: number, timestamp: number }
 
-function toFloat32 (vector: readonly number[] | Float32Array): Float32Array {
+export function toFloat32 (vector: readonly number[] | Float32Array): Float32Array {
   return vector instanceof Float32Array ? vector : Float32Array.from(vector)
 }
 
+/** A lone surrogate: in a u-mode pattern a pair is one code point, never in category Cs. */
+const LONE_SURROGATE = /\p{Cs}/u
+
+function assertWellFormed (field: string, text: string): void {
+  if (LONE_SURROGATE.test(text)) throw new InvalidEntryError(`${field} holds a lone surrogate`)
+}
+
+/**
+ * Throws InvalidEntryError unless the entry, stored, reads back as it is: every vector value a
+ * finite float32 (as a float32, so past the float32 range counts as infinite), every string
+ * well-formed Unicode. The HTTP schemas refuse all of these first; this holds for any caller.
+ */
+export function assertStorable (entry: EntryInput): void {
+  assertWellFormed('id', entry.id)
+  if (entry.op === 'delete') return
+  const vector = toFloat32(entry.vector)
+  for (let i = 0; i < vector.length; i++) {
+    if (!Number.isFinite(vector[i])) throw new InvalidEntryError(`vector value ${i} is not a finite 32-bit float`)
+  }
+  if (entry.metadata === undefined) return
+  for (const key in entry.metadata) {
+    assertWellFormed('a metadata key', key)
+    assertWellFormed(`metadata value ${key}`, entry.metadata[key])
+  }
+}
+
 function storedEntry (entry: EntryInput): StoredEntry {
+  assertStorable(entry)
   if (entry.op === 'delete') return { op: 'delete', id: entry.id }
   const vector = toFloat32(entry.vector)
   return entry.metadata === undefined

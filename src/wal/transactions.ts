@@ -3,6 +3,7 @@
 // has nothing of them to replay.
 import { randomUUID } from 'node:crypto'
 import type { EntryInput } from '../entry.js'
+import { assertStorable, toFloat32 } from './payload.js'
 import {
   EmptyTransactionError, QueueFullError, TransactionNotFoundError, TransactionsFullError, TransactionTooLargeError
 } from './errors.js'
@@ -44,8 +45,7 @@ export const OPEN_TRANSACTION_BYTES = 1024
 
 function toStaged (entry: EntryInput): EntryInput {
   if (entry.op === 'delete') return entry
-  const vector = entry.vector instanceof Float32Array ? entry.vector : Float32Array.from(entry.vector)
-  return { ...entry, vector }
+  return { ...entry, vector: toFloat32(entry.vector) }
 }
 
 export class TransactionManager {
@@ -81,6 +81,8 @@ export class TransactionManager {
   stage (txId: string, entries: readonly EntryInput[]): number {
     const tx = this.get(txId)
     this.assertWritable()
+    // Refused now rather than at commit, when the transaction would be gone.
+    for (const entry of entries) assertStorable(entry)
     let bytes = 0
     for (const entry of entries) bytes += stagedBytes(entry)
     if (tx.bytes + bytes > this.limits.maxBytes) throw new TransactionTooLargeError(this.limits.maxBytes)

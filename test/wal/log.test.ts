@@ -321,3 +321,24 @@ t.test('the observer hears of every commit and fsync', async t => {
   t.equal(bytes, log.status().bytes - SEGMENT_HEADER_BYTES, 'committed bytes are the records\' bytes on disk')
   t.ok(syncs >= 1 && syncs < 100, `${syncs} fsyncs reported`)
 })
+
+t.test('an entry that would not read back as given is refused, and nothing is written', async t => {
+  const log = await openLog(t, { dir: tempDir(t) })
+  const bad: Array<[string, EntryInput]> = [
+    ['NaN', { op: 'insert', id: 'a', vector: [1, NaN] }],
+    ['Infinity in a Float32Array', { op: 'update', id: 'a', vector: Float32Array.from([Infinity]) }],
+    ['past the float32 range', { op: 'insert', id: 'a', vector: [3.5e38] }],
+    ['a lone surrogate in the id', { op: 'delete', id: 'a\ud800' }],
+    ['a lone surrogate in a metadata key', { op: 'insert', id: 'a', vector: [1], metadata: { '\udc00': 'v' } }],
+    ['a lone surrogate in a metadata value', { op: 'insert', id: 'a', vector: [1], metadata: { k: '\ud83d' } }]
+  ]
+  for (const [label, entry] of bad) {
+    await t.rejects(log.append(entry), { code: 'WAL_INVALID_ENTRY' }, label)
+    await t.rejects(log.appendBatch([{ op: 'delete', id: 'fine' }, entry]), { code: 'WAL_INVALID_ENTRY' }, `${label}, in a batch`)
+    const txId = log.transactions.begin()
+    t.throws(() => log.transactions.stage(txId, [entry]), { code: 'WAL_INVALID_ENTRY' }, `${label}, staged`)
+    log.transactions.abort(txId)
+  }
+  t.equal(log.lastSeq, 0, 'nothing was written')
+  t.equal(await log.append({ op: 'insert', id: 'a pair 🎉', vector: [1, -0, 3.4028234663852886e38], metadata: { '🔑': 'ok' } }), 1, 'well-formed pairs and the float32 extremes are fine')
+})

@@ -392,7 +392,11 @@ t.test('recordLineBytes: checkpoints past 2^32, which msgpackr writes as float64
 
 t.test('recordLineBytes: metadata keys stored before lone surrogates were refused print once, as they decode', async t => {
   // Such keys were stored as invalid UTF-8 (ED A0 80), and two of them decode alike (U+FFFD x3).
-  const legacy = encodeEntry({ op: 'insert', id: 'a', vector: Float32Array.from([1]), metadata: { '\ud800': 'x', '\udc00': 'y', plain: 'z' } })
+  // Packed as the writer packed bodies then: it refuses such strings now.
+  const legacy = {
+    type: RecordType.insert,
+    bytes: new Packr({ moreTypes: true, useRecords: false }).pack({ op: 'insert', id: 'a', vector: Float32Array.from([1]), metadata: { '\ud800': 'x', '\udc00': 'y', plain: 'z' } })
+  }
   t.ok(legacy.bytes.includes(Buffer.from([0xed, 0xa0, 0x80])), 'the key is stored as invalid UTF-8')
   const line = recordLineBytes(frameOf(1, timestamp, legacy))?.toString('utf8')
   t.equal(line, '{"seq":1,"op":"insert","id":"a","vector":[1],"metadata":{"\ufffd\ufffd\ufffd":"y","plain":"z"},"timestamp":1764000000000}\n')
