@@ -26,7 +26,7 @@ export class FrameReader {
     private readonly fd: number,
     start: number,
     private readonly end: number,
-    chunkBytes = DEFAULT_CHUNK_BYTES
+    private readonly chunkBytes = DEFAULT_CHUNK_BYTES
   ) {
     this.buf = Buffer.allocUnsafe(chunkBytes)
     this.bufStart = start
@@ -70,10 +70,12 @@ export class FrameReader {
   /** Moves the unread bytes to the front of the buffer and reads until `needed` bytes are there. */
   private async fill (needed: number): Promise<void> {
     const unread = this.bufLen - this.pos
-    if (needed > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(needed, RECORD_HEADER_BYTES))
-      this.buf.copy(bigger, 0, this.pos, this.bufLen)
-      this.buf = bigger
+    // A buffer grown for one big record goes back to the chunk size once that record is read.
+    const size = Math.max(needed, this.chunkBytes)
+    if (size !== this.buf.length) {
+      const resized = Buffer.allocUnsafe(size)
+      this.buf.copy(resized, 0, this.pos, this.bufLen)
+      this.buf = resized
     } else {
       this.buf.copyWithin(0, this.pos, this.bufLen)
     }

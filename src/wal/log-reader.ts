@@ -91,7 +91,7 @@ const BODY_MISMATCH = 'record body does not match its type'
 export async function * readRecords (frames: AsyncIterable<LocatedFrame>): AsyncGenerator<LogRecord> {
   for await (const { frame, segment, offset } of frames) {
     // Checked as the stream forms check it, so that every form refuses the same records.
-    const body = checkRecordBody(frame) ? decodeBody(frame) : undefined
+    const body = checkRecordBody(frame) === undefined ? undefined : decodeBody(frame)
     if (body === undefined) throw new CorruptLogError(segment, offset, BODY_MISMATCH)
     const record = body as LogRecord
     record.seq = frame.seq

@@ -8,7 +8,7 @@
 // other read forms (checkRecordBody).
 import { MAX_FLOAT_CHARS, SLACK, writeFloat32Bits } from './float32-decimal.js'
 import type { RecordFrame } from './format.js'
-import { bodyEntries, decodeItem } from './payload.js'
+import { bodyEntries, decodeItem, type BodyEntries } from './payload.js'
 
 const CHAR_QUOTE = 0x22
 const CHAR_BACKSLASH = 0x5c
@@ -337,8 +337,8 @@ function putUint (): void {
   putAscii(String(value))
 }
 
-/** Walks the body, printing its line into `out` from 0 when `printing`. */
-function walk (frame: RecordFrame): void {
+/** Walks the body, printing its line into `out` from 0 when `printing`; answers where its entries lie. */
+function walk (frame: RecordFrame): BodyEntries {
   src = frame.source
   pos = frame.payloadStart
   srcEnd = frame.payloadEnd
@@ -369,15 +369,15 @@ function walk (frame: RecordFrame): void {
   }
   if (pos !== srcEnd) throw new NotARecordBody()
   putAscii(`,"timestamp":${frame.timestamp}}\n`)
+  return body
 }
 
-/** Whether the walk got through the body; src is let go, and the line buffer is the kept one again. */
-function walked (frame: RecordFrame): boolean {
+/** The body's entries if the walk got through it, else undefined; src is let go either way. */
+function walked (frame: RecordFrame): BodyEntries | undefined {
   try {
-    walk(frame)
-    return true
+    return walk(frame)
   } catch (err) {
-    if (err instanceof NotARecordBody) return false
+    if (err instanceof NotARecordBody) return undefined
     throw err
   } finally {
     src = EMPTY
@@ -392,15 +392,18 @@ function walked (frame: RecordFrame): boolean {
  */
 export function recordLineBytes (frame: RecordFrame): Buffer | undefined {
   printing = true
-  const ok = walked(frame)
+  const body = walked(frame)
   const line = out.subarray(0, at)
   out = lineScratch
   view = lineView
-  return ok ? line : undefined
+  return body === undefined ? undefined : line
 }
 
-/** Whether the payload is a record body of the frame's type: recordLineBytes's check, printing nothing. */
-export function checkRecordBody (frame: RecordFrame): boolean {
+/**
+ * Where the body's entries lie, if the payload is a record body of the frame's type (recordLineBytes's
+ * check, printing nothing); undefined if it is not.
+ */
+export function checkRecordBody (frame: RecordFrame): BodyEntries | undefined {
   printing = false
   try {
     return walked(frame)

@@ -3,7 +3,6 @@
 // stay msgpackr's float32 typed-array extension, so a consumer holding float32 vectors reads them
 // without parsing a decimal, and the stream costs little more than reading the files.
 import type { RecordFrame } from './format.js'
-import { bodyEntries } from './payload.js'
 import { checkRecordBody } from './record-json.js'
 
 // seq and timestamp are written as msgpackr writes numbers past 2^16 (uint32, and float64 past
@@ -36,7 +35,7 @@ function writeUint (out: Buffer, value: number, at: number): number {
  */
 export function recordMsgpackBytes (frame: RecordFrame): Buffer | undefined {
   // Checked as the NDJSON line is, so that both forms refuse the same records.
-  const entries = checkRecordBody(frame) ? bodyEntries(frame) : undefined
+  const entries = checkRecordBody(frame)
   if (entries === undefined) return undefined
   const fieldsBytes = frame.payloadEnd - entries.start
   const size = 3 + SEQ_KEY.length + 9 + fieldsBytes + TIMESTAMP_KEY.length + 9
