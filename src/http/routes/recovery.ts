@@ -7,7 +7,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { WriteAheadLog } from '../../wal/log.js'
 import { MSGPACK } from '../msgpack.js'
-import { ErrorResponse, type ApiSchemas } from '../schemas.js'
+import type { ApiSchemas } from '../schemas.js'
+import { writeErrors } from './writes.js'
 
 const NDJSON = 'application/x-ndjson'
 
@@ -100,8 +101,7 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, sch
             [MSGPACK]: { schema: Type.String({ format: 'binary' }) }
           }
         },
-        '4xx': ErrorResponse,
-        '5xx': ErrorResponse
+        ...writeErrors
       }
     }
   }, async (request, reply) => {
