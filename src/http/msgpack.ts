@@ -1,20 +1,25 @@
 // application/msgpack request bodies: the same entries as JSON, held to the same rules. A vector
-// may come as an array of numbers or as a Float32Array (msgpackr's typed-array extension): the
-// fast path for clients that hold float32 vectors anyway, so it must not turn into a JS array.
+// may come as an array of numbers, as a Float32Array (msgpackr's typed-array extension), or as a
+// bin of little-endian float32 values (what @msgpack/msgpack sends for a Float32Array, and what
+// Python's numpy `tobytes()` gives): the fast paths for clients that hold float32 vectors anyway,
+// so they must not turn into JS arrays.
 //
-// The schemas see JSON's shape, where a vector is an array. So a Float32Array vector is checked
-// here against the vector rules (length, finite values; float32 range it has by nature), and
-// stands aside while the schema checks everything else: in its place is an array of the right
-// length, and once validation passed the Float32Array goes back where it was.
+// The schemas see JSON's shape, where a vector is an array. So a float32 vector is checked here
+// against the vector rules (length, finite values; float32 range it has by nature), and stands
+// aside while the schema checks everything else: in its place is an array of the right length,
+// and once validation passed the Float32Array goes back where it was.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Unpackr } from 'msgpackr'
 import { ENTRY_LIMITS } from '../entry.js'
 import { InvalidRequestError, MalformedBodyError } from './errors.js'
-import { invalidUtf8Path } from './msgpack-utf8.js'
+import { msgpackStringsRefusal } from './msgpack-strings.js'
 
 export const MSGPACK = 'application/msgpack'
 
-const unpackr = new Unpackr({ mapsAsObjects: true })
+// 64-bit integers as numbers, as JSON.parse reads a long integer: other encoders (@msgpack/msgpack,
+// Python's) write a whole-number value of 2^32 or more, a large float32 among them, as uint64 or
+// int64, which msgpackr would otherwise hand over as a BigInt that no schema takes.
+const unpackr = new Unpackr({ mapsAsObjects: true, int64AsType: 'number' })
 
 // msgpackr renames a `__proto__` key to `__proto_` as it builds objects (maps and its records
 // alike), which would store an entry other than the one sent. A body whose bytes hold the name and
@@ -30,6 +35,20 @@ function holdsRenamedProtoKey (value: unknown): boolean {
 interface SetAside { entry: Record<string, unknown>, vector: Float32Array }
 
 const setAside = new WeakMap<FastifyRequest, SetAside[]>()
+
+/**
+ * A vector sent as float32 values, or undefined for any other value (the schema judges those). A
+ * bin holds them little-endian, as the typed-array extension does on the little-endian hosts
+ * vecwal is built for (docs/format.md), so a copy into a Float32Array reads them as sent.
+ */
+function asFloat32 (vector: unknown, path: string): Float32Array | undefined {
+  if (vector instanceof Float32Array) return vector
+  if (!(vector instanceof Uint8Array)) return undefined
+  if (vector.length % 4 !== 0) throw new InvalidRequestError(`body${path}/vector as bin must hold little-endian float32 values: a multiple of 4 bytes, not ${vector.length}`)
+  const values = new Float32Array(vector.length / 4)
+  new Uint8Array(values.buffer).set(vector)
+  return values
+}
 
 function isEntryLike (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -49,11 +68,12 @@ export function registerMsgpackParser (app: FastifyInstance, dimensions: number 
   }
 
   function standAside (entry: unknown, path: string, aside: SetAside[]): void {
-    if (isEntryLike(entry) && entry.vector instanceof Float32Array) {
-      checkVector(entry.vector, path)
-      aside.push({ entry, vector: entry.vector })
-      entry.vector = standIn
-    }
+    if (!isEntryLike(entry)) return
+    const vector = asFloat32(entry.vector, path)
+    if (vector === undefined) return
+    checkVector(vector, path)
+    aside.push({ entry, vector })
+    entry.vector = standIn
   }
 
   app.addContentTypeParser(MSGPACK, { parseAs: 'buffer' }, (request, body, done) => {
@@ -61,9 +81,9 @@ export function registerMsgpackParser (app: FastifyInstance, dimensions: number 
     let decoded: unknown
     try {
       decoded = unpackr.unpack(bytes)
-      const notUtf8 = invalidUtf8Path(bytes)
-      if (notUtf8 !== undefined) {
-        done(new InvalidRequestError(`body${notUtf8} must be a valid UTF-8 string`), undefined)
+      const refusal = msgpackStringsRefusal(bytes)
+      if (refusal !== undefined) {
+        done(new InvalidRequestError(refusal), undefined)
         return
       }
       if (bytes.includes(PROTO) && holdsRenamedProtoKey(decoded)) {

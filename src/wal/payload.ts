@@ -2,6 +2,7 @@
 // extension), so a vector costs four bytes a value on disk and decodes without a parse.
 import { Packr } from 'msgpackr'
 import type { EntryInput, StoredEntry } from '../entry.js'
+import { MsgpackMismatch, MsgpackReader } from '../msgpack/reader.js'
 import { InvalidEntryError } from './errors.js'
 import { RecordType, recordTypeName, type RecordFrame, type RecordTypeCode, type RecordTypeName } from './format.js'
 
@@ -92,6 +93,7 @@ export function decodeItem (source: Buffer, start: number, end: number): unknown
 }
 
 const OP_KEY = Buffer.from([0xa2, 0x6f, 0x70]) // the fixstr "op"
+const bodyReader = new MsgpackReader()
 
 /** Where a body's map entries begin, how many there are, and where those after `op` begin. */
 export interface BodyEntries {
@@ -108,27 +110,24 @@ export interface BodyEntries {
  * entries from there.
  */
 export function bodyEntries (frame: Pick<RecordFrame, 'type' | 'source' | 'payloadStart' | 'payloadEnd'>): BodyEntries | undefined {
-  const { source, payloadStart: at, payloadEnd: end } = frame
-  if (at >= end) return undefined
-  const head = source[at]
+  const { source, payloadEnd: end } = frame
+  const op = recordTypeName(frame.type)
+  if (op === undefined) return undefined
   let count: number
   let start: number
-  if (head >= 0x80 && head <= 0x8f) {
-    count = head & 0x0f
-    start = at + 1
-  } else if (head === 0xde && at + 3 <= end) {
-    count = source.readUInt16BE(at + 1)
-    start = at + 3
-  } else if (head === 0xdf && at + 5 <= end) {
-    count = source.readUInt32BE(at + 1)
-    start = at + 5
-  } else {
-    return undefined
+  bodyReader.reset(source, frame.payloadStart, end)
+  try {
+    count = bodyReader.map()
+    start = bodyReader.pos
+  } catch (err) {
+    if (err instanceof MsgpackMismatch) return undefined
+    throw err
+  } finally {
+    bodyReader.release()
   }
-  const op = recordTypeName(frame.type)
   const nameAt = start + OP_KEY.length
-  const fieldsStart = nameAt + 1 + (op?.length ?? 0)
-  if (count === 0 || op === undefined || fieldsStart > end) return undefined
+  const fieldsStart = nameAt + 1 + op.length
+  if (count === 0 || fieldsStart > end) return undefined
   if (OP_KEY.compare(source, start, nameAt) !== 0 || source[nameAt] !== (0xa0 | op.length)) return undefined
   if (source.toString('latin1', nameAt + 1, fieldsStart) !== op) return undefined
   return { op, count, start, fieldsStart }

@@ -8,6 +8,7 @@
 // other read forms (checkRecordBody).
 import { MAX_FLOAT_CHARS, SLACK, writeFloat32Bits } from './float32-decimal.js'
 import type { RecordFrame } from './format.js'
+import { FLOAT32_ARRAY_CODE, MsgpackMismatch, MsgpackReader, TYPED_ARRAY_EXTENSION } from '../msgpack/reader.js'
 import { bodyEntries, decodeItem, type BodyEntries } from './payload.js'
 
 const CHAR_QUOTE = 0x22
@@ -19,9 +20,6 @@ const CHAR_CLOSE_BRACE = 0x7d
 const CHAR_OPEN_BRACKET = 0x5b
 const CHAR_CLOSE_BRACKET = 0x5d
 
-/** msgpackr's typed-array extension type, and its code for a Float32Array. */
-const TYPED_ARRAY_EXTENSION = 0x74
-const FLOAT32_ARRAY_CODE = 7
 /** The exponent bits of a float32 that is not finite. */
 const NOT_FINITE = 0x7f800000
 
@@ -46,12 +44,10 @@ const ENTRY_OP_BYTES = ENTRY_OPS.map(op => Buffer.from(op))
 class NotARecordBody extends Error {}
 
 // The walk's state, for the one payload being walked: walks are synchronous, one at a time, and
-// module state keeps every step a plain function of a few integers. src is let go after each walk,
-// so that it never holds a reader's buffer. With `printing` false, nothing is written.
-const EMPTY: Buffer = Buffer.alloc(0)
-let src = EMPTY
-let pos = 0
-let srcEnd = 0
+// module state keeps every step a plain function of a few integers. The reader lets go of its
+// source after each walk, so that it never holds a reader's buffer. With `printing` false, nothing
+// is written.
+const reader = new MsgpackReader()
 let printing = true
 
 // Every line is written into this one buffer, which grows to the longest line seen up to
@@ -97,76 +93,39 @@ function putByte (byte: number): void {
   out[at++] = byte
 }
 
-function take (bytes: number): number {
-  const start = pos
-  pos += bytes
-  if (pos > srcEnd) throw new NotARecordBody()
-  return start
-}
-
-function readUint (bytes: 1 | 2 | 4): number {
-  const start = take(bytes)
-  if (bytes === 1) return src[start]
-  return bytes === 2 ? src.readUInt16BE(start) : src.readUInt32BE(start)
-}
-
-/**
- * The length in the header at pos, moving past it: a fix format (`fix` to `fix + fixMask`, the
- * length in its low bits) or the 8-, 16- or 32-bit length that follows `wide8` (-1: none), `wide16`
- * or `wide32`; anything else is not the type wanted.
- */
-function headerLength (fix: number, fixMask: number, wide8: number, wide16: number, wide32: number): number {
-  const head = src[take(1)]
-  if (head >= fix && head <= fix + fixMask) return head & fixMask
-  if (head === wide8) return readUint(1)
-  if (head === wide16) return readUint(2)
-  if (head === wide32) return readUint(4)
-  throw new NotARecordBody()
-}
-
-function stringLength (): number {
-  return headerLength(0xa0, 0x1f, 0xd9, 0xda, 0xdb)
-}
-
-function mapLength (): number {
-  return headerLength(0x80, 0x0f, -1, 0xde, 0xdf)
-}
-
-function arrayLength (): number {
-  return headerLength(0x90, 0x0f, -1, 0xdc, 0xdd)
-}
-
-/** Whether src[start, start + length) holds `bytes`: a loop, cheaper than a call into Buffer.compare for a few bytes. */
+/** Whether the source's [start, start + length) holds `bytes`: a loop, cheaper than a call into Buffer.compare for a few bytes. */
 function holds (bytes: Buffer, start: number, length: number): boolean {
   if (length !== bytes.length) return false
+  const src = reader.src
   for (let i = 0; i < length; i++) if (src[start + i] !== bytes[i]) return false
   return true
 }
 
-/** Moves past the string at pos, which must hold exactly `name`, and prints `,"name":`. */
+/** Moves past the string at the reader, which must hold exactly `name`, and prints `,"name":`. */
 function expectKey (name: { bytes: Buffer, json: string }): void {
-  const length = stringLength()
-  if (!holds(name.bytes, take(length), length)) throw new NotARecordBody()
+  const length = reader.string()
+  if (!holds(name.bytes, reader.take(length), length)) throw new NotARecordBody()
   putAscii(name.json)
 }
 
 /**
- * Prints the string at pos as a JSON string. Printable ASCII without quotes or backslashes, which
+ * Prints the string at the reader as a JSON string. Printable ASCII without quotes or backslashes, which
  * is nearly every id and key, is copied byte for byte; anything else is decoded as msgpackr decodes
  * it and escaped as JSON.stringify escapes it.
  */
 function putString (): void {
-  const headerStart = pos
-  const length = stringLength()
-  const start = take(length)
+  const headerStart = reader.pos
+  const length = reader.string()
+  const start = reader.take(length)
   if (!printing) return
+  const { src, pos: end } = reader
   ensure(length + 2)
   out[at] = CHAR_QUOTE
   let to = at + 1
-  for (let from = start; from < pos; from++) {
+  for (let from = start; from < end; from++) {
     const byte = src[from]
     if (byte < 0x20 || byte >= 0x80 || byte === CHAR_QUOTE || byte === CHAR_BACKSLASH) {
-      putJson(decodeItem(src, headerStart, pos))
+      putJson(decodeItem(src, headerStart, end))
       return
     }
     out[to++] = byte
@@ -194,22 +153,17 @@ function putJson (value: unknown): void {
   at += out.write(json, at, 'utf8')
 }
 
-/** Prints the float32 vector at pos: msgpackr's typed-array extension, code 7, finite values. */
+/** Prints the float32 vector at the reader: msgpackr's typed-array extension, code 7, finite values. */
 function putVector (): void {
-  const head = src[take(1)]
-  let length: number
-  if (head === 0xc7) length = readUint(1)
-  else if (head === 0xc8) length = readUint(2)
-  else if (head === 0xc9) length = readUint(4)
-  else throw new NotARecordBody()
-  const type = src[take(1)]
-  const start = take(length)
-  if (type !== TYPED_ARRAY_EXTENSION || src[start] !== FLOAT32_ARRAY_CODE || length % 4 !== 1) throw new NotARecordBody()
+  const length = reader.ext()
+  const start = reader.take(length)
+  const { src, pos: end } = reader
+  if (reader.extType !== TYPED_ARRAY_EXTENSION || src[start] !== FLOAT32_ARRAY_CODE || length % 4 !== 1) throw new NotARecordBody()
   const byteLength = length - 1
   const count = byteLength >> 2
   if (!printing) {
     // Little-endian float32s: the exponent is the low 7 bits of the fourth byte and the top bit of the third.
-    for (let at = start + 1; at < pos; at += 4) {
+    for (let at = start + 1; at < end; at += 4) {
       if ((src[at + 3] & 0x7f) === 0x7f && (src[at + 2] & 0x80) !== 0) throw new NotARecordBody()
     }
     return
@@ -224,7 +178,7 @@ function putVector (): void {
       vectorBits = bits
     }
   }
-  bytes.set(src.subarray(start + 1, pos))
+  bytes.set(src.subarray(start + 1, end))
   ensure(2 + count * (MAX_FLOAT_CHARS + 1))
   const target = view
   let to = at
@@ -239,33 +193,33 @@ function putVector (): void {
 }
 
 /**
- * Prints the metadata map at pos: string values by string key. A key that is not ASCII prints as
+ * Prints the metadata map at the reader: string values by string key. A key that is not ASCII prints as
  * it decodes, and logs from before lone surrogates were refused may hold keys that decode alike
  * (invalid UTF-8, each bad byte U+FFFD): a map with such a key prints as decoded, one key once.
  */
 function putMetadata (): void {
-  const mapStart = pos
+  const mapStart = reader.pos
   const lineStart = at
-  const count = mapLength()
+  const count = reader.map()
   putByte(CHAR_OPEN_BRACE)
   for (let i = 0; i < count; i++) {
     if (i > 0) putByte(CHAR_COMMA)
-    const keyStart = pos
-    const keyLength = stringLength()
-    const keyBytes = take(keyLength)
+    const keyStart = reader.pos
+    const keyLength = reader.string()
+    const keyBytes = reader.take(keyLength)
     if (printing && !isAscii(keyBytes, keyLength)) {
       printing = false
-      pos = keyStart
+      reader.pos = keyStart
       try {
         putMetadataEntries(count - i)
       } finally {
         printing = true
       }
       at = lineStart
-      putJson(decodeItem(src, mapStart, pos))
+      putJson(decodeItem(reader.src, mapStart, reader.pos))
       return
     }
-    pos = keyStart
+    reader.pos = keyStart
     putString()
     putByte(CHAR_COLON)
     putString()
@@ -281,6 +235,7 @@ function putMetadataEntries (count: number): void {
 }
 
 function isAscii (start: number, length: number): boolean {
+  const src = reader.src
   for (let i = start; i < start + length; i++) if (src[i] >= 0x80) return false
   return true
 }
@@ -305,15 +260,15 @@ function putEntryFields (op: EntryOp, count: number): void {
 /** Prints a batch's entries: a map each, `op` first, naming insert, update or delete. */
 function putBatchEntries (): void {
   // The engine writes an empty batch if asked to (HTTP refuses one).
-  const count = arrayLength()
+  const count = reader.array()
   putByte(CHAR_OPEN_BRACKET)
   for (let i = 0; i < count; i++) {
     if (i > 0) putByte(CHAR_COMMA)
-    const fields = mapLength()
+    const fields = reader.map()
     if (fields < 2) throw new NotARecordBody()
     expectKey(KEY_OP)
-    const opLength = stringLength()
-    const opStart = take(opLength)
+    const opLength = reader.string()
+    const opStart = reader.take(opLength)
     const index = ENTRY_OP_BYTES.findIndex(name => holds(name, opStart, opLength))
     if (index === -1) throw new NotARecordBody()
     putAscii(`{"op":"${ENTRY_OPS[index]}"`)
@@ -323,15 +278,15 @@ function putBatchEntries (): void {
   putByte(CHAR_CLOSE_BRACKET)
 }
 
-/** Prints the non-negative integer at pos (msgpackr writes those past 2^32 as float64). */
+/** Prints the non-negative integer at the reader (msgpackr writes those past 2^32 as float64). */
 function putUint (): void {
-  const head = src[take(1)]
+  const head = reader.byte()
   let value: number
   if (head <= 0x7f) value = head
-  else if (head === 0xcc) value = readUint(1)
-  else if (head === 0xcd) value = readUint(2)
-  else if (head === 0xce) value = readUint(4)
-  else if (head === 0xcb) value = src.readDoubleBE(take(8))
+  else if (head === 0xcc) value = reader.uint(1)
+  else if (head === 0xcd) value = reader.uint(2)
+  else if (head === 0xce) value = reader.uint(4)
+  else if (head === 0xcb) value = reader.src.readDoubleBE(reader.take(8))
   else throw new NotARecordBody()
   if (!Number.isSafeInteger(value) || value < 0) throw new NotARecordBody()
   putAscii(String(value))
@@ -339,13 +294,10 @@ function putUint (): void {
 
 /** Walks the body, printing its line into `out` from 0 when `printing`; answers where its entries lie. */
 function walk (frame: RecordFrame): BodyEntries {
-  src = frame.source
-  pos = frame.payloadStart
-  srcEnd = frame.payloadEnd
   at = 0
   const body = bodyEntries(frame)
   if (body === undefined) throw new NotARecordBody()
-  pos = body.fieldsStart
+  reader.reset(frame.source, body.fieldsStart, frame.payloadEnd)
   putAscii(`{"seq":${frame.seq},"op":"${body.op}"`)
   switch (body.op) {
     case 'insert':
@@ -367,20 +319,20 @@ function walk (frame: RecordFrame): BodyEntries {
       expectKey(KEY_CHECKPOINT)
       putUint()
   }
-  if (pos !== srcEnd) throw new NotARecordBody()
+  if (reader.pos !== reader.end) throw new NotARecordBody()
   putAscii(`,"timestamp":${frame.timestamp}}\n`)
   return body
 }
 
-/** The body's entries if the walk got through it, else undefined; src is let go either way. */
+/** The body's entries if the walk got through it, else undefined; the source is let go either way. */
 function walked (frame: RecordFrame): BodyEntries | undefined {
   try {
     return walk(frame)
   } catch (err) {
-    if (err instanceof NotARecordBody) return undefined
+    if (err instanceof NotARecordBody || err instanceof MsgpackMismatch) return undefined
     throw err
   } finally {
-    src = EMPTY
+    reader.release()
   }
 }
 
