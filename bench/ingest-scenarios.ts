@@ -5,6 +5,7 @@ import { measureLoads, type Load, type LoadResult } from './load.js'
 import type { BenchOptions } from './options.js'
 import { BATCH_ENTRIES, requestBodies } from './payloads.js'
 import { makeTempDir, removeTempDir, type ServerChild } from './process.js'
+import { startRedisPeer } from './redis-peer.js'
 import { startCeiling, startService, withServers } from './servers.js'
 import { count, ms, size, sizePerSecond, times, type Row } from './table.js'
 
@@ -64,8 +65,8 @@ export async function singleInserts (options: BenchOptions): Promise<Row[]> {
       measured: `${count(service.requestsPerSecond)} req/s${failures(service, ceiling)}`,
       reference: `ceiling ${count(ceiling.requestsPerSecond)} req/s`,
       ratio: serviceRatio.text,
-      target: '≥ 0.85×',
-      met: serviceRatio.value >= 0.85
+      target: '≥ 0.9×',
+      met: serviceRatio.value >= 0.9
     },
     {
       scenario: 'P1 latency',
@@ -92,19 +93,22 @@ export async function batchIngest (options: BenchOptions): Promise<Row[]> {
 
   const diskDir = makeTempDir('disk')
   const disk = await syncedWriteRate(diskDir, bodies.batchRecordBytes, options.diskSeconds).finally(() => { removeTempDir(diskDir) })
-  const [ceiling, ceilingMsgpack, json, msgpack] = await withCeilingAndServices(
+  const redis = await startRedisPeer(Math.round(bodies.batchRecordBytes / BATCH_ENTRIES))
+  const [ceiling, ceilingMsgpack, json, msgpack, xadd] = await withCeilingAndServices(
     [{ label: 'P2' }, { label: 'P2b' }],
     options,
     async (ceiling, [jsonService, msgpackService]) => await measureLoads([
       { url: ceiling.url, load: jsonBatch },
       { url: ceiling.url, load: msgpackBatch },
       { url: jsonService.url, load: jsonBatch },
-      { url: msgpackService.url, load: msgpackBatch }
+      { url: msgpackService.url, load: msgpackBatch },
+      { run: redis.run, entriesPerRequest: 1 }
     ], options)
-  )
+  ).finally(redis.stop)
 
   const jsonRatio = ratio(json, ceiling)
   const msgpackGain = ratio(msgpack, json)
+  const redisRatio = ratio(msgpack, xadd)
   const logBytesPerSecond = msgpack.requestsPerSecond * bodies.batchRecordBytes
   const diskBytesPerSecond = bytesPerSecond(disk)
   return [
@@ -113,16 +117,23 @@ export async function batchIngest (options: BenchOptions): Promise<Row[]> {
       measured: `${count(json.entriesPerSecond)} entries/s, p99 ${ms(json.p99Ms)}${failures(json, ceiling)}`,
       reference: `ceiling ${count(ceiling.entriesPerSecond)} entries/s`,
       ratio: jsonRatio.text,
-      target: '≥ 0.9×',
-      met: jsonRatio.value >= 0.9
+      target: '≥ 0.95×',
+      met: jsonRatio.value >= 0.95
     },
     {
       scenario: 'P2b binary batch (msgpack)',
       measured: `${count(msgpack.entriesPerSecond)} entries/s, p99 ${ms(msgpack.p99Ms)}${failures(msgpack, ceilingMsgpack)}`,
+      reference: `Redis XADD, appendfsync always, 64 clients pipelining 16: ${count(xadd.entriesPerSecond)} entries/s, p99 ${ms(xadd.p99Ms)}`,
+      ratio: redisRatio.text,
+      target: '≥ 2× Redis',
+      met: redisRatio.value >= 2
+    },
+    {
+      scenario: 'P2b against P2',
+      measured: `${count(msgpack.entriesPerSecond)} entries/s`,
       reference: `P2 ${count(json.entriesPerSecond)} entries/s (msgpack ceiling ${count(ceilingMsgpack.entriesPerSecond)} entries/s)`,
       ratio: msgpackGain.text,
-      target: '≥ 2.5× P2',
-      met: msgpackGain.value >= 2.5
+      target: 'report'
     },
     {
       scenario: 'P2b against the disk',

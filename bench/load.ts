@@ -1,7 +1,16 @@
-// HTTP load with autocannon. Loads that are compared are measured in interleaved rounds (A B C,
-// A B C, ...), so that a burst of work from elsewhere on a shared machine falls on all of them
-// alike instead of on whichever happened to run then.
-import autocannon from 'autocannon'
+// HTTP load with wrk (Debian's `wrk`), a C client on one thread: it takes little of the CPU the
+// service and the ceiling share with it, where a Node load generator on the same 2 cores took
+// enough to hide about 30% of the log's own cost. Loads that are compared are measured in
+// interleaved rounds (A B C, A B C, ...), so that a burst of work from elsewhere on a shared
+// machine falls on all of them alike instead of on whichever happened to run then.
+import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { makeTempDir, removeTempDir } from './process.js'
+
+const WRK_SCRIPT = fileURLToPath(new URL('../../bench/wrk-post.lua', import.meta.url))
 
 export interface Load {
   path: string
@@ -17,16 +26,22 @@ export interface LoadTarget {
   load: Load
 }
 
+/** A load some other tool drives (a peer such as Redis), measured in the same interleaved rounds. */
+export interface PeerTarget {
+  run: (seconds: number) => Promise<Round>
+  entriesPerRequest: number
+}
+
 export interface LoadResult {
   /** 2xx responses per second. */
   requestsPerSecond: number
   entriesPerSecond: number
   /** Entries per second of each round alone, in order: how much the figure moved during the run. */
   roundEntriesPerSecond: number[]
-  /** Latency percentiles of the 2xx responses of all rounds together. */
+  /** Latency percentiles: the median over the rounds of each round's percentile (wrk keeps no samples to pool). */
   p50Ms: number
   p99Ms: number
-  /** Errors, timeouts and non-2xx answers: any at all makes the figures suspect. */
+  /** Socket errors, timeouts and non-2xx answers: any at all makes the figures suspect. */
   failures: number
 }
 
@@ -38,61 +53,67 @@ export interface LoadTiming {
   rounds: number
 }
 
-interface Tally {
+export interface Round {
   ok: number
   seconds: number
   failures: number
-  latenciesMs: number[]
-  roundRequestsPerSecond: number[]
+  p50Ms: number
+  p99Ms: number
 }
 
-async function run (target: LoadTarget, seconds: number, tally?: Tally): Promise<void> {
-  const instance = autocannon({
-    url: target.url + target.load.path,
-    method: 'POST',
-    connections: target.load.connections,
-    headers: { 'content-type': target.load.contentType },
-    body: target.load.body,
-    duration: seconds,
-    timeout: 10,
-    // autocannon stops at the first sample after the duration: sample often, or short runs last a second.
-    sampleInt: 100
-  })
-  if (tally !== undefined) {
-    instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
-      if (statusCode >= 200 && statusCode < 300) tally.latenciesMs.push(responseTimeMs)
+const SUMMARY = /^vecwal-bench requests=(\d+) micros=(\d+) non2xx=(\d+) socket_errors=(\d+) timeouts=(\d+) p50=(\d+) p99=(\d+)$/m
+
+/** wrk takes whole seconds. */
+function wholeSeconds (seconds: number): number {
+  return Math.max(1, Math.round(seconds))
+}
+
+async function run (target: LoadTarget, seconds: number, bodyFile: string): Promise<Round> {
+  const { load } = target
+  const { stdout } = await promisify(execFile)('wrk', [
+    '--threads', '1', '--connections', String(load.connections), '--duration', `${wholeSeconds(seconds)}s`,
+    '--timeout', '10s', '--script', WRK_SCRIPT, target.url + load.path
+  ], { env: { ...process.env, VECWAL_BENCH_CONTENT_TYPE: load.contentType, VECWAL_BENCH_BODY_FILE: bodyFile }, timeout: (wholeSeconds(seconds) + 30) * 1000 })
+  const match = SUMMARY.exec(stdout)
+  if (match === null) throw new Error(`wrk printed no summary:\n${stdout}`)
+  const [requests, micros, non2xx, socketErrors, timeouts, p50, p99] = match.slice(1).map(Number)
+  return { ok: requests - non2xx, seconds: micros / 1e6, failures: non2xx + socketErrors + timeouts, p50Ms: p50 / 1000, p99Ms: p99 / 1000 }
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted.length === 0 ? Number.NaN : sorted[Math.floor((sorted.length - 1) / 2)]
+}
+
+export async function measureLoads (targets: ReadonlyArray<LoadTarget | PeerTarget>, timing: LoadTiming): Promise<LoadResult[]> {
+  const dir = makeTempDir('load')
+  try {
+    const runs = targets.map((target, i): (seconds: number) => Promise<Round> => {
+      if ('run' in target) return target.run
+      const file = path.join(dir, `body-${i}`)
+      fs.writeFileSync(file, target.load.body)
+      return async seconds => await run(target, seconds, file)
     })
-  }
-  const result = await instance
-  if (tally !== undefined) {
-    tally.ok += result['2xx']
-    tally.seconds += result.duration
-    tally.roundRequestsPerSecond.push(result['2xx'] / result.duration)
-    tally.failures += result.errors + result.timeouts + result.non2xx
-  }
-}
-
-function percentile (sorted: Float64Array, fraction: number): number {
-  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)]
-}
-
-export async function measureLoads (targets: readonly LoadTarget[], timing: LoadTiming): Promise<LoadResult[]> {
-  for (const target of targets) await run(target, timing.warmupSeconds)
-  const tallies = targets.map((): Tally => ({ ok: 0, seconds: 0, failures: 0, latenciesMs: [], roundRequestsPerSecond: [] }))
-  for (let round = 0; round < timing.rounds; round++) {
-    for (let i = 0; i < targets.length; i++) await run(targets[i], timing.seconds / timing.rounds, tallies[i])
-  }
-  return tallies.map((tally, i) => {
-    const sorted = Float64Array.from(tally.latenciesMs).sort()
-    const requestsPerSecond = tally.ok / tally.seconds
-    const { entriesPerRequest } = targets[i].load
-    return {
-      requestsPerSecond,
-      entriesPerSecond: requestsPerSecond * entriesPerRequest,
-      roundEntriesPerSecond: tally.roundRequestsPerSecond.map(perSecond => perSecond * entriesPerRequest),
-      p50Ms: percentile(sorted, 0.5),
-      p99Ms: percentile(sorted, 0.99),
-      failures: tally.failures
+    for (const load of runs) await load(timing.warmupSeconds)
+    const rounds: Round[][] = targets.map(() => [])
+    for (let round = 0; round < timing.rounds; round++) {
+      for (let i = 0; i < targets.length; i++) rounds[i].push(await runs[i](timing.seconds / timing.rounds))
     }
-  })
+    return rounds.map((measured, i) => {
+      const target = targets[i]
+      const entriesPerRequest = 'run' in target ? target.entriesPerRequest : target.load.entriesPerRequest
+      const ok = measured.reduce((sum, r) => sum + r.ok, 0)
+      const requestsPerSecond = ok / measured.reduce((sum, r) => sum + r.seconds, 0)
+      return {
+        requestsPerSecond,
+        entriesPerSecond: requestsPerSecond * entriesPerRequest,
+        roundEntriesPerSecond: measured.map(r => r.ok / r.seconds * entriesPerRequest),
+        p50Ms: median(measured.map(r => r.p50Ms)),
+        p99Ms: median(measured.map(r => r.p99Ms)),
+        failures: measured.reduce((sum, r) => sum + r.failures, 0)
+      }
+    })
+  } finally {
+    removeTempDir(dir)
+  }
 }

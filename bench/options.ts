@@ -28,12 +28,13 @@ export interface BenchOptions {
 
 export const USAGE = `node dist/bench/run.js [options]
 
-  --duration S   seconds of measured load per scenario (default 5)
+  --duration S   seconds of measured load per scenario (default 5; wrk runs whole seconds,
+                 so each round lasts S/N rounded, at least 1)
   --warmup S     seconds of warm-up load before each (default 2)
   --rounds N     compared loads run interleaved in N rounds of S/N seconds (default 5)
   --only LIST    scenario groups to run, e.g. P1,P2 (default P1,P2,P3,P4)
   --profile DIR  start each service child with --cpu-prof, writing <scenario>.cpuprofile into DIR
-  --quick        about a second per group, tiny logs: checks that the bench runs, measures nothing
+  --quick        one-second loads, tiny logs: checks that the bench runs, measures nothing
   --help         this text
 `
 
@@ -53,8 +54,8 @@ export function parseOptions (argv: string[]): BenchOptions | 'help' {
   })
   if (values.help === true) return 'help'
   const quick = values.quick === true
-  const seconds = positive('--duration', values.duration) ?? (quick ? 0.2 : 5)
-  const warmupSeconds = positive('--warmup', values.warmup) ?? (quick ? 0.1 : 2)
+  const seconds = positive('--duration', values.duration) ?? (quick ? 1 : 5)
+  const warmupSeconds = positive('--warmup', values.warmup) ?? (quick ? 1 : 2)
   const rounds = values.rounds === undefined ? (quick ? 1 : 5) : Number(values.rounds)
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds wants a whole number above 0, not ${values.rounds}`)
   return {

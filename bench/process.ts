@@ -1,5 +1,5 @@
 // The processes and directories the bench makes: server children (the service or the ceiling
-// server) on 127.0.0.1, their readiness and RSS, temp directories, and the guarantee that all of
+// server) on 127.0.0.1, peers it compares against (redis-server, postgres), their readiness and RSS, temp directories, and the guarantee that all of
 // them are gone when the bench exits, however it exits.
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
@@ -87,6 +87,43 @@ export async function spawnServer (options: SpawnOptions): Promise<ServerChild> 
   } catch (err) {
     await stopChild(child, exited)
     throw new Error(`${path.basename(options.script)} did not start: ${(err as Error).message}\n${output().join('\n')}`)
+  }
+}
+
+export interface PeerChild {
+  pid: number
+  /** SIGTERM, then SIGKILL if the child has not exited within the stop timeout. */
+  stop: () => Promise<void>
+}
+
+/**
+ * Spawns a peer the bench compares against (redis-server, postgres), tracked like the servers so
+ * that it cannot outlive the bench, and resolves once a line of its output matches `ready`.
+ */
+export async function spawnPeer (command: string, args: string[], ready: RegExp): Promise<PeerChild> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  liveChildren.add(child)
+  const exited = new Promise<void>(resolve => {
+    const gone = (): void => {
+      liveChildren.delete(child)
+      resolve()
+    }
+    child.once('exit', gone)
+    child.once('error', gone)
+  })
+  const output = keepTail(child)
+  const readyLine = new Promise<void>((resolve, reject) => {
+    const look = (text: string): void => { if (ready.test(text)) resolve() }
+    child.stdout?.on('data', look)
+    child.stderr?.on('data', look)
+    void exited.then(() => { reject(new Error(`exited with ${child.exitCode ?? child.signalCode}`)) })
+  })
+  try {
+    await withTimeout(readyLine, READY_TIMEOUT_MS, `printing ${String(ready)}`)
+    return { pid: child.pid ?? -1, stop: async () => { await stopChild(child, exited) } }
+  } catch (err) {
+    await stopChild(child, exited)
+    throw new Error(`${command} did not start: ${(err as Error).message}\n${output().join('\n')}`)
   }
 }
 

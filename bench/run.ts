@@ -47,7 +47,7 @@ async function main (): Promise<void> {
   }
   const elapsed = (performance.now() - started) / 1000
   const settings = `- ${options.quick ? 'quick mode (tiny sizes, figures meaningless), ' : ''}` +
-    `loads: ${options.warmupSeconds} s warm-up, then ${options.seconds} s measured in ${options.rounds} interleaved round${options.rounds === 1 ? '' : 's'}, from autocannon in the bench's process`
+    `loads: ${options.warmupSeconds} s warm-up, then ${options.seconds} s measured in ${options.rounds} interleaved round${options.rounds === 1 ? '' : 's'}, from wrk (one thread)`
   process.stdout.write([
     '## vecwal bench',
     '',

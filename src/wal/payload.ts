@@ -1,13 +1,13 @@
 // Record payloads: msgpack, with vectors as float32 typed arrays (msgpackr's typed-array
 // extension), so a vector costs four bytes a value on disk and decodes without a parse.
+// payload-writer.ts writes them (and makes the checks a stored entry must pass); this file reads them.
 import { Packr } from 'msgpackr'
 import type { EntryInput, StoredEntry } from '../entry.js'
 import { MsgpackMismatch, MsgpackReader } from '../msgpack/reader.js'
-import { InvalidEntryError } from './errors.js'
+import { batchPayload, checkpointPayload, entryPayload } from './payload-writer.js'
 import { RecordType, recordTypeName, type RecordFrame, type RecordTypeCode, type RecordTypeName } from './format.js'
 
-// useRecords: false keeps every payload self-contained: msgpackr's record structures would make a
-// record depend on structures defined by earlier ones.
+// Decoding as the payloads were once also encoded: msgpackr's typed-array extension, no records.
 const packr = new Packr({ moreTypes: true, useRecords: false })
 
 export type RecordBody =
@@ -22,58 +22,21 @@ export function toFloat32 (vector: readonly number[] | Float32Array): Float32Arr
   return vector instanceof Float32Array ? vector : Float32Array.from(vector)
 }
 
-/** A lone surrogate: in a u-mode pattern a pair is one code point, never in category Cs. */
-const LONE_SURROGATE = /\p{Cs}/u
-
-function assertWellFormed (field: string, text: string): void {
-  if (LONE_SURROGATE.test(text)) throw new InvalidEntryError(`${field} holds a lone surrogate`)
-}
-
-/**
- * Throws InvalidEntryError unless the entry, stored, reads back as it is: every vector value a
- * finite float32 (as a float32, so past the float32 range counts as infinite), every string
- * well-formed Unicode. The HTTP schemas refuse all of these first; this holds for any caller.
- */
-export function assertStorable (entry: EntryInput): void {
-  assertWellFormed('id', entry.id)
-  if (entry.op === 'delete') return
-  const vector = toFloat32(entry.vector)
-  for (let i = 0; i < vector.length; i++) {
-    if (!Number.isFinite(vector[i])) throw new InvalidEntryError(`vector value ${i} is not a finite 32-bit float`)
-  }
-  if (entry.metadata === undefined) return
-  for (const key in entry.metadata) {
-    assertWellFormed('a metadata key', key)
-    assertWellFormed(`metadata value ${key}`, entry.metadata[key])
-  }
-}
-
-function storedEntry (entry: EntryInput): StoredEntry {
-  assertStorable(entry)
-  if (entry.op === 'delete') return { op: 'delete', id: entry.id }
-  const vector = toFloat32(entry.vector)
-  return entry.metadata === undefined
-    ? { op: entry.op, id: entry.id, vector }
-    : { op: entry.op, id: entry.id, vector, metadata: entry.metadata }
-}
-
 export interface EncodedPayload {
   type: RecordTypeCode
   bytes: Buffer
 }
 
 export function encodeEntry (entry: EntryInput): EncodedPayload {
-  return { type: RecordType[entry.op], bytes: packr.pack(storedEntry(entry)) }
+  return { type: RecordType[entry.op], bytes: entryPayload(entry) }
 }
 
 export function encodeBatch (entries: readonly EntryInput[], txId?: string): EncodedPayload {
-  const body: RecordBody = { op: 'batch', entries: entries.map(storedEntry) }
-  if (txId !== undefined) body.txId = txId
-  return { type: RecordType.batch, bytes: packr.pack(body) }
+  return { type: RecordType.batch, bytes: batchPayload(entries, txId) }
 }
 
 export function encodeCheckpoint (checkpoint: number): EncodedPayload {
-  return { type: RecordType.checkpoint, bytes: packr.pack({ op: 'checkpoint', checkpoint }) }
+  return { type: RecordType.checkpoint, bytes: checkpointPayload(checkpoint) }
 }
 
 /**

@@ -3,7 +3,8 @@
 // has nothing of them to replay.
 import { randomUUID } from 'node:crypto'
 import type { EntryInput } from '../entry.js'
-import { assertStorable, toFloat32 } from './payload.js'
+import { toFloat32 } from './payload.js'
+import { assertStorable } from './payload-writer.js'
 import {
   EmptyTransactionError, QueueFullError, TransactionNotFoundError, TransactionsFullError, TransactionTooLargeError
 } from './errors.js'
