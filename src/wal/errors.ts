@@ -23,6 +23,14 @@ export class CorruptLogError extends WalError {
   }
 }
 
+/** Opening could not carry out one of its steps (a copy, a truncation, a rename): named here with its file. */
+export class OpenStepError extends WalError {
+  constructor (step: string, cause: unknown) {
+    const detail = cause instanceof Error ? cause.message : String(cause)
+    super('WAL_OPEN_FAILED', `opening the log: could not ${step}: ${detail}`, { cause })
+  }
+}
+
 /** A write or fsync failed earlier; the log accepts nothing until it is reopened. */
 export class LogFailedError extends WalError {
   constructor (cause?: unknown) {

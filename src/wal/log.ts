@@ -9,7 +9,8 @@ import { GroupCommitQueue } from './group-commit.js'
 import { silentLogger, type WalLogger } from './logger.js'
 import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type LocatedFrame } from './log-reader.js'
 import { encodeBatch, encodeCheckpoint, encodeEntry, type LogRecord } from './payload.js'
-import { recoverDirectory } from './recover.js'
+import { applyOpenPlan } from './open-apply.js'
+import { planOpen } from './open-plan.js'
 import { SegmentWriter, type Durability } from './segment-writer.js'
 import { TransactionManager, type TransactionLimits } from './transactions.js'
 
@@ -139,27 +140,28 @@ export class WriteAheadLog {
     await io.mkdir(options.dir, 0o700)
     const lock = DirLock.acquire(options.dir)
     try {
-      const recovery = await recoverDirectory(io, options.dir, { repair: options.repair ?? false, logger })
+      const plan = await planOpen(io, options.dir)
+      await applyOpenPlan(io, options.dir, plan, { repair: options.repair ?? false, logger })
       const writer = await SegmentWriter.open({
         dir: options.dir,
         io,
         durability: settings.durability,
         segmentBytes: settings.segmentBytes,
         onSync: options.observer?.synced
-      }, recovery.segments, recovery.nextSeq)
+      }, plan.segments, plan.nextSeq)
       const queue = new GroupCommitQueue(writer, {
         queueLimitBytes: settings.queueLimitBytes,
         maxBatchBytes: settings.maxBatchBytes,
         maxBatchRecords: settings.maxBatchRecords,
         onCommit: options.observer?.committed
       })
-      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, options.observer ?? {}, logger, recovery.checkpoint)
+      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, options.observer ?? {}, logger, plan.checkpoint)
       // A crash may have come between a checkpoint and the deletions it allowed.
       await log.applyRetention()
       if (settings.durability === 'none') {
         logger.warn({ durability: 'none' }, 'durability is none: writes are acknowledged before fsync and a crash can lose them')
       }
-      logger.info({ dir: options.dir, lastSeq: writer.lastSeq, checkpoint: recovery.checkpoint, segments: writer.segments.length }, 'log opened')
+      logger.info({ dir: options.dir, lastSeq: writer.lastSeq, checkpoint: plan.checkpoint, segments: writer.segments.length }, 'log opened')
       return log
     } catch (err) {
       lock.release()

@@ -5,7 +5,7 @@ import path from 'node:path'
 import type { FileIO } from './file-io.js'
 import { encodeSegmentHeader, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeRecord } from './format.js'
 import type { EncodedPayload } from './payload.js'
-import type { SegmentInfo } from './recover.js'
+import type { SegmentInfo } from './open-plan.js'
 
 export type Durability = 'fsync' | 'none'
 
