@@ -48,6 +48,13 @@ export class QueueFullError extends WalError {
   }
 }
 
+/** Free space is below VECWAL_MIN_FREE_BYTES: appends wait until checkpoints and retention free some. */
+export class DiskFullError extends WalError {
+  constructor (free: number, minimum: number) {
+    super('WAL_DISK_FULL', `the disk has ${Math.max(free, 0)} bytes free, below the minimum of ${minimum} kept for checkpoints; checkpoint to let retention free space, or free some`)
+  }
+}
+
 export class DirectoryLockedError extends WalError {
   constructor (dir: string, holder: string) {
     super('WAL_LOCKED', `${dir} is held by another process (${holder})`)

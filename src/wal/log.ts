@@ -1,6 +1,7 @@
 // The engine's one entry point: open a directory, append, checkpoint, read, stage transactions.
 import type { EntryInput, EntryOp } from '../entry.js'
 import { DirLock } from './dir-lock.js'
+import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js'
 import {
   CheckpointAheadError, CheckpointBackwardsError, InvalidArgumentError, LogClosedError, LogFailedError, RangeAheadError, RangeGoneError
 } from './errors.js'
@@ -37,6 +38,12 @@ export interface WalOptions {
   transactions?: Partial<TransactionLimits>
   /** Open past corruption by setting everything after it aside. */
   repair?: boolean
+  /** Below this many free bytes on the directory's file system, appends are refused (checkpoints pass); 0: never. */
+  minFreeBytes?: number
+  /** How often the free space is asked of the file system (statfs), in milliseconds. */
+  freeSpaceCheckMs?: number
+  /** Where free space is read from; tests may replace it. */
+  freeBytes?: FreeBytes
   io?: FileIO
   logger?: WalLogger
   observer?: WalObserver
@@ -49,6 +56,8 @@ const WAL_DEFAULTS = {
   queueLimitBytes: 64 * 1024 * 1024,
   maxBatchBytes: 8 * 1024 * 1024,
   maxBatchRecords: Number.POSITIVE_INFINITY,
+  minFreeBytes: 0,
+  freeSpaceCheckMs: 1000,
   transactions: { maxBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, idleMs: 60_000 }
 }
 
@@ -109,6 +118,7 @@ export class WriteAheadLog {
     private readonly writer: SegmentWriter,
     private readonly queue: GroupCommitQueue,
     private readonly lock: DirLock,
+    private readonly space: DiskSpaceGuard,
     private readonly observer: WalObserver,
     private readonly logger: WalLogger,
     checkpoint: number
@@ -135,6 +145,8 @@ export class WriteAheadLog {
       queueLimitBytes: options.queueLimitBytes ?? WAL_DEFAULTS.queueLimitBytes,
       maxBatchBytes: options.maxBatchBytes ?? WAL_DEFAULTS.maxBatchBytes,
       maxBatchRecords: options.maxBatchRecords ?? WAL_DEFAULTS.maxBatchRecords,
+      minFreeBytes: options.minFreeBytes ?? WAL_DEFAULTS.minFreeBytes,
+      freeSpaceCheckMs: options.freeSpaceCheckMs ?? WAL_DEFAULTS.freeSpaceCheckMs,
       transactions: { ...WAL_DEFAULTS.transactions, ...options.transactions }
     }
     await io.mkdir(options.dir, 0o700)
@@ -149,13 +161,19 @@ export class WriteAheadLog {
         segmentBytes: settings.segmentBytes,
         onSync: options.observer?.synced
       }, plan.segments, plan.nextSeq)
+      const space = new DiskSpaceGuard(options.dir, settings.minFreeBytes, options.freeBytes ?? statfsFreeBytes, settings.freeSpaceCheckMs)
+      await space.refresh()
+      const committed = options.observer?.committed
       const queue = new GroupCommitQueue(writer, {
         queueLimitBytes: settings.queueLimitBytes,
         maxBatchBytes: settings.maxBatchBytes,
         maxBatchRecords: settings.maxBatchRecords,
-        onCommit: options.observer?.committed
+        onCommit: (records, bytes) => {
+          space.spent(bytes)
+          committed?.(records, bytes)
+        }
       })
-      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, options.observer ?? {}, logger, plan.checkpoint)
+      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, space, options.observer ?? {}, logger, plan.checkpoint)
       // A crash may have come between a checkpoint and the deletions it allowed.
       await log.applyRetention()
       if (settings.durability === 'none') {
@@ -184,6 +202,8 @@ export class WriteAheadLog {
 
   /** Resolves with the entry's seq once it is durable. */
   async append (entry: EntryInput): Promise<number> {
+    const waiting = this.space.admit()
+    if (waiting !== undefined) await waiting
     const seq = await this.queue.append(encodeEntry(entry))
     this.observer.appended?.(entry.op, 1)
     return seq
@@ -191,6 +211,8 @@ export class WriteAheadLog {
 
   /** Appends entries as one atomic record (one seq); with a txId, as a committed transaction. */
   async appendBatch (entries: readonly EntryInput[], txId?: string): Promise<number> {
+    const waiting = this.space.admit()
+    if (waiting !== undefined) await waiting
     const seq = await this.queue.append(encodeBatch(entries, txId))
     const { appended } = this.observer
     if (appended !== undefined) {
@@ -222,12 +244,16 @@ export class WriteAheadLog {
    * reported but fails nothing: the segments stay, and go at the next checkpoint or open.
    */
   private async applyRetention (): Promise<number> {
+    let deleted: number
     try {
-      return await this.writer.deleteCovered(this.lastCheckpoint, this.settings.retainSegments)
+      deleted = await this.writer.deleteCovered(this.lastCheckpoint, this.settings.retainSegments)
     } catch (err) {
       this.logger.error({ err, checkpoint: this.lastCheckpoint }, 'retention could not delete covered segments')
       return 0
     }
+    // Appends refused for want of space may go ahead at once.
+    if (deleted > 0) await this.space.refresh()
+    return deleted
   }
 
   /**
