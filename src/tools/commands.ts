@@ -9,6 +9,7 @@ import { ChunkPool, readMsgpack, readNdjson } from '../wal/log-reader.js'
 import type { WalLogger } from '../wal/logger.js'
 import { applyOpenPlan } from '../wal/open-apply.js'
 import { describeStep, inspectDirectory, isWhole, keptFrames, type Inspection } from './inspect.js'
+import { salvage } from './salvage.js'
 
 /** Exit codes of the tools: 0 whole (or done), 1 damage found (or repair declined), 2 bad usage or a failure. */
 export const EXIT = { ok: 0, damaged: 1, usage: 2 } as const
@@ -29,11 +30,14 @@ Segments with their seq ranges, sizes and record counts, records by type, checkp
 files and any damage. Reads only, takes no lock.
   --json   one JSON object, for scripts
 `,
-  dump: `Usage: vecwal dump DIR [--from SEQ] [--to SEQ] [--format ndjson|msgpack] [--checkpoints]
+  dump: `Usage: vecwal dump DIR [--from SEQ] [--to SEQ] [--format ndjson|msgpack] [--checkpoints] [--force]
 
 Prints the records of DIR exactly as GET /v1/recovery streams them: NDJSON lines (the default) or
 concatenated msgpack maps. Reads only, takes no lock. Stops at damage, after printing every
 record before it, and exits 1 naming the file and offset.
+  --force         read past damage: print {"damage":{"file","offset","reason"}} (a msgpack map
+                  of the same) where damage lies, then go on from the next whole, checksummed
+                  record or file; every damage is named on stderr too, and the exit status is 1
   --from SEQ      the first seq to print (default: the oldest retained)
   --to SEQ        the last seq to print (default: the newest)
   --format F      ndjson (default) or msgpack
@@ -151,13 +155,20 @@ export async function dump (argv: string[], io: Io, write: (chunk: Buffer) => Pr
     from: { type: 'string' },
     to: { type: 'string' },
     format: { type: 'string' },
-    checkpoints: { type: 'boolean' }
+    checkpoints: { type: 'boolean' },
+    force: { type: 'boolean' }
   })
   const format = (values.format as string | undefined) ?? 'ndjson'
   if (format !== 'ndjson' && format !== 'msgpack') throw new UsageError(`--format must be ndjson or msgpack, not ${format}`)
   const from = seqOption('from', values.from as string | undefined)
   const to = seqOption('to', values.to as string | undefined)
-  const inspection = await inspectDirectory(directoryArgument(positionals))
+  const dir = directoryArgument(positionals)
+  if (values.force === true) {
+    const marks = await salvage(dir, { format, from: from ?? 0, to: to ?? Number.MAX_SAFE_INTEGER, includeCheckpoints: values.checkpoints === true }, write)
+    for (const { file, offset, reason } of marks) io.err(`vecwal dump: damage: ${file} at byte ${offset}: ${reason}\n`)
+    return marks.length === 0 ? EXIT.ok : EXIT.damaged
+  }
+  const inspection = await inspectDirectory(dir)
   const oldest = inspection.segments[0]?.baseSeq ?? 1
   if (from !== undefined && from < oldest) io.err(`vecwal dump: seqs before ${oldest} were deleted by retention; starting at ${oldest}\n`)
   const frames = keptFrames(inspection.dir, inspection.plan.segments, values.checkpoints === true, from, to)

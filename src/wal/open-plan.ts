@@ -47,7 +47,8 @@ export interface OpenPlan {
   steps: OpenStep[]
 }
 
-async function listSegments (io: FileIO, dir: string): Promise<Array<{ name: string, baseSeq: number }>> {
+/** The segment files of a directory (names matching the segment pattern), in seq order. */
+export async function listSegments (io: FileIO, dir: string): Promise<Array<{ name: string, baseSeq: number }>> {
   const found: Array<{ name: string, baseSeq: number }> = []
   for (const name of await io.readdir(dir)) {
     const baseSeq = parseSegmentFileName(name)

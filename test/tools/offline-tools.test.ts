@@ -144,6 +144,29 @@ t.test('dump stops at damage, after every record before it, naming file and offs
   t.pass('every dump printed the records before the damage and named it')
 })
 
+t.test('dump --force reads past damage, marking it where the damaged record stood', async t => {
+  await fc.assert(fc.asyncProperty(logArbitrary, fc.nat(), fc.nat(), async (written, pick, bit) => {
+    const dir = tempDir(t)
+    await writeLog({ dir, segmentBytes }, written)
+    const whole = (await inProcess('dump', [dir])).stdout.toString().split('\n').filter(l => l !== '')
+    const records = rawRecords(dir)
+    const victim = records[pick % records.length]
+    // A bit of the payload or the CRC: the frame stays where it is, its checksum fails.
+    const at = victim.offset + (bit % 2 === 0 ? bit % 4 : 28 + (bit % (victim.size - 28)))
+    flipBit(path.join(dir, victim.file), at)
+    const run = await inProcess('dump', [dir, '--force'])
+    const lines = run.stdout.toString().split('\n').filter(l => l !== '')
+    const expected = whole.map((line, i) => i === victim.seq - 1 ? 'DAMAGE' : line)
+    const got = lines.map(line => {
+      const damage = (JSON.parse(line) as { damage?: { file: string, offset: number } }).damage
+      return damage === undefined ? line : damage.file === victim.file && damage.offset === victim.offset ? 'DAMAGE' : `wrong mark ${line}`
+    })
+    fs.rmSync(dir, { recursive: true, force: true })
+    return run.code === 1 && JSON.stringify(got) === JSON.stringify(expected) && run.stderr.includes(`${victim.file} at byte ${victim.offset}`)
+  }), { numRuns: 25 })
+  t.pass('every other record printed as served, the damaged one replaced by a mark naming its file and offset')
+})
+
 t.test('stat counts segments, records by type and checkpoints', async t => {
   await fc.assert(fc.asyncProperty(logArbitrary, fc.nat(), async (written, at) => {
     const dir = tempDir(t)
