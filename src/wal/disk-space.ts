@@ -40,7 +40,12 @@ export class DiskSpaceGuard {
   }
 
   private compare (): void {
-    if (this.free < this.minFreeBytes) throw new DiskFullError(this.free, this.minFreeBytes)
+    if (this.belowMinimum) throw new DiskFullError(this.free, this.minFreeBytes)
+  }
+
+  /** Whether appends are refused now, by the last free space known. */
+  get belowMinimum (): boolean {
+    return this.free < this.minFreeBytes
   }
 
   /** A batch of this many bytes was written: less is free until the next statfs. */

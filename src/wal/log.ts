@@ -98,6 +98,8 @@ export interface WalStatus {
   bytes: number
   queuedBytes: number
   openTransactions: number
+  /** Free space is below the minimum: appends are refused (WAL_DISK_FULL), checkpoints pass. */
+  diskFull: boolean
 }
 
 function assertSeq (name: string, value: number): void {
@@ -296,7 +298,8 @@ export class WriteAheadLog {
       segments,
       bytes: segments.reduce((sum, s) => sum + s.bytes, 0),
       queuedBytes: this.queue.queuedBytes,
-      openTransactions: this.transactions.count
+      openTransactions: this.transactions.count,
+      diskFull: this.space.belowMinimum
     }
   }
 

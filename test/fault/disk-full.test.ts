@@ -51,6 +51,8 @@ t.test('writes are refused with 507 before the disk is full; a checkpoint frees 
   await ready.arrayBuffer()
   t.equal(ready.status, 200, 'the log is not failed: it refused before any write could fail')
 
+  t.match(await (await fetch(`${child.url}/metrics`)).text(), /^vecwal_disk_full 1$/m, 'the metric says writes are refused')
+
   const checkpoint = await post(child.url, '/v1/checkpoints')
   t.equal(checkpoint.status, 201, 'a checkpoint passes below the minimum')
   t.ok((checkpoint.json.deletedSegments as number) > 0, 'and retention deleted what it covers')
@@ -58,4 +60,5 @@ t.test('writes are refused with 507 before the disk is full; a checkpoint frees 
   const after = await post(child.url, '/v1/entries', { op: 'insert', id: 'after', vector: [1, 2] })
   t.equal(after.status, 201, 'writes are accepted again once space is free')
   t.equal(after.json.seq, seqs.length + 2, 'the next seq follows the checkpoint record')
+  t.match(await (await fetch(`${child.url}/metrics`)).text(), /^vecwal_disk_full 0$/m)
 })
