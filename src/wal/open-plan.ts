@@ -136,7 +136,7 @@ async function sizeOf (io: FileIO, dir: string, name: string): Promise<number> {
 }
 
 /** Whether bytes [from, end) of a file are all zero (a preallocated or zero-filled tail). */
-export async function isAllZero (io: FileIO, fd: number, from: number, end: number): Promise<boolean> {
+async function isAllZero (io: FileIO, fd: number, from: number, end: number): Promise<boolean> {
   const chunk = Buffer.allocUnsafe(Math.min(DEFAULT_CHUNK_BYTES, Math.max(end - from, 0)))
   const zeros = Buffer.alloc(chunk.length)
   for (let at = from; at < end;) {
