@@ -7,6 +7,8 @@ import path from 'node:path'
 import fc from 'fast-check'
 import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
+import { RECORD_HEADER_BYTES, RecordType, writeRecord } from '../../src/wal/format.js'
+import { encodeEntry } from '../../src/wal/payload.js'
 import { dump, repair, stat, verify } from '../../src/tools/commands.js'
 import { startTestService } from '../helpers/http.js'
 import { CLI } from '../helpers/project.js'
@@ -104,6 +106,25 @@ t.test('verify reports a torn tail and corruption with file and offset, changing
     return ok
   }), { numRuns: 20 })
   t.pass('each damage found, placed and left as it was')
+})
+
+t.test('verify reads every record body, which opening does not: a checksummed frame of the wrong shape is found', async t => {
+  await fc.assert(fc.asyncProperty(logArbitrary, entryArbitrary, async (written, misfiled) => {
+    const dir = tempDir(t)
+    await writeLog({ dir }, written)
+    const [name] = segmentFiles(dir)
+    const file = path.join(dir, name)
+    const offset = fs.statSync(file).size
+    // A whole frame, CRC and seq right, whose payload is not a body of the type its header names.
+    const { bytes } = encodeEntry(misfiled)
+    const frame = Buffer.alloc(RECORD_HEADER_BYTES + bytes.length)
+    writeRecord(frame, 0, written.length + 1, Date.now(), misfiled.op === 'delete' ? RecordType.insert : RecordType.delete, bytes)
+    fs.appendFileSync(file, frame)
+    const run = await inProcess('verify', [dir])
+    fs.rmSync(dir, { recursive: true, force: true })
+    return run.code === 1 && run.stdout.toString().includes(`unreadable record: ${name} at byte ${offset}: record body does not match its type`)
+  }), { numRuns: 10 })
+  t.pass('each misfiled body found, with its file and offset')
 })
 
 t.test('dump prints exactly the bytes of the recovery stream, in both forms', async t => {
