@@ -1,16 +1,22 @@
 #!/usr/bin/env node
 // The `vecwal` command.
 import { ConfigError, describeVariables, loadConfig, unknownVariables } from './config.js'
-import { CorruptLogError, DirectoryLockedError } from './wal/errors.js'
+import { CorruptLogError, DirectoryLockedError, OpenStepError } from './wal/errors.js'
 
 const usage = `vecwal: a durable write-ahead log for vector indexes, served over HTTP
 
 Usage:
   vecwal [serve] [--repair]   start the service (the default command)
-  vecwal --help               this text
+  vecwal verify DIR           check every segment and record of DIR, changing nothing
+  vecwal stat DIR [--json]    segments, seq ranges, sizes, records by type, checkpoints
+  vecwal dump DIR [...]       print the records as the recovery stream does
+  vecwal repair DIR [--yes]   what serve --repair does on opening, without serving
+  vecwal --help               this text; vecwal COMMAND --help for a command's
 
   --repair   open a damaged log anyway: keep the valid prefix and set everything after
              the damage aside in .broken files (never deleted); same as VECWAL_REPAIR=true
+
+verify, stat and dump read only and take no lock: they may run beside a live server.
 
 Environment variables:
 ${describeVariables().join('\n')}
@@ -46,11 +52,18 @@ function explain (err: unknown): string {
       'aside in .broken files, start with --repair (or VECWAL_REPAIR=true).'
   }
   if (err instanceof DirectoryLockedError) return `${err.message}; two writers would destroy the log`
+  if (err instanceof OpenStepError) return err.message
   return err instanceof Error ? (err.stack ?? err.message) : String(err)
 }
 
+const TOOLS = new Set(['verify', 'stat', 'dump', 'repair'])
+
 const args = process.argv.slice(2)
-if (args.includes('--help') || args.includes('-h') || args[0] === 'help') {
+if (TOOLS.has(args[0])) {
+  // Loaded only for the tools: they need neither the server nor the configuration.
+  const { runTool } = await import('./tools/commands.js')
+  process.exitCode = await runTool(args[0], args.slice(1))
+} else if (args.includes('--help') || args.includes('-h') || args[0] === 'help') {
   process.stdout.write(usage)
 } else {
   const [command = 'serve', ...rest] = args[0]?.startsWith('-') === true ? ['serve', ...args] : args

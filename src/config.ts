@@ -16,6 +16,7 @@ export const ConfigSchema = Type.Object({
   VECWAL_SEGMENT_BYTES: Type.Integer({ default: 64 * MiB, minimum: 4096, description: 'rotate to a new segment before one would pass this size' }),
   VECWAL_RETAIN_SEGMENTS: Type.Integer({ default: 0, minimum: 0, description: 'sealed segments kept after a checkpoint covers them' }),
   VECWAL_QUEUE_LIMIT_BYTES: Type.Integer({ default: 64 * MiB, minimum: 4096, description: 'write queue limit; past it writes get 503 with Retry-After' }),
+  VECWAL_MIN_FREE_BYTES: Type.Integer({ default: 64 * MiB, minimum: 0, description: 'below this many free bytes on the data directory\'s file system, writes get 507 WAL_DISK_FULL while checkpoints still pass (0: never)' }),
   VECWAL_BODY_LIMIT_BYTES: Type.Integer({ default: 16 * MiB, minimum: 1024, description: 'largest request body; past it 413' }),
   VECWAL_IDLE_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 100, description: 'a connection that sends nothing and takes nothing this long is closed: a stalled upload, a recovery reader that stopped reading' }),
   VECWAL_DIMENSIONS: Type.Optional(Type.Integer({ minimum: 1, maximum: ENTRY_LIMITS.vectorMaxLength, description: 'when set, every vector must have exactly this many values' })),
@@ -42,6 +43,7 @@ export interface Config {
   segmentBytes: number
   retainSegments: number
   queueLimitBytes: number
+  minFreeBytes: number
   bodyLimitBytes: number
   idleTimeoutMs: number
   dimensions?: number
@@ -100,6 +102,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     segmentBytes: vars.VECWAL_SEGMENT_BYTES,
     retainSegments: vars.VECWAL_RETAIN_SEGMENTS,
     queueLimitBytes: vars.VECWAL_QUEUE_LIMIT_BYTES,
+    minFreeBytes: vars.VECWAL_MIN_FREE_BYTES,
     bodyLimitBytes: vars.VECWAL_BODY_LIMIT_BYTES,
     idleTimeoutMs: vars.VECWAL_IDLE_TIMEOUT_MS,
     dimensions: vars.VECWAL_DIMENSIONS,

@@ -32,6 +32,7 @@ export async function startService (config: Config, logger: Logger = createLogge
     segmentBytes: config.segmentBytes,
     retainSegments: config.retainSegments,
     queueLimitBytes: config.queueLimitBytes,
+    minFreeBytes: config.minFreeBytes,
     maxBatchRecords: config.groupCommit ? undefined : 1,
     transactions: config.transactions,
     repair: config.repair,

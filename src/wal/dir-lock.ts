@@ -3,7 +3,7 @@
 // a process that is gone (kill -9) is taken over, one whose holder still runs is refused.
 import fs from 'node:fs'
 import path from 'node:path'
-import { DirectoryLockedError } from './errors.js'
+import { DirectoryLockedError, OpenStepError } from './errors.js'
 
 interface Holder { pid: number, start: string }
 
@@ -44,7 +44,13 @@ function readHolder (file: string): Holder | undefined {
  */
 function createWithContent (file: string, content: string): boolean {
   const draft = `${file}.${process.pid}.${Date.now()}`
-  fs.writeFileSync(draft, content, { flag: 'wx', mode: 0o600 })
+  try {
+    fs.writeFileSync(draft, content, { flag: 'wx', mode: 0o600 })
+  } catch (err) {
+    // A full disk fails the write after the create: no empty draft is left behind.
+    fs.rmSync(draft, { force: true })
+    throw new OpenStepError(`write the lock file ${draft}`, err)
+  }
   try {
     fs.linkSync(draft, file)
     return true

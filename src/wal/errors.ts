@@ -23,6 +23,14 @@ export class CorruptLogError extends WalError {
   }
 }
 
+/** Opening could not carry out one of its steps (a copy, a truncation, a rename): named here with its file. */
+export class OpenStepError extends WalError {
+  constructor (step: string, cause: unknown) {
+    const detail = cause instanceof Error ? cause.message : String(cause)
+    super('WAL_OPEN_FAILED', `opening the log: could not ${step}: ${detail}`, { cause })
+  }
+}
+
 /** A write or fsync failed earlier; the log accepts nothing until it is reopened. */
 export class LogFailedError extends WalError {
   constructor (cause?: unknown) {
@@ -37,6 +45,13 @@ export class LogClosedError extends WalError {
 export class QueueFullError extends WalError {
   constructor (limit: number) {
     super('WAL_QUEUE_FULL', `the write queue holds its limit of ${limit} bytes; retry shortly`)
+  }
+}
+
+/** Free space is below VECWAL_MIN_FREE_BYTES: appends wait until checkpoints and retention free some. */
+export class DiskFullError extends WalError {
+  constructor (free: number, minimum: number) {
+    super('WAL_DISK_FULL', `the disk has ${Math.max(free, 0)} bytes free, below the minimum of ${minimum} kept for checkpoints; checkpoint to let retention free space, or free some`)
   }
 }
 

@@ -9,7 +9,7 @@ import { FrameReader } from './frame-reader.js'
 import { checkRecordBody, recordLineBytes } from './record-json.js'
 import { recordMsgpackBytes } from './record-msgpack.js'
 import { decodeBody, type LogRecord } from './payload.js'
-import type { SegmentInfo } from './recover.js'
+import type { SegmentInfo } from './open-plan.js'
 
 export interface ReadRange {
   /** The first seq wanted. */

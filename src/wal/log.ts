@@ -1,6 +1,7 @@
 // The engine's one entry point: open a directory, append, checkpoint, read, stage transactions.
 import type { EntryInput, EntryOp } from '../entry.js'
 import { DirLock } from './dir-lock.js'
+import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js'
 import {
   CheckpointAheadError, CheckpointBackwardsError, InvalidArgumentError, LogClosedError, LogFailedError, RangeAheadError, RangeGoneError
 } from './errors.js'
@@ -9,7 +10,8 @@ import { GroupCommitQueue } from './group-commit.js'
 import { silentLogger, type WalLogger } from './logger.js'
 import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type LocatedFrame } from './log-reader.js'
 import { encodeBatch, encodeCheckpoint, encodeEntry, type LogRecord } from './payload.js'
-import { recoverDirectory } from './recover.js'
+import { applyOpenPlan } from './open-apply.js'
+import { planOpen } from './open-plan.js'
 import { SegmentWriter, type Durability } from './segment-writer.js'
 import { TransactionManager, type TransactionLimits } from './transactions.js'
 
@@ -36,6 +38,12 @@ export interface WalOptions {
   transactions?: Partial<TransactionLimits>
   /** Open past corruption by setting everything after it aside. */
   repair?: boolean
+  /** Below this many free bytes on the directory's file system, appends are refused (checkpoints pass); 0: never. */
+  minFreeBytes?: number
+  /** How often the free space is asked of the file system (statfs), in milliseconds. */
+  freeSpaceCheckMs?: number
+  /** Where free space is read from; tests may replace it. */
+  freeBytes?: FreeBytes
   io?: FileIO
   logger?: WalLogger
   observer?: WalObserver
@@ -48,6 +56,8 @@ const WAL_DEFAULTS = {
   queueLimitBytes: 64 * 1024 * 1024,
   maxBatchBytes: 8 * 1024 * 1024,
   maxBatchRecords: Number.POSITIVE_INFINITY,
+  minFreeBytes: 0,
+  freeSpaceCheckMs: 1000,
   transactions: { maxBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, idleMs: 60_000 }
 }
 
@@ -88,6 +98,8 @@ export interface WalStatus {
   bytes: number
   queuedBytes: number
   openTransactions: number
+  /** Free space is below the minimum: appends are refused (WAL_DISK_FULL), checkpoints pass. */
+  diskFull: boolean
 }
 
 function assertSeq (name: string, value: number): void {
@@ -108,6 +120,7 @@ export class WriteAheadLog {
     private readonly writer: SegmentWriter,
     private readonly queue: GroupCommitQueue,
     private readonly lock: DirLock,
+    private readonly space: DiskSpaceGuard,
     private readonly observer: WalObserver,
     private readonly logger: WalLogger,
     checkpoint: number
@@ -134,32 +147,41 @@ export class WriteAheadLog {
       queueLimitBytes: options.queueLimitBytes ?? WAL_DEFAULTS.queueLimitBytes,
       maxBatchBytes: options.maxBatchBytes ?? WAL_DEFAULTS.maxBatchBytes,
       maxBatchRecords: options.maxBatchRecords ?? WAL_DEFAULTS.maxBatchRecords,
+      minFreeBytes: options.minFreeBytes ?? WAL_DEFAULTS.minFreeBytes,
+      freeSpaceCheckMs: options.freeSpaceCheckMs ?? WAL_DEFAULTS.freeSpaceCheckMs,
       transactions: { ...WAL_DEFAULTS.transactions, ...options.transactions }
     }
     await io.mkdir(options.dir, 0o700)
     const lock = DirLock.acquire(options.dir)
     try {
-      const recovery = await recoverDirectory(io, options.dir, { repair: options.repair ?? false, logger })
+      const plan = await planOpen(io, options.dir)
+      await applyOpenPlan(io, options.dir, plan, { repair: options.repair ?? false, logger })
       const writer = await SegmentWriter.open({
         dir: options.dir,
         io,
         durability: settings.durability,
         segmentBytes: settings.segmentBytes,
         onSync: options.observer?.synced
-      }, recovery.segments, recovery.nextSeq)
+      }, plan.segments, plan.nextSeq)
+      const space = new DiskSpaceGuard(options.dir, settings.minFreeBytes, options.freeBytes ?? statfsFreeBytes, settings.freeSpaceCheckMs)
+      await space.refresh()
+      const committed = options.observer?.committed
       const queue = new GroupCommitQueue(writer, {
         queueLimitBytes: settings.queueLimitBytes,
         maxBatchBytes: settings.maxBatchBytes,
         maxBatchRecords: settings.maxBatchRecords,
-        onCommit: options.observer?.committed
+        onCommit: (records, bytes) => {
+          space.spent(bytes)
+          committed?.(records, bytes)
+        }
       })
-      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, options.observer ?? {}, logger, recovery.checkpoint)
+      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, space, options.observer ?? {}, logger, plan.checkpoint)
       // A crash may have come between a checkpoint and the deletions it allowed.
       await log.applyRetention()
       if (settings.durability === 'none') {
         logger.warn({ durability: 'none' }, 'durability is none: writes are acknowledged before fsync and a crash can lose them')
       }
-      logger.info({ dir: options.dir, lastSeq: writer.lastSeq, checkpoint: recovery.checkpoint, segments: writer.segments.length }, 'log opened')
+      logger.info({ dir: options.dir, lastSeq: writer.lastSeq, checkpoint: plan.checkpoint, segments: writer.segments.length }, 'log opened')
       return log
     } catch (err) {
       lock.release()
@@ -182,6 +204,8 @@ export class WriteAheadLog {
 
   /** Resolves with the entry's seq once it is durable. */
   async append (entry: EntryInput): Promise<number> {
+    const waiting = this.space.admit()
+    if (waiting !== undefined) await waiting
     const seq = await this.queue.append(encodeEntry(entry))
     this.observer.appended?.(entry.op, 1)
     return seq
@@ -189,6 +213,8 @@ export class WriteAheadLog {
 
   /** Appends entries as one atomic record (one seq); with a txId, as a committed transaction. */
   async appendBatch (entries: readonly EntryInput[], txId?: string): Promise<number> {
+    const waiting = this.space.admit()
+    if (waiting !== undefined) await waiting
     const seq = await this.queue.append(encodeBatch(entries, txId))
     const { appended } = this.observer
     if (appended !== undefined) {
@@ -220,12 +246,16 @@ export class WriteAheadLog {
    * reported but fails nothing: the segments stay, and go at the next checkpoint or open.
    */
   private async applyRetention (): Promise<number> {
+    let deleted: number
     try {
-      return await this.writer.deleteCovered(this.lastCheckpoint, this.settings.retainSegments)
+      deleted = await this.writer.deleteCovered(this.lastCheckpoint, this.settings.retainSegments)
     } catch (err) {
       this.logger.error({ err, checkpoint: this.lastCheckpoint }, 'retention could not delete covered segments')
       return 0
     }
+    // Appends refused for want of space may go ahead at once.
+    if (deleted > 0) await this.space.refresh()
+    return deleted
   }
 
   /**
@@ -268,7 +298,8 @@ export class WriteAheadLog {
       segments,
       bytes: segments.reduce((sum, s) => sum + s.bytes, 0),
       queuedBytes: this.queue.queuedBytes,
-      openTransactions: this.transactions.count
+      openTransactions: this.transactions.count,
+      diskFull: this.space.belowMinimum
     }
   }
 

@@ -1,5 +1,5 @@
 // Verifies one segment file end to end: header, every record's framing and CRC, seq continuity.
-// It only reads; deciding what the damage means (torn tail or corruption) is recover.ts's job.
+// It only reads; deciding what the damage means (torn tail or corruption) is open-plan.ts's job.
 import type { FileIO } from './file-io.js'
 import {
   decodeSegmentHeader, MAX_PAYLOAD_BYTES, readRecord, readU64, recordTypeName, RecordType,

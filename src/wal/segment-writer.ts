@@ -5,7 +5,7 @@ import path from 'node:path'
 import type { FileIO } from './file-io.js'
 import { encodeSegmentHeader, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeRecord } from './format.js'
 import type { EncodedPayload } from './payload.js'
-import type { SegmentInfo } from './recover.js'
+import type { SegmentInfo } from './open-plan.js'
 
 export type Durability = 'fsync' | 'none'
 
@@ -29,12 +29,12 @@ export class SegmentWriter {
     this.fd = fd
   }
 
-  /** Opens the newest recovered segment for appending, or creates the first one at `nextSeq`. */
-  static async open (options: SegmentWriterOptions, recovered: SegmentInfo[], nextSeq: number): Promise<SegmentWriter> {
-    const active = recovered.at(-1)
+  /** Opens the newest segment opening kept for appending, or creates the first one at `nextSeq`. */
+  static async open (options: SegmentWriterOptions, kept: SegmentInfo[], nextSeq: number): Promise<SegmentWriter> {
+    const active = kept.at(-1)
     if (active !== undefined) {
       const fd = await options.io.openWrite(path.join(options.dir, active.name))
-      return new SegmentWriter(options, recovered, fd)
+      return new SegmentWriter(options, kept, fd)
     }
     const { info, fd } = await createSegment(options, nextSeq)
     return new SegmentWriter(options, [info], fd)
