@@ -21,17 +21,6 @@ export const MSGPACK = 'application/msgpack'
 // int64, which msgpackr would otherwise hand over as a BigInt that no schema takes.
 const unpackr = new Unpackr({ mapsAsObjects: true, int64AsType: 'number' })
 
-// msgpackr renames a `__proto__` key to `__proto_` as it builds objects (maps and its records
-// alike), which would store an entry other than the one sent. A body whose bytes hold the name and
-// whose decoded objects hold a `__proto_` key is refused, as a `__proto__` key is in JSON.
-const PROTO = Buffer.from('__proto__')
-
-function holdsRenamedProtoKey (value: unknown): boolean {
-  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return false
-  if (Array.isArray(value)) return value.some(holdsRenamedProtoKey)
-  return Object.hasOwn(value, '__proto_') || Object.values(value).some(holdsRenamedProtoKey)
-}
-
 interface SetAside { entry: Record<string, unknown>, vector: Float32Array }
 
 const setAside = new WeakMap<FastifyRequest, SetAside[]>()
@@ -84,10 +73,6 @@ export function registerMsgpackParser (app: FastifyInstance, dimensions: number 
       const refusal = msgpackStringsRefusal(bytes)
       if (refusal !== undefined) {
         done(new InvalidRequestError(refusal), undefined)
-        return
-      }
-      if (bytes.includes(PROTO) && holdsRenamedProtoKey(decoded)) {
-        done(new InvalidRequestError('body holds a forbidden __proto__ key'), undefined)
         return
       }
     } catch (err) {

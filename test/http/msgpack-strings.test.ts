@@ -116,6 +116,10 @@ t.test('what the walk cannot follow is refused, naming the place', async t => {
   const withSet = new Packr({ moreTypes: true, useRecords: false }).pack({ metadata: new Set(['a']) })
   t.match(msgpackStringsRefusal(withSet), /^body\/metadata holds msgpack extension type/, 'a Set: refused where it lies')
   t.equal(msgpackStringsRefusal(Buffer.concat([msgpackEncode({ a: 1 }), Buffer.from([0x01])])), 'body holds bytes past its one msgpack value')
+  const proto = JSON.parse('{"op":"insert","metadata":{"k":"v","__proto__":"x"}}') as unknown
+  t.equal(msgpackStringsRefusal(new Packr({ useRecords: false }).pack(proto)), 'body/metadata holds a forbidden __proto__ key', 'a __proto__ map key, where it stands (msgpackr would rename it)')
+  t.equal(msgpackStringsRefusal(new Packr().pack(proto)), 'body/metadata holds a forbidden __proto__ key', 'a __proto__ key in a msgpackr record\'s key list')
+  t.equal(msgpackStringsRefusal(new Packr({ useRecords: false }).pack({ op: '__proto__' })), undefined, 'a __proto__ value is only a string')
   let deep: unknown = 'x'
   for (let i = 0; i < 20; i++) deep = [deep]
   t.match(msgpackStringsRefusal(Buffer.from(msgpackEncode(deep))), /is nested deeper than any valid body$/)
