@@ -9,17 +9,11 @@
 // aside while the schema checks everything else: in its place is an array of the right length,
 // and once validation passed the Float32Array goes back where it was.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { Unpackr } from 'msgpackr'
 import { ENTRY_LIMITS } from '../entry.js'
-import { InvalidRequestError, MalformedBodyError } from './errors.js'
-import { msgpackStringsRefusal } from './msgpack-strings.js'
+import { InvalidRequestError } from './errors.js'
+import { decodeMsgpackBody } from './msgpack-body.js'
 
 export const MSGPACK = 'application/msgpack'
-
-// 64-bit integers as numbers, as JSON.parse reads a long integer: other encoders (@msgpack/msgpack,
-// Python's) write a whole-number value of 2^32 or more, a large float32 among them, as uint64 or
-// int64, which msgpackr would otherwise hand over as a BigInt that no schema takes.
-const unpackr = new Unpackr({ mapsAsObjects: true, int64AsType: 'number' })
 
 interface SetAside { entry: Record<string, unknown>, vector: Float32Array }
 
@@ -66,17 +60,11 @@ export function registerMsgpackParser (app: FastifyInstance, dimensions: number 
   }
 
   app.addContentTypeParser(MSGPACK, { parseAs: 'buffer' }, (request, body, done) => {
-    const bytes = body as Buffer
     let decoded: unknown
     try {
-      decoded = unpackr.unpack(bytes)
-      const refusal = msgpackStringsRefusal(bytes)
-      if (refusal !== undefined) {
-        done(new InvalidRequestError(refusal), undefined)
-        return
-      }
+      decoded = decodeMsgpackBody(body as Buffer)
     } catch (err) {
-      done(new MalformedBodyError('msgpack', (err as Error).message), undefined)
+      done(err as Error, undefined)
       return
     }
     const aside: SetAside[] = []

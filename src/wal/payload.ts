@@ -18,10 +18,6 @@ export type RecordBody =
 /** A record as readers see it: its body plus the seq and timestamp the writer gave it. */
 export type LogRecord = RecordBody & { seq: number, timestamp: number }
 
-export function toFloat32 (vector: readonly number[] | Float32Array): Float32Array {
-  return vector instanceof Float32Array ? vector : Float32Array.from(vector)
-}
-
 export interface EncodedPayload {
   type: RecordTypeCode
   bytes: Buffer

@@ -3,7 +3,6 @@
 // has nothing of them to replay.
 import { randomUUID } from 'node:crypto'
 import type { EntryInput } from '../entry.js'
-import { toFloat32 } from './payload.js'
 import { assertStorable } from './payload-writer.js'
 import {
   EmptyTransactionError, QueueFullError, TransactionNotFoundError, TransactionsFullError, TransactionTooLargeError
@@ -44,9 +43,13 @@ export function stagedBytes (entry: EntryInput): number {
  */
 export const OPEN_TRANSACTION_BYTES = 1024
 
+/**
+ * The entry as it waits for its commit, its vector copied into float32 values of its own: a vector
+ * may be a view of the request's body, which the transaction must not keep alive.
+ */
 function toStaged (entry: EntryInput): EntryInput {
   if (entry.op === 'delete') return entry
-  return { ...entry, vector: toFloat32(entry.vector) }
+  return { ...entry, vector: Float32Array.from(entry.vector) }
 }
 
 export class TransactionManager {

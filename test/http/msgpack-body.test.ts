@@ -1,13 +1,14 @@
-// The one msgpack head reader (src/msgpack/reader.ts) and the UTF-8 walk over request bodies
-// (src/http/msgpack-strings.ts), on generated values from three encoders: bins, typed arrays and
+// The one msgpack head reader (src/msgpack/reader.ts) and the decoder of request bodies
+// (src/http/msgpack-body.ts), on generated values from three encoders: bins, typed arrays and
 // floats whose bytes look like heads stand anywhere before and after strings, and msgpackr records
-// define more key lists than its 64 ids, so ids are reused. The walk must find a bad string
-// wherever it lies, name its place, and never refuse a body whose strings are all UTF-8.
+// define more key lists than its 64 ids, so ids are reused. The decoder must give what msgpackr
+// gives for every body it takes, find a bad string wherever it lies and name its place, and never
+// refuse a body whose strings are all UTF-8.
 import { encode as msgpackEncode } from '@msgpack/msgpack'
 import fc from 'fast-check'
 import { Packr, Unpackr } from 'msgpackr'
 import t from 'tap'
-import { msgpackStringsRefusal } from '../../src/http/msgpack-strings.js'
+import { decodeMsgpackBody } from '../../src/http/msgpack-body.js'
 import { MsgpackMismatch, MsgpackReader } from '../../src/msgpack/reader.js'
 import { float32, NOT_UTF8, PLACEHOLDER } from '../helpers/bodies.js'
 
@@ -40,6 +41,29 @@ function plant (value: unknown, pick: number[], path: string[] = []): { value: u
     return { value: { ...value, [name]: inner.value }, path: inner.path }
   }
   return { value: PLACEHOLDER, path }
+}
+
+/** Why the decoder refuses the body (its message), or undefined when it takes it. */
+function msgpackStringsRefusal (bytes: Buffer): string | undefined {
+  try {
+    decodeMsgpackBody(bytes)
+    return undefined
+  } catch (err) {
+    return (err as Error).message
+  }
+}
+
+/** msgpackr's decoding, as the service used it: objects for maps, 64-bit integers as numbers. */
+const reference = new Unpackr({ mapsAsObjects: true, int64AsType: 'number' })
+
+/** Float32Arrays and bins as plain arrays of their values or bytes, -0 kept apart: what to compare. */
+function comparable (value: unknown): unknown {
+  if (value instanceof Float32Array) return { float32: Array.from(value, v => Object.is(v, -0) ? '-0' : v) }
+  if (value instanceof Uint8Array) return { bytes: Array.from(value) }
+  if (typeof value === 'number' && Object.is(value, -0)) return '-0'
+  if (Array.isArray(value)) return value.map(comparable)
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, comparable(v)]))
+  return value
 }
 
 const encoders: Array<[string, (value: unknown) => Buffer]> = [
@@ -76,13 +100,32 @@ t.test('the reader skips any item whole, and a cut item is told from a wrong one
   t.throws(() => { reader.skip() }, new MsgpackMismatch(false), '0xc1, never used, is a wrong byte')
 })
 
+t.test('every body the decoder takes decodes as msgpackr decodes it, Float32Arrays views or copies alike', async t => {
+  let compared = 0
+  fc.assert(fc.property(tree, fc.nat(encoders.length - 1), fc.nat(3), (value, which, shift) => {
+    const encoded = encoders[which][1](value)
+    // The same bytes at each offset mod 4, so that vectors come out as views and as copies.
+    const shifted = Buffer.alloc(encoded.length + shift)
+    encoded.copy(shifted, shift)
+    const body = shifted.subarray(shift)
+    compared++
+    return JSON.stringify(comparable(decodeMsgpackBody(body))) === JSON.stringify(comparable(reference.unpack(body)))
+  }), { numRuns: 1500 })
+  t.equal(compared, 1500)
+})
+
+t.test('bytes that are not one msgpack value are malformed', async t => {
+  const body = Buffer.from(msgpackEncode({ op: 'delete', id: 'a' }))
+  for (const bad of [body.subarray(0, body.length - 1), Buffer.concat([body, Buffer.from([0x01])]), Buffer.from([0xc1])]) {
+    t.throws(() => decodeMsgpackBody(bad), { code: 'HTTP_MALFORMED_BODY' })
+  }
+})
+
 t.test('the walk finds a string that is not UTF-8 wherever it lies, and passes bodies whose strings all are', async t => {
-  const decoder = new Unpackr({ mapsAsObjects: true })
   let planted = 0
   await fc.assert(fc.property(tree, fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), fc.constantFrom(...NOT_UTF8), fc.nat(encoders.length - 1), (value, pick, bad, which) => {
     const [name, encode] = encoders[which]
     const body = encode(value)
-    decoder.unpack(body)
     if (msgpackStringsRefusal(body) !== undefined) throw new Error(`${name}: a body of valid strings was refused: ${String(msgpackStringsRefusal(body))}`)
     const { value: withPlaceholder, path } = plant(value, pick)
     const clean = encode(withPlaceholder)
@@ -115,8 +158,7 @@ t.test('what the walk cannot follow is refused, naming the place', async t => {
   t.match(msgpackStringsRefusal(bundled), /^body.* holds msgpack extension type 98/, 'msgpackr bundleStrings: refused, not skipped')
   const withSet = new Packr({ moreTypes: true, useRecords: false }).pack({ metadata: new Set(['a']) })
   t.match(msgpackStringsRefusal(withSet), /^body\/metadata holds msgpack extension type/, 'a Set: refused where it lies')
-  t.equal(msgpackStringsRefusal(Buffer.concat([msgpackEncode({ a: 1 }), Buffer.from([0x01])])), 'body holds bytes past its one msgpack value')
-  const proto = JSON.parse('{"op":"insert","metadata":{"k":"v","__proto__":"x"}}') as unknown
+    const proto = JSON.parse('{"op":"insert","metadata":{"k":"v","__proto__":"x"}}') as unknown
   t.equal(msgpackStringsRefusal(new Packr({ useRecords: false }).pack(proto)), 'body/metadata holds a forbidden __proto__ key', 'a __proto__ map key, where it stands (msgpackr would rename it)')
   t.equal(msgpackStringsRefusal(new Packr().pack(proto)), 'body/metadata holds a forbidden __proto__ key', 'a __proto__ key in a msgpackr record\'s key list')
   t.equal(msgpackStringsRefusal(new Packr({ useRecords: false }).pack({ op: '__proto__' })), undefined, 'a __proto__ value is only a string')
