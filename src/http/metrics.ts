@@ -71,7 +71,7 @@ export function createMetrics (status: () => WalStatus | undefined): Metrics {
   gauge('vecwal_checkpoint_seq', 'The last checkpoint (0: none)', s => s.checkpoint)
   gauge('vecwal_segments', 'Segment files in the log', s => s.segments.length)
   gauge('vecwal_segments_bytes', 'Bytes of all segment files', s => s.bytes)
-  gauge('vecwal_failed', '1 while the log is failed (a write or fsync failed) and refuses writes', s => s.state === 'failed' ? 1 : 0)
+  gauge('vecwal_failed', '1 while the log is failed (a write or fsync failed, or another writer was found) and refuses writes', s => s.state === 'failed' ? 1 : 0)
   gauge('vecwal_disk_full', '1 while free disk space is below VECWAL_MIN_FREE_BYTES and writes are refused', s => s.diskFull ? 1 : 0)
   gauge('vecwal_open_transactions', 'Transactions open and staging in memory', s => s.openTransactions)
 

@@ -1,91 +1,86 @@
-// One writer per data directory: two would interleave records and destroy the log. Node has no
-// flock, so the lock is a LOCK file naming its holder by pid and process start time; a LOCK left by
-// a process that is gone (kill -9) is taken over, one whose holder still runs is refused.
+// One writer per data directory: two would interleave records and destroy the log. The lock is a
+// kernel lock (an open file description lock, fcntl F_OFD_SETLK, through fs-native-extensions) on
+// the file LOCK, held as long as its descriptor is open. The kernel drops it when the holder dies,
+// however it dies, and sees it from every process that opens the same file, whatever PID namespace
+// or container that process is in; nothing is judged from pids. The holder's pid, host and start
+// time are written into LOCK for operators to read, and never trusted.
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
 import path from 'node:path'
 import { DirectoryLockedError, OpenStepError } from './errors.js'
 
-interface Holder { pid: number, start: string }
+interface FileLocks {
+  /** Takes an exclusive lock on the whole file; false if another open file description holds one. */
+  tryLock: (fd: number) => boolean
+}
 
-const heldHere = new Set<string>()
+const { tryLock } = createRequire(import.meta.url)('fs-native-extensions') as FileLocks
 
-function processStart (pid: number): string {
+interface Holder { pid: number, host: string, started: string }
+
+const processStarted = new Date(Date.now() - process.uptime() * 1000).toISOString()
+
+function describeRecorded (fd: number): string {
+  let text: string
   try {
-    // Field 22 of /proc/PID/stat: start time in clock ticks since boot. With the pid it names one
-    // process, even where pids are reused (a container's service is always pid 1).
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? ''
+    text = fs.readFileSync(fd, 'utf8')
   } catch {
-    return ''
+    return 'its LOCK cannot be read'
   }
-}
-
-function isRunning (holder: Holder): boolean {
   try {
-    process.kill(holder.pid, 0)
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-  const start = processStart(holder.pid)
-  return start === '' || holder.start === '' || start === holder.start
-}
-
-function readHolder (file: string): Holder | undefined {
-  try {
-    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Holder>
-    if (typeof parsed.pid === 'number') return { pid: parsed.pid, start: String(parsed.start ?? '') }
+    const { pid, host, started } = JSON.parse(text) as Partial<Holder>
+    if (typeof pid === 'number' && typeof host === 'string' && typeof started === 'string') {
+      return `its LOCK records pid ${pid} on ${host}, started ${started}`
+    }
   } catch {}
-  return undefined
+  // The holder may not have written its details yet, or be a version that wrote others.
+  return 'its LOCK records no holder'
 }
 
 /**
- * Creates `file` holding `content`, or returns false if it exists. The content is written to a
- * private file first and linked into place, so that nobody ever reads a LOCK without its holder.
+ * Writes who holds the lock, for operators. On a full disk the lock holds all the same, the file
+ * left empty: the service must still open there, to cut an unacknowledged torn tail and let a
+ * consumer's checkpoint free space. Any other failure names its step and file.
  */
-function createWithContent (file: string, content: string): boolean {
-  const draft = `${file}.${process.pid}.${Date.now()}`
+function writeHolder (fd: number, text: Buffer): void {
   try {
-    fs.writeFileSync(draft, content, { flag: 'wx', mode: 0o600 })
+    fs.writeSync(fd, text, 0, text.length, 0)
   } catch (err) {
-    // A full disk fails the write after the create: no empty draft is left behind.
-    fs.rmSync(draft, { force: true })
-    throw new OpenStepError(`write the lock file ${draft}`, err)
-  }
-  try {
-    fs.linkSync(draft, file)
-    return true
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-    return false
-  } finally {
-    fs.rmSync(draft, { force: true })
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOSPC' || code === 'EDQUOT') return
+    throw new OpenStepError('write the holder into the lock file LOCK', err)
   }
 }
 
 export class DirLock {
-  private constructor (private readonly dir: string, private readonly file: string) {}
+  private constructor (private readonly fd: number) {}
 
+  /** Takes the directory's lock, or throws DirectoryLockedError while another open holds it. */
   static acquire (dir: string): DirLock {
     const resolved = path.resolve(dir)
-    const file = path.join(resolved, 'LOCK')
-    if (heldHere.has(resolved)) throw new DirectoryLockedError(resolved, `this process, pid ${process.pid}`)
-    const me: Holder = { pid: process.pid, start: processStart(process.pid) }
-    for (let attempt = 0; attempt < 2; attempt++) {
-      if (createWithContent(file, JSON.stringify(me))) {
-        heldHere.add(resolved)
-        return new DirLock(resolved, file)
+    // Never truncated or unlinked before the lock is ours: the file is the holder's, and a LOCK
+    // unlinked and created again would be a second file that a second process could lock.
+    const fd = fs.openSync(path.join(resolved, 'LOCK'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600)
+    try {
+      if (!tryLock(fd)) throw new DirectoryLockedError(resolved, describeRecorded(fd))
+      const holder: Holder = {
+        pid: process.pid,
+        host: os.hostname(),
+        started: processStarted
       }
-      const holder = readHolder(file)
-      if (holder !== undefined && holder.pid !== process.pid && isRunning(holder)) {
-        throw new DirectoryLockedError(resolved, `pid ${holder.pid}`)
-      }
-      fs.rmSync(file, { force: true })
+      const text = Buffer.from(`${JSON.stringify(holder)}\n`)
+      fs.ftruncateSync(fd, 0)
+      writeHolder(fd, text)
+    } catch (err) {
+      fs.closeSync(fd)
+      throw err
     }
-    throw new DirectoryLockedError(resolved, 'another process raced for the lock')
+    return new DirLock(fd)
   }
 
+  /** Closing the descriptor drops the lock; the file stays, for the next holder to lock. */
   release (): void {
-    fs.rmSync(this.file, { force: true })
-    heldHere.delete(this.dir)
+    fs.closeSync(this.fd)
   }
 }

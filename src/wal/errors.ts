@@ -31,10 +31,20 @@ export class OpenStepError extends WalError {
   }
 }
 
-/** A write or fsync failed earlier; the log accepts nothing until it is reopened. */
+/** A write or fsync failed earlier, or another writer was found; the log accepts nothing until it is reopened. */
 export class LogFailedError extends WalError {
   constructor (cause?: unknown) {
-    super('WAL_FAILED', 'the log failed a write or fsync and accepts nothing until it is reopened', { cause })
+    super('WAL_FAILED', 'the log failed a write or fsync, or found another writer, and accepts nothing until it is reopened', { cause })
+  }
+}
+
+/**
+ * The active segment is not the size this writer last made it: another process wrote to it or cut
+ * it. Writing on would overwrite or interleave that process's bytes, so the log fails instead.
+ */
+export class SegmentChangedError extends WalError {
+  constructor (file: string, expected: number, actual: number) {
+    super('WAL_SEGMENT_CHANGED', `${file} is ${actual} bytes where this writer left it at ${expected}: another process is writing to the log`)
   }
 }
 

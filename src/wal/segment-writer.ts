@@ -2,6 +2,7 @@
 // write call, makes them durable with one fdatasync, rotates segments and deletes the ones
 // retention lets go. Everything that changes files goes through `exclusive`, one step at a time.
 import path from 'node:path'
+import { SegmentChangedError } from './errors.js'
 import type { FileIO } from './file-io.js'
 import { encodeSegmentHeader, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeRecord } from './format.js'
 import type { EncodedPayload } from './payload.js'
@@ -87,6 +88,10 @@ export class SegmentWriter {
         for (let i = start; i < end; i++) {
           offset = writeRecord(buffer, offset, seq++, timestamp, records[i].type, records[i].bytes)
         }
+        // A second writer (the directory lock defeated, a tool appending behind the log's back)
+        // shows as a size this writer did not make; one fstat a write is the price of noticing.
+        const size = await this.options.io.size(this.fd)
+        if (size !== active.bytes) throw new SegmentChangedError(active.name, active.bytes, size)
         await this.options.io.writeAll(this.fd, buffer, active.bytes)
         if (this.options.durability === 'fsync') {
           const started = process.hrtime.bigint()

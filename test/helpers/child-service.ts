@@ -29,6 +29,11 @@ export interface RunOptions {
   /** More VECWAL_* variables (the port, data dir and log level are set already). */
   env?: Record<string, string>
   args?: string[]
+  /**
+   * A command the service runs under, its arguments first: e.g. `unshare --pid --fork
+   * --mount-proc --kill-child` gives it a PID namespace of its own, as a container would.
+   */
+  launcher?: string[]
 }
 
 /** A child started with `vecwal serve` (or other arguments), whether or not it became ready. */
@@ -38,7 +43,7 @@ export class ChildService {
   private readonly stderr = new OutputTail()
   private exit: Exit | undefined
 
-  private constructor (readonly process: ChildProcess, readonly port: number) {
+  private constructor (readonly process: ChildProcess, readonly port: number, private readonly launched: boolean) {
     process.stdout?.on('data', (chunk: Buffer) => { this.stdout.append(chunk) })
     process.stderr?.on('data', (chunk: Buffer) => { this.stderr.append(chunk) })
     this.exited = new Promise(resolve => {
@@ -51,7 +56,8 @@ export class ChildService {
   }
 
   static spawn (options: RunOptions, port: number): ChildService {
-    const child = spawn(process.execPath, [CLI, ...(options.args ?? ['serve'])], {
+    const [command, ...launcherArgs] = [...(options.launcher ?? []), process.execPath]
+    const child = spawn(command, [...launcherArgs, CLI, ...(options.args ?? ['serve'])], {
       env: {
         PATH: process.env.PATH,
         VECWAL_HOST: '127.0.0.1',
@@ -62,7 +68,7 @@ export class ChildService {
       },
       stdio: ['ignore', 'pipe', 'pipe']
     })
-    return new ChildService(child, port)
+    return new ChildService(child, port, options.launcher !== undefined)
   }
 
   get pid (): number {
@@ -106,16 +112,35 @@ export class ChildService {
     throw new Error(`the service was not ready within ${timeoutMs} ms\n${this.output}`)
   }
 
+  /**
+   * Signals the service itself: under a launcher, the launcher's one child once it has forked (a
+   * launcher killed first would take the service with it by its own rules, not by this signal).
+   */
+  private signal (signal: NodeJS.Signals): void {
+    let target = this.pid
+    if (this.launched) {
+      try {
+        target = Number(fs.readFileSync(`/proc/${target}/task/${target}/children`, 'utf8').split(' ')[0]) || target
+      } catch {}
+    }
+    try {
+      process.kill(target, signal)
+    } catch (err) {
+      // Gone already, between the check of `running` and now: what the signal was for.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err
+    }
+  }
+
   /** SIGKILL: no handler runs, nothing is flushed by the process. Resolves once it is gone. */
   async kill9 (): Promise<Exit> {
-    if (this.running) this.process.kill('SIGKILL')
+    if (this.running) this.signal('SIGKILL')
     return await this.exited
   }
 
   /** SIGTERM, the graceful stop; SIGKILL if it has not exited within the timeout. */
   async stop (timeoutMs = 30_000): Promise<Exit> {
     if (!this.running) return await this.exited
-    this.process.kill('SIGTERM')
+    this.signal('SIGTERM')
     const timer = setTimeout(() => { this.process.kill('SIGKILL') }, timeoutMs)
     try {
       return await this.exited

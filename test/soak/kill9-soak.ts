@@ -1,13 +1,20 @@
 // `npm run soak -- --cycles N` (default 200): the kill -9 suite of test/fault/kill9.test.ts for as
-// many cycles as asked, on one data directory, printing progress and the totals. Exits 1 if an
-// acknowledged entry was lost or a record appeared that was never sent.
+// many cycles as asked, on one data directory, printing progress and the totals. Then
+// `--race-rounds R` (default 100) rounds of two instances started at once on another directory (in
+// PID namespaces of their own where unshare can make them), each winner killed -9 or stopped: one
+// must serve each time. Exits 1 if an acknowledged entry was lost or replaced, a record appeared
+// that was never sent, or two instances (or none) served at once.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { runKill9 } from '../helpers/fault-kill9.js'
+import { pidNamespacesUnavailable, runLockRace } from '../helpers/lock-race.js'
 
-const usage = 'usage: npm run soak -- [--cycles N] [--seed S] [--keep]'
+const usage = 'usage: npm run soak -- [--cycles N] [--race-rounds R] [--seed S] [--keep]'
+
+/** The race stops starting rounds after this long, however many were asked for. */
+const RACE_TIME_LIMIT_MS = 30 * 60_000
 
 function positiveInteger (text: string | undefined, fallback: number, name: string): number {
   if (text === undefined) return fallback
@@ -22,6 +29,7 @@ function positiveInteger (text: string | undefined, fallback: number, name: stri
 const { values } = parseArgs({
   options: {
     cycles: { type: 'string' },
+    'race-rounds': { type: 'string' },
     seed: { type: 'string' },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
@@ -32,12 +40,22 @@ if (values.help === true) {
   process.exit(0)
 }
 const cycles = positiveInteger(values.cycles, 200, 'cycles')
+const raceRounds = positiveInteger(values['race-rounds'], 100, 'race-rounds')
 const seed = positiveInteger(values.seed, Math.floor(Math.random() * 2 ** 31) + 1, 'seed')
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-soak-'))
-const started = Date.now()
-process.stdout.write(`kill -9 soak: ${cycles} cycles, seed ${seed}, data in ${dataDir}\n`)
+/** Runs `soak` on a fresh data directory, kept or removed afterwards; resolves with whether it passed. */
+async function inDataDir (soak: (dataDir: string) => Promise<boolean>): Promise<boolean> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-soak-'))
+  try {
+    return await soak(dataDir)
+  } finally {
+    if (values.keep === true) process.stdout.write(`kept ${dataDir}\n`)
+    else fs.rmSync(dataDir, { recursive: true, force: true })
+  }
+}
 
-try {
+async function kill9Soak (dataDir: string): Promise<boolean> {
+  const started = Date.now()
+  process.stdout.write(`kill -9 soak: ${cycles} cycles, seed ${seed}, data in ${dataDir}\n`)
   const totals = await runKill9({
     dataDir,
     cycles,
@@ -67,8 +85,50 @@ try {
     ok ? 'PASS' : 'FAIL',
     ''
   ].join('\n'))
-  process.exitCode = ok ? 0 : 1
-} finally {
-  if (values.keep === true) process.stdout.write(`kept ${dataDir}\n`)
-  else fs.rmSync(dataDir, { recursive: true, force: true })
+  return ok
 }
+
+async function lockRace (dataDir: string): Promise<boolean> {
+  const started = Date.now()
+  const noNamespaces = pidNamespacesUnavailable()
+  process.stdout.write(`lock race: ${raceRounds} rounds of two instances at once, ${noNamespaces === undefined ? 'some in PID namespaces of their own' : `all in one PID namespace (${noNamespaces})`}, seed ${seed}, data in ${dataDir}\n`)
+  const totals = await runLockRace({
+    dataDir,
+    rounds: raceRounds,
+    contenders: 2,
+    namespaces: noNamespaces === undefined,
+    entriesPerRound: 10,
+    seed,
+    deadline: started + RACE_TIME_LIMIT_MS,
+    onRound (round, t) {
+      if (round % 10 === 0 || round === raceRounds) {
+        const seconds = Math.round((Date.now() - started) / 1000)
+        process.stdout.write(`  round ${round}/${raceRounds} (${seconds} s): ${t.acknowledgedEntries} entries acknowledged, two serving ${t.multipleWinners}, none serving ${t.noWinner}, lost ${t.lost}, replaced ${t.replaced}\n`)
+      }
+    }
+  })
+  const ok = totals.multipleWinners === 0 && totals.noWinner === 0 && totals.lost === 0 && totals.replaced === 0 &&
+    totals.unexpected === 0 && totals.problems.length === 0
+  process.stdout.write([
+    '',
+    `rounds                          ${totals.rounds}${totals.rounds === raceRounds ? '' : totals.problems.length > 0 ? ' (stopped at the first round with a problem)' : ` (stopped at the time limit of ${RACE_TIME_LIMIT_MS / 60_000} min)`}`,
+    `instances started               ${totals.starts}`,
+    `rounds with two serving         ${totals.multipleWinners}`,
+    `rounds with none serving        ${totals.noWinner}`,
+    `refused with WAL_LOCKED         ${totals.refusedLocked}`,
+    `acknowledged entries            ${totals.acknowledgedEntries}`,
+    `acknowledged entries checked    ${totals.entryChecks} (every entry again at every start)`,
+    `lost                            ${totals.lost}`,
+    `replaced                        ${totals.replaced}`,
+    `unexpected                      ${totals.unexpected}`,
+    `time                            ${Math.round((Date.now() - started) / 1000)} s`,
+    ...totals.problems.map(p => `problem: ${p}`),
+    ok ? 'PASS' : 'FAIL',
+    ''
+  ].join('\n'))
+  return ok
+}
+
+const kill9Passed = await inDataDir(kill9Soak)
+const racePassed = await inDataDir(lockRace)
+process.exitCode = kill9Passed && racePassed ? 0 : 1

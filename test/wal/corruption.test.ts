@@ -29,9 +29,9 @@ function inFile (records: RawRecord[], file: string): RawRecord[] {
   return records.filter(r => r.file === file)
 }
 
-/** Every file of a directory and its bytes. */
+/** Every file of a directory and its bytes; LOCK aside, which names whichever open took the lock last. */
 function snapshot (dir: string): Map<string, Buffer> {
-  return new Map(fs.readdirSync(dir).map(name => [name, fs.readFileSync(path.join(dir, name))]))
+  return new Map(fs.readdirSync(dir).filter(name => name !== 'LOCK').map(name => [name, fs.readFileSync(path.join(dir, name))]))
 }
 
 /** Opening refuses with exactly this file and offset, and changes nothing on disk. */
