@@ -73,7 +73,8 @@ t.test('the service starts on a nearly full disk, cutting a torn tail it has no 
   await writeLog({ dir: dataDir }, written)
   const segment = path.join(dataDir, segmentFiles(dataDir)[0])
   const whole = fs.statSync(segment).size
-  fs.appendFileSync(segment, Buffer.from(fc.sample(fc.integer({ min: 1, max: 255 }), { numRuns: 3000, seed: 4 })))
+  // Three pages: more than the page that taking the lock frees when it rewrites LOCK.
+  fs.appendFileSync(segment, Buffer.from(fc.sample(fc.integer({ min: 1, max: 255 }), { numRuns: 3 * 4096, seed: 4 })))
   fillDisk(disk)
   const child = await startChild({ dataDir, env: { VECWAL_MIN_FREE_BYTES: '0' } })
   t.teardown(async () => { await child.stop() })

@@ -4,6 +4,7 @@
 // service once answered wrongly have regression properties of their own in the test.
 import fc from 'fast-check'
 import { Packr } from 'msgpackr'
+import { decodeMsgpackBody } from '../../src/http/msgpack-body.js'
 
 export const MAX_SAFE = Number.MAX_SAFE_INTEGER
 
@@ -327,13 +328,11 @@ export function oversizedRequests (ground: Ground): fc.Arbitrary<FuzzRequest> {
 
 // ---- msgpack ----
 
-const unpackr = new Packr({ mapsAsObjects: true })
-
 /** True when the bytes decode, as the service decodes them, to something other than a plain object. */
 function decodesToNonObject (bytes: Uint8Array): boolean {
   let value: unknown
   try {
-    value = unpackr.unpack(bytes)
+    value = decodeMsgpackBody(Buffer.from(bytes))
   } catch {
     return false
   }
@@ -370,7 +369,7 @@ export function junkMsgpackRequests (ground: Ground): fc.Arbitrary<FuzzRequest> 
 function isValidEntryBody (request: FuzzRequest): boolean {
   let value: unknown
   try {
-    value = unpackr.unpack(request.payload as Buffer)
+    value = decodeMsgpackBody(request.payload as Buffer)
   } catch {
     return false
   }
@@ -383,7 +382,12 @@ function isValidEntryBody (request: FuzzRequest): boolean {
     if (typeof entry.id !== 'string' || length(entry.id) === 0 || length(entry.id) > 256) return false
     if (entry.op === 'delete') return keys.every(k => k === 'op' || k === 'id')
     if (entry.op !== 'insert' && entry.op !== 'update') return false
-    const vector = entry.vector instanceof Float32Array ? Array.from(entry.vector) : entry.vector
+    // A bin vector holds little-endian float32 values, 4 bytes each.
+    const vector = entry.vector instanceof Float32Array
+      ? Array.from(entry.vector)
+      : entry.vector instanceof Uint8Array
+        ? (entry.vector.length % 4 === 0 ? Array.from(new Float32Array(Uint8Array.from(entry.vector).buffer)) : undefined)
+        : entry.vector
     if (!Array.isArray(vector) || vector.length === 0 || !vector.every(v => typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= FLOAT32_MAX)) return false
     if (entry.metadata !== undefined && (typeof entry.metadata !== 'object' || entry.metadata === null || Array.isArray(entry.metadata) ||
       Object.keys(entry.metadata).length > 64 ||

@@ -125,11 +125,32 @@ export function gatedIO (): { io: FileIO, hold: () => void, release: () => void 
   }
 }
 
-/** A deterministic entry: inserts, updates and deletes in turn, with values that are not exact float32s. */
+/**
+ * Finite float32 values with random bits, seeded: subnormals, huge and tiny values, and bytes that
+ * look like msgpack heads all occur, as in real embeddings' bytes they can.
+ */
+function randomFloat32s (seed: number, count: number): number[] {
+  let state = (seed * 0x9e3779b1 + 0x6d2b79f5) >>> 0
+  const bits = new Uint32Array(1)
+  const value = new Float32Array(bits.buffer)
+  const out: number[] = []
+  while (out.length < count) {
+    // mulberry32
+    state = (state + 0x6d2b79f5) >>> 0
+    let x = state
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    bits[0] = (x ^ (x >>> 14)) >>> 0
+    if (Number.isFinite(value[0])) out.push(value[0])
+  }
+  return out
+}
+
+/** A deterministic entry: inserts, updates and deletes in turn, vectors of random float32 bits seeded by `i`. */
 export function sampleEntry (i: number, dims = 4): Record<string, unknown> {
   const id = `e${i}`
   if (i % 5 === 4) return { op: 'delete', id }
-  const vector = Array.from({ length: dims }, (_, d) => (i + 1) * 0.1 + d / 3)
+  const vector = randomFloat32s(i, dims)
   const op = i % 3 === 2 ? 'update' : 'insert'
   return i % 2 === 0 ? { op, id, vector, metadata: { n: String(i), tag: `t${i % 4}` } } : { op, id, vector }
 }
