@@ -24,6 +24,7 @@ interface EngineErrorMapping {
 export const ENGINE_ERRORS: Readonly<Record<string, EngineErrorMapping>> = {
   WAL_QUEUE_FULL: { statusCode: 503, retryAfter: 1 },
   WAL_TX_MEMORY_FULL: { statusCode: 503, retryAfter: 1 },
+  WAL_SEGMENT_UNAVAILABLE: { statusCode: 503, retryAfter: 1 },
   WAL_FAILED: { statusCode: 503 },
   WAL_CLOSED: { statusCode: 503 },
   WAL_CORRUPT: { statusCode: 500 },
