@@ -29,7 +29,8 @@ export const ConfigSchema = Type.Object({
   VECWAL_PROTECT_METRICS: Type.Boolean({ default: false, description: 'with tokens, /metrics needs the read scope too' }),
   VECWAL_TLS_CERT: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate file; with VECWAL_TLS_KEY serves HTTPS' })),
   VECWAL_TLS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file' })),
-  VECWAL_GROUP_COMMIT: Type.Boolean({ default: true, description: 'false gives every write its own fsync: a benchmark reference, never for production' })
+  VECWAL_GROUP_COMMIT: Type.Boolean({ default: true, description: 'false gives every write its own fsync: a benchmark reference, never for production' }),
+  VECWAL_MAX_STREAMS: Type.Integer({ default: 16, minimum: 1, description: 'recovery streams open at once; past it 503 with Retry-After' })
 })
 
 type Env = Static<typeof ConfigSchema>
@@ -52,6 +53,7 @@ export interface Config {
   protectMetrics: boolean
   tls?: { cert: Buffer, key: Buffer }
   groupCommit: boolean
+  maxStreams: number
 }
 
 export class ConfigError extends Error {}
@@ -109,7 +111,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     tokens,
     protectMetrics: vars.VECWAL_PROTECT_METRICS,
     tls,
-    groupCommit: vars.VECWAL_GROUP_COMMIT
+    groupCommit: vars.VECWAL_GROUP_COMMIT,
+    maxStreams: vars.VECWAL_MAX_STREAMS
   }
 }
 

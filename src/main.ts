@@ -48,6 +48,7 @@ export async function startService (config: Config, logger: Logger = createLogge
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,
       idleTimeoutMs: config.idleTimeoutMs,
+      maxStreams: config.maxStreams,
       dimensions: config.dimensions,
       tokens: config.tokens,
       protectMetrics: config.protectMetrics,

@@ -10,7 +10,7 @@ import type { Logger } from 'pino'
 import type { WriteAheadLog } from '../wal/log.js'
 import { TokenChecker, type RouteAccess, type TokenGrant } from './auth.js'
 import {
-  BodyTooLargeError, ENGINE_ERRORS, errorBody, InternalError, InvalidRequestError, MalformedBodyError,
+  BodyTooLargeError, ENGINE_ERRORS, errorBody, HTTP_RETRY_AFTER, InternalError, InvalidRequestError, MalformedBodyError,
   rawErrorResponse, RouteNotFoundError, ShuttingDownError, UnsupportedMediaTypeError
 } from './errors.js'
 import { registerJsonParser } from './json.js'
@@ -40,6 +40,8 @@ export interface AppOptions {
   bodyLimitBytes: number
   /** A connection idle this long is closed (0: never). */
   idleTimeoutMs?: number
+  /** Recovery streams open at once (unset: no cap). */
+  maxStreams?: number
   dimensions?: number
   tokens?: readonly TokenGrant[]
   protectMetrics?: boolean
@@ -108,7 +110,7 @@ function toClientError (err: FastifyError, bodyLimitBytes: number, contentType: 
       else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) known = new InvalidRequestError(err.message)
       else known = new InternalError()
   }
-  return { statusCode: known.statusCode ?? 500, code: known.code, message: known.message }
+  return { statusCode: known.statusCode ?? 500, code: known.code, message: known.message, retryAfter: HTTP_RETRY_AFTER[known.code] }
 }
 
 export async function buildApp (options: AppOptions): Promise<App> {
@@ -187,7 +189,7 @@ export async function buildApp (options: AppOptions): Promise<App> {
   await app.register(writeRoutes, { log, schemas })
   await app.register(transactionRoutes, { log, schemas })
   await app.register(checkpointRoutes, { log, schemas })
-  await app.register(recoveryRoutes, { log, schemas })
+  await app.register(recoveryRoutes, { log, schemas, maxStreams: options.maxStreams ?? Number.POSITIVE_INFINITY })
   await app.register(operationsRoutes, { log, metrics })
   return app
 }
