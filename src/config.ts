@@ -17,7 +17,7 @@ export const ConfigSchema = Type.Object({
   VECWAL_RETAIN_SEGMENTS: Type.Integer({ default: 0, minimum: 0, description: 'sealed segments kept after a checkpoint covers them' }),
   VECWAL_QUEUE_LIMIT_BYTES: Type.Integer({ default: 64 * MiB, minimum: 4096, description: 'write queue limit; past it writes get 503 with Retry-After' }),
   VECWAL_BODY_LIMIT_BYTES: Type.Integer({ default: 16 * MiB, minimum: 1024, description: 'largest request body; past it 413' }),
-  VECWAL_IDLE_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 100, description: 'a connection that sends nothing and takes nothing this long is closed: a stalled upload, a recovery reader that stopped reading' }),
+  VECWAL_IDLE_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 100, description: 'a connection that sends nothing and takes nothing this long is closed: a stalled upload, a recovery reader that stopped reading, a kept-alive connection between requests (at least 1 s there)' }),
   VECWAL_DIMENSIONS: Type.Optional(Type.Integer({ minimum: 1, maximum: ENTRY_LIMITS.vectorMaxLength, description: 'when set, every vector must have exactly this many values' })),
   VECWAL_LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
   VECWAL_REPAIR: Type.Boolean({ default: false, description: 'open past corruption: keep the valid prefix, set the rest aside in .broken files' }),
@@ -30,7 +30,8 @@ export const ConfigSchema = Type.Object({
   VECWAL_TLS_CERT: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate file; with VECWAL_TLS_KEY serves HTTPS' })),
   VECWAL_TLS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file' })),
   VECWAL_GROUP_COMMIT: Type.Boolean({ default: true, description: 'false gives every write its own fsync: a benchmark reference, never for production' }),
-  VECWAL_MAX_STREAMS: Type.Integer({ default: 16, minimum: 1, description: 'recovery streams open at once; past it 503 with Retry-After' })
+  VECWAL_MAX_STREAMS: Type.Integer({ default: 16, minimum: 1, description: 'recovery streams open at once; past it 503 with Retry-After' }),
+  VECWAL_REQUEST_TIMEOUT_MS: Type.Integer({ default: 120_000, minimum: 100, description: 'a request (headers and body) not received whole this long after it began gets 408 and its connection is closed; responses are not limited' })
 })
 
 type Env = Static<typeof ConfigSchema>
@@ -54,6 +55,7 @@ export interface Config {
   tls?: { cert: Buffer, key: Buffer }
   groupCommit: boolean
   maxStreams: number
+  requestTimeoutMs: number
 }
 
 export class ConfigError extends Error {}
@@ -112,7 +114,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     protectMetrics: vars.VECWAL_PROTECT_METRICS,
     tls,
     groupCommit: vars.VECWAL_GROUP_COMMIT,
-    maxStreams: vars.VECWAL_MAX_STREAMS
+    maxStreams: vars.VECWAL_MAX_STREAMS,
+    requestTimeoutMs: vars.VECWAL_REQUEST_TIMEOUT_MS
   }
 }
 

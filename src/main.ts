@@ -49,6 +49,7 @@ export async function startService (config: Config, logger: Logger = createLogge
       bodyLimitBytes: config.bodyLimitBytes,
       idleTimeoutMs: config.idleTimeoutMs,
       maxStreams: config.maxStreams,
+      requestTimeoutMs: config.requestTimeoutMs,
       dimensions: config.dimensions,
       tokens: config.tokens,
       protectMetrics: config.protectMetrics,
