@@ -8,6 +8,25 @@ import { ENTRY_LIMITS } from './entry.js'
 
 const MiB = 1024 * 1024
 
+/**
+ * Descriptors kept back from connections, besides one per recovery stream (its segment file): the
+ * active segment, the next one while rotating, the directory for its fsync, the LOCK, Node's own
+ * (stdio, event loop, thread pool, signals) and one for an accept the cap then refuses.
+ */
+const DESCRIPTOR_HEADROOM = 64
+
+/** Where /proc is missing, the usual soft limit of open files. */
+const ASSUMED_OPEN_FILE_LIMIT = 1024
+
+/** The soft limit of open files of this process (`ulimit -n`), from /proc/self/limits. */
+export function openFileLimit (): number {
+  try {
+    const match = /^Max open files\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'))
+    if (match !== null) return Number(match[1])
+  } catch {}
+  return ASSUMED_OPEN_FILE_LIMIT
+}
+
 export const ConfigSchema = Type.Object({
   VECWAL_HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address to listen on' }),
   VECWAL_PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'port to listen on (0: any free port)' }),
@@ -31,6 +50,7 @@ export const ConfigSchema = Type.Object({
   VECWAL_TLS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file' })),
   VECWAL_GROUP_COMMIT: Type.Boolean({ default: true, description: 'false gives every write its own fsync: a benchmark reference, never for production' }),
   VECWAL_MAX_STREAMS: Type.Integer({ default: 16, minimum: 1, description: 'recovery streams open at once; past it 503 with Retry-After' }),
+  VECWAL_MAX_CONNECTIONS: Type.Optional(Type.Integer({ minimum: 1, description: `connections open at once; past it a new one is closed at once (default: the soft limit of open files less VECWAL_MAX_STREAMS and ${DESCRIPTOR_HEADROOM}, kept for segment files and the runtime)` })),
   VECWAL_REQUEST_TIMEOUT_MS: Type.Integer({ default: 120_000, minimum: 100, description: 'a request (headers and body) not received whole this long after it began gets 408 and its connection is closed; responses are not limited' })
 })
 
@@ -55,6 +75,7 @@ export interface Config {
   tls?: { cert: Buffer, key: Buffer }
   groupCommit: boolean
   maxStreams: number
+  maxConnections: number
   requestTimeoutMs: number
 }
 
@@ -65,7 +86,7 @@ export function unknownVariables (env: NodeJS.ProcessEnv): string[] {
   return Object.keys(env).filter(k => k.startsWith('VECWAL_') && !(k in ConfigSchema.properties))
 }
 
-export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig (env: NodeJS.ProcessEnv = process.env, openFiles: number = openFileLimit()): Config {
   let vars: Env
   try {
     vars = envSchema<Env>({ schema: ConfigSchema, data: env, dotenv: false })
@@ -87,6 +108,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     } catch (err) {
       throw new ConfigError(`bad configuration: VECWAL_TOKENS_FILE: ${(err as Error).message}`)
     }
+  }
+  const maxConnections = vars.VECWAL_MAX_CONNECTIONS ?? openFiles - vars.VECWAL_MAX_STREAMS - DESCRIPTOR_HEADROOM
+  if (maxConnections < 1) {
+    throw new ConfigError(`bad configuration: VECWAL_MAX_CONNECTIONS: the open files limit of ${openFiles} leaves no descriptor for connections ` +
+      `once VECWAL_MAX_STREAMS (${vars.VECWAL_MAX_STREAMS}) and ${DESCRIPTOR_HEADROOM} for files and the runtime are kept back; raise it (ulimit -n)`)
   }
   let tls: Config['tls']
   if (vars.VECWAL_TLS_CERT !== undefined && vars.VECWAL_TLS_KEY !== undefined) {
@@ -115,6 +141,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     tls,
     groupCommit: vars.VECWAL_GROUP_COMMIT,
     maxStreams: vars.VECWAL_MAX_STREAMS,
+    maxConnections,
     requestTimeoutMs: vars.VECWAL_REQUEST_TIMEOUT_MS
   }
 }

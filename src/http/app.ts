@@ -43,6 +43,8 @@ export interface AppOptions {
   idleTimeoutMs?: number
   /** A request must have arrived whole, headers and body, within this long (0: no deadline). */
   requestTimeoutMs?: number
+  /** Connections open at once; past it Node closes a new one as soon as it is accepted (unset: no cap). */
+  maxConnections?: number
   /** Recovery streams open at once (unset: no cap). */
   maxStreams?: number
   dimensions?: number
@@ -164,6 +166,10 @@ export async function buildApp (options: AppOptions): Promise<App> {
     ? Fastify({ ...serverOptions, http: nodeServerOptions } as FastifyHttpOptions<HttpServer>)
     : Fastify({ ...serverOptions, https: { ...nodeServerOptions, ...options.https } } as FastifyHttpsOptions<Server>)
   ).withTypeProvider<TypeBoxTypeProvider>() as unknown as App
+
+  // A connection past the cap is closed at once, rather than take a descriptor the log needs for
+  // its next segment.
+  if (options.maxConnections !== undefined) app.server.maxConnections = options.maxConnections
 
   app.setValidatorCompiler(({ schema, httpPart }) => httpPart === 'querystring' ? compileTextValidator(schema as TextSchema) : ajv.compile(schema))
   app.removeContentTypeParser('text/plain')

@@ -29,6 +29,8 @@ export interface RunOptions {
   /** More VECWAL_* variables (the port, data dir and log level are set already). */
   env?: Record<string, string>
   args?: string[]
+  /** The child's limit of open files (soft and hard), set with prlimit(1). */
+  openFiles?: number
 }
 
 /** A child started with `vecwal serve` (or other arguments), whether or not it became ready. */
@@ -51,7 +53,10 @@ export class ChildService {
   }
 
   static spawn (options: RunOptions, port: number): ChildService {
-    const child = spawn(process.execPath, [CLI, ...(options.args ?? ['serve'])], {
+    const command = [process.execPath, CLI, ...(options.args ?? ['serve'])]
+    // prlimit sets the limit and then becomes the service (exec): the pid is the service's.
+    if (options.openFiles !== undefined) command.unshift('prlimit', `--nofile=${options.openFiles}:${options.openFiles}`, '--')
+    const child = spawn(command[0], command.slice(1), {
       env: {
         PATH: process.env.PATH,
         VECWAL_HOST: '127.0.0.1',
