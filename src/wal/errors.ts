@@ -41,7 +41,8 @@ export class SegmentUnavailableError extends WalError {
   readonly firstSeq: number
   readonly durableRecords: number
   constructor (cause: unknown, firstSeq: number, durableRecords: number) {
-    super('WAL_SEGMENT_UNAVAILABLE', `a new segment could not be created (${(cause as Error).message}); nothing was written, retry shortly`, { cause })
+    // The errno code only: the message of a failed open names the data directory's path.
+    super('WAL_SEGMENT_UNAVAILABLE', `a new segment could not be created (${(cause as NodeJS.ErrnoException).code ?? 'error'}); nothing was written, retry shortly`, { cause })
     this.firstSeq = firstSeq
     this.durableRecords = durableRecords
   }

@@ -247,6 +247,7 @@ for (const code of ['EMFILE', 'ENOSPC']) {
     t.equal(refused?.status, 503, 'the batch that needed a new segment gets 503')
     t.ok(refused !== undefined && isErrorBody(refused.body, 503, 'WAL_SEGMENT_UNAVAILABLE'), 'with code WAL_SEGMENT_UNAVAILABLE')
     t.equal(refused?.headers.get('retry-after'), '1', 'and Retry-After: 1')
+    t.match(refused?.body.message, code, 'naming the errno')
     t.equal(io.injected, 1, 'one fault was injected')
     t.equal((await get(service, '/health/ready')).status, 200, 'the log is still ready')
     // Larger than the refused batch, so that it needs the new segment too.
