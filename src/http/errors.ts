@@ -12,7 +12,7 @@ export const RouteNotFoundError = createError('HTTP_NOT_FOUND', 'no route %s %s'
 export const UnauthorizedError = createError('HTTP_UNAUTHORIZED', 'a valid bearer token is required', 401)
 export const ForbiddenError = createError('HTTP_FORBIDDEN', 'the token lacks the %s scope', 403)
 export const ShuttingDownError = createError('HTTP_SHUTTING_DOWN', 'the service is shutting down', 503)
-export const TooManyStreamsError = createError('HTTP_TOO_MANY_STREAMS', 'the limit of %s recovery streams are open; retry shortly', 503)
+export const TooManyStreamsError = createError('HTTP_TOO_MANY_STREAMS', 'the limit of %s open recovery streams is reached; retry shortly', 503)
 export const InternalError = createError('HTTP_INTERNAL', 'internal error', 500)
 
 /** Seconds a client should wait before retrying, sent as Retry-After, for the HTTP layer's own refusals. */
