@@ -50,7 +50,8 @@ async function drained (res: ServerResponse): Promise<void> {
  * make and write one chunk, after the loop has taken in what I/O is ready (requests, fsyncs done).
  * A socket with room in its kernel buffer takes a write at once, so without this a stream would
  * transcode a whole read buffer in one go, and a few streams would keep the writes' requests and
- * fsyncs waiting for seconds. However many streams are open, a write waits for one chunk a turn.
+ * fsyncs waiting for seconds. (A chunk whose making needs a read from disk is finished when the read
+ * completes, outside the turns: one chunk in sixteen.)
  */
 class StreamTurns {
   private readonly waiting: Array<() => void> = []
