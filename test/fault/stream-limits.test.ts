@@ -1,7 +1,7 @@
 // Recovery streams against the real service as a child process. (1) Past VECWAL_MAX_STREAMS a
 // stream is refused with 503 HTTP_TOO_MANY_STREAMS and Retry-After, and opens again once one ends.
 // (2) With the cap's worth of readers streaming (each taking 64 KiB, then pausing), writes are not
-// starved: their p99 stays within a generous multiple of the idle p99. Not a speed target: before
+// starved: their p99 stays under ten times the idle p99 or 750 ms. Not a speed target: before
 // streams gave way between chunks it was seconds.
 import fs from 'node:fs'
 import net from 'node:net'
@@ -132,7 +132,7 @@ t.test('past VECWAL_MAX_STREAMS a stream gets 503 HTTP_TOO_MANY_STREAMS with Ret
   t.equal(reopened, 200, 'once a stream has ended, another opens')
 })
 
-t.test('with the cap\'s worth of slow readers streaming, write p99 stays within a few times its idle value', async t => {
+t.test('with the cap\'s worth of slow readers streaming, write p99 stays under ten times its idle value or 750 ms, not seconds', async t => {
   const child = await startChild({ dataDir: tempDir(t), env: { VECWAL_MAX_STREAMS: String(MAX_STREAMS), VECWAL_DURABILITY: 'none' } })
   t.teardown(async () => { await child.kill9() })
   await fill(child, 40)
