@@ -8,6 +8,25 @@ import { ENTRY_LIMITS } from './entry.js'
 
 const MiB = 1024 * 1024
 
+/**
+ * Descriptors kept back from connections, besides one per recovery stream (its segment file): the
+ * active segment, the next one while rotating, the directory for its fsync, the LOCK, Node's own
+ * (stdio, event loop, thread pool, signals) and one for an accept the cap then refuses.
+ */
+const DESCRIPTOR_HEADROOM = 64
+
+/** Where /proc is missing, the usual soft limit of open files. */
+const ASSUMED_OPEN_FILE_LIMIT = 1024
+
+/** The soft limit of open files of this process (`ulimit -n`), from /proc/self/limits. */
+export function openFileLimit (): number {
+  try {
+    const match = /^Max open files\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'))
+    if (match !== null) return Number(match[1])
+  } catch {}
+  return ASSUMED_OPEN_FILE_LIMIT
+}
+
 export const ConfigSchema = Type.Object({
   VECWAL_HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address to listen on' }),
   VECWAL_PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'port to listen on (0: any free port)' }),
@@ -18,7 +37,7 @@ export const ConfigSchema = Type.Object({
   VECWAL_QUEUE_LIMIT_BYTES: Type.Integer({ default: 64 * MiB, minimum: 4096, description: 'write queue limit; past it writes get 503 with Retry-After' }),
   VECWAL_MIN_FREE_BYTES: Type.Integer({ default: 64 * MiB, minimum: 0, description: 'below this many free bytes on the data directory\'s file system, writes get 507 WAL_DISK_FULL while checkpoints still pass (0: never)' }),
   VECWAL_BODY_LIMIT_BYTES: Type.Integer({ default: 16 * MiB, minimum: 1024, description: 'largest request body; past it 413' }),
-  VECWAL_IDLE_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 100, description: 'a connection that sends nothing and takes nothing this long is closed: a stalled upload, a recovery reader that stopped reading' }),
+  VECWAL_IDLE_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 100, description: 'a connection that sends nothing and takes nothing this long is closed: a stalled upload, a recovery reader that stopped reading, a kept-alive connection between requests (at least 1 s there)' }),
   VECWAL_DIMENSIONS: Type.Optional(Type.Integer({ minimum: 1, maximum: ENTRY_LIMITS.vectorMaxLength, description: 'when set, every vector must have exactly this many values' })),
   VECWAL_LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
   VECWAL_REPAIR: Type.Boolean({ default: false, description: 'open past corruption: keep the valid prefix, set the rest aside in .broken files' }),
@@ -30,7 +49,10 @@ export const ConfigSchema = Type.Object({
   VECWAL_PROTECT_METRICS: Type.Boolean({ default: false, description: 'with tokens, /metrics needs the read scope too' }),
   VECWAL_TLS_CERT: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate file; with VECWAL_TLS_KEY serves HTTPS' })),
   VECWAL_TLS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file' })),
-  VECWAL_GROUP_COMMIT: Type.Boolean({ default: true, description: 'false gives every write its own fsync: a benchmark reference, never for production' })
+  VECWAL_GROUP_COMMIT: Type.Boolean({ default: true, description: 'false gives every write its own fsync: a benchmark reference, never for production' }),
+  VECWAL_MAX_STREAMS: Type.Integer({ default: 16, minimum: 1, description: 'recovery streams open at once; past it 503 with Retry-After' }),
+  VECWAL_MAX_CONNECTIONS: Type.Optional(Type.Integer({ minimum: 1, description: `connections open at once; past it a new one is closed at once (default: the soft limit of open files less VECWAL_MAX_STREAMS and ${DESCRIPTOR_HEADROOM}, kept for segment files and the runtime)` })),
+  VECWAL_REQUEST_TIMEOUT_MS: Type.Integer({ default: 120_000, minimum: 100, description: 'a request (headers and body) not received whole this long after it began gets 408 and its connection is closed; responses are not limited' })
 })
 
 type Env = Static<typeof ConfigSchema>
@@ -54,6 +76,9 @@ export interface Config {
   protectMetrics: boolean
   tls?: { cert: Buffer, key: Buffer }
   groupCommit: boolean
+  maxStreams: number
+  maxConnections: number
+  requestTimeoutMs: number
 }
 
 export class ConfigError extends Error {}
@@ -63,7 +88,7 @@ export function unknownVariables (env: NodeJS.ProcessEnv): string[] {
   return Object.keys(env).filter(k => k.startsWith('VECWAL_') && !(k in ConfigSchema.properties))
 }
 
-export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig (env: NodeJS.ProcessEnv = process.env, openFiles: number = openFileLimit()): Config {
   let vars: Env
   try {
     vars = envSchema<Env>({ schema: ConfigSchema, data: env, dotenv: false })
@@ -85,6 +110,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     } catch (err) {
       throw new ConfigError(`bad configuration: VECWAL_TOKENS_FILE: ${(err as Error).message}`)
     }
+  }
+  const maxConnections = vars.VECWAL_MAX_CONNECTIONS ?? openFiles - vars.VECWAL_MAX_STREAMS - DESCRIPTOR_HEADROOM
+  if (maxConnections < 1) {
+    throw new ConfigError(`bad configuration: VECWAL_MAX_CONNECTIONS: the open files limit of ${openFiles} leaves no descriptor for connections ` +
+      `once VECWAL_MAX_STREAMS (${vars.VECWAL_MAX_STREAMS}) and ${DESCRIPTOR_HEADROOM} for files and the runtime are kept back; raise it (ulimit -n)`)
   }
   let tls: Config['tls']
   if (vars.VECWAL_TLS_CERT !== undefined && vars.VECWAL_TLS_KEY !== undefined) {
@@ -112,7 +142,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     tokens,
     protectMetrics: vars.VECWAL_PROTECT_METRICS,
     tls,
-    groupCommit: vars.VECWAL_GROUP_COMMIT
+    groupCommit: vars.VECWAL_GROUP_COMMIT,
+    maxStreams: vars.VECWAL_MAX_STREAMS,
+    maxConnections,
+    requestTimeoutMs: vars.VECWAL_REQUEST_TIMEOUT_MS
   }
 }
 

@@ -49,6 +49,9 @@ export async function startService (config: Config, logger: Logger = createLogge
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,
       idleTimeoutMs: config.idleTimeoutMs,
+      maxStreams: config.maxStreams,
+      maxConnections: config.maxConnections,
+      requestTimeoutMs: config.requestTimeoutMs,
       dimensions: config.dimensions,
       tokens: config.tokens,
       protectMetrics: config.protectMetrics,
@@ -67,7 +70,7 @@ export async function startService (config: Config, logger: Logger = createLogge
   const port = typeof address === 'object' && address !== null ? address.port : config.port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   const url = `${config.tls === undefined ? 'http' : 'https'}://${host}:${port}`
-  logger.info({ url, dataDir: config.dataDir, durability: config.durability }, 'vecwal is serving')
+  logger.info({ url, dataDir: config.dataDir, durability: config.durability, maxConnections: config.maxConnections, maxStreams: config.maxStreams }, 'vecwal is serving')
   return {
     app,
     log: opened,

@@ -2,15 +2,16 @@
 // and the route plugins. It is handed a log; it never touches a file.
 import { Ajv, type ErrorObject } from 'ajv'
 import Fastify, {
-  LogController, type FastifyError, type FastifyHttpsOptions, type FastifyInstance, type FastifyReply, type FastifyServerOptions
+  LogController, type FastifyError, type FastifyHttpOptions, type FastifyHttpsOptions, type FastifyInstance, type FastifyReply, type FastifyServerOptions
 } from 'fastify'
+import type { Server as HttpServer } from 'node:http'
 import type { Server } from 'node:https'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
 import type { WriteAheadLog } from '../wal/log.js'
 import { TokenChecker, type RouteAccess, type TokenGrant } from './auth.js'
 import {
-  BodyTooLargeError, ENGINE_ERRORS, errorBody, InternalError, InvalidRequestError, MalformedBodyError,
+  BodyTooLargeError, ENGINE_ERRORS, errorBody, HTTP_RETRY_AFTER, InternalError, InvalidRequestError, MalformedBodyError,
   rawErrorResponse, RouteNotFoundError, ShuttingDownError, UnsupportedMediaTypeError
 } from './errors.js'
 import { registerJsonParser } from './json.js'
@@ -38,8 +39,14 @@ export interface AppOptions {
   logger: Logger
   metrics: Metrics
   bodyLimitBytes: number
-  /** A connection idle this long is closed (0: never). */
+  /** A connection idle this long is closed, between requests too (0: never). */
   idleTimeoutMs?: number
+  /** A request must have arrived whole, headers and body, within this long (0: no deadline). */
+  requestTimeoutMs?: number
+  /** Connections open at once; past it Node closes a new one as soon as it is accepted (unset: no cap). */
+  maxConnections?: number
+  /** Recovery streams open at once (unset: no cap). */
+  maxStreams?: number
   dimensions?: number
   tokens?: readonly TokenGrant[]
   protectMetrics?: boolean
@@ -51,6 +58,9 @@ export type App = FastifyInstance
 // Requests are checked exactly as sent: no coercion, no defaults, no stripping of unknown fields
 // (Fastify's defaults do all three).
 const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, discriminator: true, strictNumbers: true })
+
+/** How long after its keepAliveTimeout Node's HTTP server closes an idle kept-alive connection. */
+const NODE_KEEP_ALIVE_GRACE_MS = 1000
 
 const DECIMAL_INTEGER = /^-?\d{1,20}$/
 
@@ -108,11 +118,20 @@ function toClientError (err: FastifyError, bodyLimitBytes: number, contentType: 
       else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) known = new InvalidRequestError(err.message)
       else known = new InternalError()
   }
-  return { statusCode: known.statusCode ?? 500, code: known.code, message: known.message }
+  return { statusCode: known.statusCode ?? 500, code: known.code, message: known.message, retryAfter: HTTP_RETRY_AFTER[known.code] }
 }
 
 export async function buildApp (options: AppOptions): Promise<App> {
   const { log, metrics, bodyLimitBytes } = options
+  const idleTimeoutMs = options.idleTimeoutMs ?? 0
+  const requestTimeoutMs = options.requestTimeoutMs ?? 0
+  // Node checks the request deadline every connectionsCheckingInterval (30 s by default), too
+  // coarse for a deadline of seconds, and would end the headers' part at 60 s whatever the deadline.
+  const nodeServerOptions = {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: requestTimeoutMs > 0 ? Math.min(1000, requestTimeoutMs) : 30_000
+  }
   const serverOptions: FastifyServerOptions = {
     loggerInstance: options.logger,
     // No log line per request: at the default level that would cost a measurable share of
@@ -121,7 +140,15 @@ export async function buildApp (options: AppOptions): Promise<App> {
     bodyLimit: bodyLimitBytes,
     // A client that stops sending a body, or stops reading a recovery stream, would otherwise hold
     // its buffers, its open segment file and shutdown up for ever.
-    connectionTimeout: options.idleTimeoutMs ?? 0,
+    connectionTimeout: idleTimeoutMs,
+    // Between requests Node puts keepAliveTimeout in its place (Fastify's default: 72 s) and closes
+    // the connection a second after it (a grace for clients told the timeout in the Keep-Alive
+    // header), so the idle rule holds for a kept-alive connection only with a second taken off.
+    keepAliveTimeout: idleTimeoutMs > 0 ? Math.max(1, idleTimeoutMs - NODE_KEEP_ALIVE_GRACE_MS) : 0,
+    // A client that sends a byte now and then is never idle: the request as a whole has a deadline
+    // (408). It covers receiving the request only, never the response, so a long recovery stream
+    // is not cut.
+    requestTimeout: requestTimeoutMs,
     // Closing is answered by the hook below, in the same error shape as everything else.
     return503OnClosing: false,
     // A path Fastify cannot decode (`/v1/%zz`) and what Node's parser rejects get the same shape.
@@ -136,9 +163,13 @@ export async function buildApp (options: AppOptions): Promise<App> {
     schemaErrorFormatter: (errors, dataVar) => new InvalidRequestError(errors.map(e => describeValidationError(e as ErrorObject, dataVar)).join('; '))
   }
   const app = (options.https === undefined
-    ? Fastify(serverOptions)
-    : Fastify({ ...serverOptions, https: options.https } as FastifyHttpsOptions<Server>)
+    ? Fastify({ ...serverOptions, http: nodeServerOptions } as FastifyHttpOptions<HttpServer>)
+    : Fastify({ ...serverOptions, https: { ...nodeServerOptions, ...options.https } } as FastifyHttpsOptions<Server>)
   ).withTypeProvider<TypeBoxTypeProvider>() as unknown as App
+
+  // A connection past the cap is closed at once, rather than take a descriptor the log needs for
+  // its next segment.
+  if (options.maxConnections !== undefined) app.server.maxConnections = options.maxConnections
 
   app.setValidatorCompiler(({ schema, httpPart }) => httpPart === 'querystring' ? compileTextValidator(schema as TextSchema) : ajv.compile(schema))
   app.removeContentTypeParser('text/plain')
@@ -187,7 +218,7 @@ export async function buildApp (options: AppOptions): Promise<App> {
   await app.register(writeRoutes, { log, schemas })
   await app.register(transactionRoutes, { log, schemas })
   await app.register(checkpointRoutes, { log, schemas })
-  await app.register(recoveryRoutes, { log, schemas })
+  await app.register(recoveryRoutes, { log, schemas, maxStreams: options.maxStreams ?? Number.POSITIVE_INFINITY })
   await app.register(operationsRoutes, { log, metrics })
   return app
 }

@@ -12,7 +12,13 @@ export const RouteNotFoundError = createError('HTTP_NOT_FOUND', 'no route %s %s'
 export const UnauthorizedError = createError('HTTP_UNAUTHORIZED', 'a valid bearer token is required', 401)
 export const ForbiddenError = createError('HTTP_FORBIDDEN', 'the token lacks the %s scope', 403)
 export const ShuttingDownError = createError('HTTP_SHUTTING_DOWN', 'the service is shutting down', 503)
+export const TooManyStreamsError = createError('HTTP_TOO_MANY_STREAMS', 'the limit of %s open recovery streams is reached; retry shortly', 503)
 export const InternalError = createError('HTTP_INTERNAL', 'internal error', 500)
+
+/** Seconds a client should wait before retrying, sent as Retry-After, for the HTTP layer's own refusals. */
+export const HTTP_RETRY_AFTER: Readonly<Record<string, number>> = {
+  HTTP_TOO_MANY_STREAMS: 1
+}
 
 interface EngineErrorMapping {
   statusCode: number
@@ -25,6 +31,7 @@ export const ENGINE_ERRORS: Readonly<Record<string, EngineErrorMapping>> = {
   WAL_QUEUE_FULL: { statusCode: 503, retryAfter: 1 },
   WAL_TX_MEMORY_FULL: { statusCode: 503, retryAfter: 1 },
   WAL_DISK_FULL: { statusCode: 507, retryAfter: 5 },
+  WAL_SEGMENT_UNAVAILABLE: { statusCode: 503, retryAfter: 1 },
   WAL_FAILED: { statusCode: 503 },
   WAL_CLOSED: { statusCode: 503 },
   WAL_CORRUPT: { statusCode: 500 },

@@ -48,6 +48,24 @@ export class SegmentChangedError extends WalError {
   }
 }
 
+/**
+ * A new segment file could not be created (no descriptor free, no space for a directory entry):
+ * nothing was written, so nothing can have been lost, and the log stays open. The records of the
+ * batch that come before the rotation are durable already and keep their seqs; the rest are
+ * refused with this error and the creation is tried again by the next batch.
+ */
+export class SegmentUnavailableError extends WalError {
+  /** The first seq of the batch and how many of its records are durable (written before the rotation). */
+  readonly firstSeq: number
+  readonly durableRecords: number
+  constructor (cause: unknown, firstSeq: number, durableRecords: number) {
+    // The errno code only: the message of a failed open names the data directory's path.
+    super('WAL_SEGMENT_UNAVAILABLE', `a new segment could not be created (${(cause as NodeJS.ErrnoException).code ?? 'error'}); nothing was written, retry shortly`, { cause })
+    this.firstSeq = firstSeq
+    this.durableRecords = durableRecords
+  }
+}
+
 export class LogClosedError extends WalError {
   constructor () { super('WAL_CLOSED', 'the log is closed') }
 }

@@ -2,7 +2,7 @@
 // cap), writes it with one write call and one fdatasync, and only then resolves each append with
 // its seq. While one batch is being synced the next one forms, so under load an fsync is shared by
 // as many appends as arrive during it, and with no load an append waits for no timer.
-import { LogClosedError, LogFailedError, QueueFullError, RecordTooLargeError } from './errors.js'
+import { LogClosedError, LogFailedError, QueueFullError, RecordTooLargeError, SegmentUnavailableError } from './errors.js'
 import { MAX_PAYLOAD_BYTES, RECORD_HEADER_BYTES } from './format.js'
 import type { EncodedPayload } from './payload.js'
 import type { SegmentWriter } from './segment-writer.js'
@@ -80,6 +80,18 @@ export class GroupCommitQueue {
         this.options.onCommit?.(batch.length, bytes)
         for (let i = 0; i < batch.length; i++) batch[i].resolve(firstSeq + i)
       } catch (err) {
+        this.bytes -= bytes
+        if (err instanceof SegmentUnavailableError) {
+          // Nothing was written for the records past the rotation: refuse them and go on. Those
+          // before it are durable and get their seqs.
+          const durable = err.durableRecords
+          if (durable > 0) this.options.onCommit?.(durable, batch.slice(0, durable).reduce((sum, w) => sum + w.size, 0))
+          for (let i = 0; i < batch.length; i++) {
+            if (i < durable) batch[i].resolve(err.firstSeq + i)
+            else batch[i].reject(err)
+          }
+          continue
+        }
         // The kernel may have dropped the dirty pages of a failed fsync: retrying could report
         // success for bytes that are gone. Fail this batch, everything queued behind it, and
         // every append from now on, until the log is reopened from what is on disk.

@@ -2,7 +2,7 @@
 // write call, makes them durable with one fdatasync, rotates segments and deletes the ones
 // retention lets go. Everything that changes files goes through `exclusive`, one step at a time.
 import path from 'node:path'
-import { SegmentChangedError } from './errors.js'
+import { SegmentChangedError, SegmentUnavailableError } from './errors.js'
 import type { FileIO } from './file-io.js'
 import { encodeSegmentHeader, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeRecord } from './format.js'
 import type { EncodedPayload } from './payload.js'
@@ -61,7 +61,8 @@ export class SegmentWriter {
    * Writes `records` in order with consecutive seqs and returns the first seq once all of them are
    * durable (or written, with durability 'none'). Rotates first whenever the next record would take
    * a segment that already holds records past the maximum size, so a segment passes the maximum
-   * only when a single record is larger than it.
+   * only when a single record is larger than it. If the new segment's file cannot be created,
+   * throws SegmentUnavailableError saying how many records went in before: the log stays usable.
    */
   append (records: readonly EncodedPayload[], timestamp: number): Promise<number> {
     return this.exclusive(async () => {
@@ -79,7 +80,7 @@ export class SegmentWriter {
           end++
         }
         if (end === start) {
-          await this.rotate()
+          await this.rotate(firstSeq, start)
           continue
         }
         const buffer = Buffer.allocUnsafe(bytes)
@@ -107,8 +108,8 @@ export class SegmentWriter {
     })
   }
 
-  private async rotate (): Promise<void> {
-    const { info, fd } = await createSegment(this.options, this.lastSeq + 1)
+  private async rotate (firstSeq: number, durableRecords: number): Promise<void> {
+    const { info, fd } = await createSegment(this.options, this.lastSeq + 1, firstSeq, durableRecords)
     const sealed = this.fd
     this.fd = fd
     this.segments.push(info)
@@ -141,11 +142,19 @@ export class SegmentWriter {
 /**
  * Creates a segment and makes it durable, header and directory entry, before any record goes in:
  * a new file whose directory entry is not synced can vanish in a power cut with its records.
- * The create is exclusive, so a name can never be reused for a second segment.
+ * The create is exclusive, so a name can never be reused for a second segment. A create that
+ * fails made no file and wrote nothing: it is reported as SegmentUnavailableError, which the log
+ * survives. A failure after it (the header's write or fsync, the directory's fsync) is reported as
+ * is and fails the log, as any failed write or fsync does.
  */
-async function createSegment (options: SegmentWriterOptions, baseSeq: number): Promise<{ info: SegmentInfo, fd: number }> {
+async function createSegment (options: SegmentWriterOptions, baseSeq: number, firstSeq = baseSeq, durableRecords = 0): Promise<{ info: SegmentInfo, fd: number }> {
   const name = segmentFileName(baseSeq)
-  const fd = await options.io.create(path.join(options.dir, name), 0o600)
+  let fd: number
+  try {
+    fd = await options.io.create(path.join(options.dir, name), 0o600)
+  } catch (err) {
+    throw new SegmentUnavailableError(err, firstSeq, durableRecords)
+  }
   try {
     await options.io.writeAll(fd, encodeSegmentHeader(baseSeq), 0)
     await options.io.fdatasync(fd)

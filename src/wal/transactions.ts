@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto'
 import type { EntryInput } from '../entry.js'
 import { assertStorable } from './payload-writer.js'
 import {
-  EmptyTransactionError, QueueFullError, TransactionNotFoundError, TransactionsFullError, TransactionTooLargeError
+  EmptyTransactionError, QueueFullError, SegmentUnavailableError, TransactionNotFoundError, TransactionsFullError, TransactionTooLargeError
 } from './errors.js'
 
 export interface TransactionLimits {
@@ -107,8 +107,9 @@ export class TransactionManager {
       const seq = await this.commitBatch(tx.entries, txId)
       return { seq, count: tx.entries.length }
     } catch (err) {
-      // Only an overloaded queue leaves the transaction open, so the client can retry the commit.
-      if (err instanceof QueueFullError) this.restore(txId, tx)
+      // Only the refusals that wrote nothing (an overloaded queue, a segment that could not be
+      // created) leave the transaction open, so the client can retry the commit.
+      if (err instanceof QueueFullError || err instanceof SegmentUnavailableError) this.restore(txId, tx)
       throw err
     }
   }

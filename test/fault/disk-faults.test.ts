@@ -1,7 +1,9 @@
 // Disk faults. (1) The in-process service over a FileIO that fails a write or an fsync with EIO or
 // ENOSPC: the requests of the batch in flight get 503 WAL_FAILED, the service reports not ready and
 // refuses every later write, nothing is retried, and a restart on a healthy disk has every
-// acknowledged entry. (2) Damage in the middle of a sealed segment: the real CLI refuses to start,
+// acknowledged entry. A new segment whose file cannot be created (EMFILE, ENOSPC) wrote nothing:
+// only the records past the rotation are refused, with WAL_SEGMENT_UNAVAILABLE, and the next write
+// creates it; its header's write failing is a write failure like any other. (2) Damage in the middle of a sealed segment: the real CLI refuses to start,
 // naming the file and the byte offset, and starts with --repair (or VECWAL_REPAIR=true), serving the
 // valid prefix and keeping the rest in .broken files.
 import fs from 'node:fs'
@@ -216,39 +218,135 @@ for (const [op, code] of faults) {
   })
 }
 
-t.test('ENOSPC creating the next segment: the write that needs it gets 503 and so does every later one', async t => {
+/** Segment files but the first: the segments rotation creates. */
+const LATER_SEGMENT = /^(?!0{19}1\.seg)\d{20}\.seg$/
+
+for (const code of ['EMFILE', 'ENOSPC']) {
+  t.test(`${code} creating the next segment: that batch gets 503 WAL_SEGMENT_UNAVAILABLE, the log stays open and creates it on the next write`, async t => {
+    const dir = tempDir(t)
+    const io = new FaultIO()
+    const service = await start(dir, io, { VECWAL_SEGMENT_BYTES: '4096' })
+    let stopped = false
+    t.teardown(async () => { if (!stopped) await service.stop() })
+    io.fail('create', code, LATER_SEGMENT)
+    const acked: SentRequest[] = []
+    const refusedRequests: SentRequest[] = []
+    let refused: Answer | undefined
+    for (let i = 0; i < 200 && refused === undefined; i++) {
+      const request = batchRequest(`r.${i}`, 3)
+      const answer = await send(service, request)
+      if (answer.status === 201) {
+        request.ackedSeq = answer.body.seq as number
+        acked.push(request)
+      } else {
+        refused = answer
+        refusedRequests.push(request)
+      }
+    }
+    t.ok(acked.length > 0, `${acked.length} batches fit in the first segment`)
+    t.equal(refused?.status, 503, 'the batch that needed a new segment gets 503')
+    t.ok(refused !== undefined && isErrorBody(refused.body, 503, 'WAL_SEGMENT_UNAVAILABLE'), 'with code WAL_SEGMENT_UNAVAILABLE')
+    t.equal(refused?.headers.get('retry-after'), '1', 'and Retry-After: 1')
+    t.match(refused?.body.message, code, 'naming the errno')
+    t.equal(io.injected, 1, 'one fault was injected')
+    t.equal((await get(service, '/health/ready')).status, 200, 'the log is still ready')
+    // Larger than the refused batch, so that it needs the new segment too.
+    const opened = await post(service, '/v1/transactions')
+    const txEntries = Array.from({ length: 12 }, (_, i) => randomEntry(random, i === 0 ? 'tx' : `tx.${i}`, 'tx'))
+    t.equal((await post(service, `/v1/transactions/${opened.body.txId as string}/entries`, { entries: txEntries })).status, 202, 'a transaction is staged')
+    const tx: SentRequest = { key: 'tx', kind: 'tx', entries: txEntries, txId: opened.body.txId as string }
+    io.fail('create', code, LATER_SEGMENT)
+    const commitRefused = await send(service, tx)
+    t.ok(commitRefused.status === 503 && isErrorBody(commitRefused.body, 503, 'WAL_SEGMENT_UNAVAILABLE'), 'a transaction commit needing the segment is refused the same way')
+    const creates = io.count('create')
+    const retried = refusedRequests[0]
+    const again = await send(service, retried)
+    t.equal(again.status, 201, 'the same batch sent again is acknowledged')
+    t.equal(again.body.seq, (acked.at(-1)?.ackedSeq ?? 0) + 1, 'at the seq after the last acknowledged one: nothing was skipped')
+    retried.ackedSeq = again.body.seq as number
+    acked.push(retried)
+    t.equal(io.count('create'), creates + 1, 'the segment creation was tried again')
+    t.equal(service.log.status().segments.length, 2, 'and the log has its second segment')
+    const committed = await send(service, tx)
+    t.equal(committed.status, 201, 'the refused transaction is still open: its commit sent again is acknowledged')
+    tx.ackedSeq = committed.body.seq as number
+    acked.push(tx)
+    await service.stop()
+    stopped = true
+    const healthy = await start(dir, undefined, { VECWAL_SEGMENT_BYTES: '4096' })
+    t.teardown(async () => { await healthy.stop() })
+    t.equal(await checkRecovery(t, healthy, acked, []), 0, 'every acknowledged batch is in the log, and nothing else')
+  })
+}
+
+t.test('a segment creation failing in the middle of a batch: the records before it are acknowledged, the rest refused, none lost', async t => {
+  const dir = tempDir(t)
+  const io = new FaultIO()
+  const service = await start(dir, io, { VECWAL_SEGMENT_BYTES: '8192' })
+  let stopped = false
+  t.teardown(async () => { if (!stopped) await service.stop() })
+  const acked: SentRequest[] = []
+  const first = entryRequest('first')
+  const firstAnswer = await send(service, first)
+  first.ackedSeq = firstAnswer.body.seq as number
+  acked.push(first)
+
+  // One held fsync lets a batch form that is larger than the room left in the first segment.
+  const held = io.hold('fdatasync', /\.seg$/)
+  const blocker = entryRequest('blocker')
+  const blockerAnswer = send(service, blocker)
+  await held.reached
+  const failing = io.fail('create', 'EMFILE', LATER_SEGMENT)
+  const queued = Array.from({ length: 100 }, (_, i) => entryRequest(`queued.${i}`))
+  const room = 8192 - service.log.status().bytes - queuedSize(blocker)
+  const queuedBytes = queued.reduce((sum, r) => sum + queuedSize(r), 0)
+  t.ok(queuedBytes > room, `the batch (${queuedBytes} bytes) is larger than the room left (${room})`)
+  const answers = queued.map(async request => await send(service, request))
+  await waitFor('every request to queue', () => service.log.status().queuedBytes === queuedSize(blocker) + queuedBytes)
+  held.release()
+  await failing.reached
+  const blocked = await blockerAnswer
+  blocker.ackedSeq = blocked.body.seq as number
+  acked.push(blocker)
+  const results = await Promise.all(answers)
+  const statuses = results.map(r => r.status)
+  const written = statuses.indexOf(503)
+  t.ok(written > 0, `the first ${written} records of the batch went in before the rotation`)
+  t.same(statuses, queued.map((_, i) => i < written ? 201 : 503), 'they are acknowledged and every one after them gets 503')
+  t.same(results.slice(0, written).map(r => r.body.seq), queued.slice(0, written).map((_, i) => (blocker.ackedSeq as number) + 1 + i), 'at consecutive seqs')
+  t.ok(results.slice(written).every(r => isErrorBody(r.body, 503, 'WAL_SEGMENT_UNAVAILABLE')), 'the refused ones with WAL_SEGMENT_UNAVAILABLE')
+  queued.slice(0, written).forEach((request, i) => { request.ackedSeq = results[i].body.seq as number })
+  acked.push(...queued.slice(0, written))
+  const after = entryRequest('after')
+  const afterAnswer = await send(service, after)
+  t.equal(afterAnswer.status, 201, 'the next write is acknowledged, in a new segment')
+  t.equal(afterAnswer.body.seq, (blocker.ackedSeq as number) + written + 1, 'at the next seq')
+  after.ackedSeq = afterAnswer.body.seq as number
+  acked.push(after)
+  await service.stop()
+  stopped = true
+  const healthy = await start(dir, undefined, { VECWAL_SEGMENT_BYTES: '8192' })
+  t.teardown(async () => { await healthy.stop() })
+  t.equal(await checkRecovery(t, healthy, acked, []), 0, 'the log holds exactly the acknowledged records')
+})
+
+t.test('the header write of a new segment failing: a write failure, so the log fails as for any other', async t => {
   const dir = tempDir(t)
   const io = new FaultIO()
   const service = await start(dir, io, { VECWAL_SEGMENT_BYTES: '4096' })
-  let stopped = false
-  t.teardown(async () => { if (!stopped) await service.stop() })
-  io.fail('create', 'ENOSPC', /\.seg$/)
-  const acked: SentRequest[] = []
+  t.teardown(async () => { await service.stop() })
+  io.fail('writeAll', 'EIO', LATER_SEGMENT)
   let refused: Answer | undefined
   for (let i = 0; i < 200 && refused === undefined; i++) {
-    const request = batchRequest(`r.${i}`, 3)
-    const answer = await send(service, request)
-    if (answer.status === 201) {
-      request.ackedSeq = answer.body.seq as number
-      acked.push(request)
-    } else {
-      refused = answer
-    }
+    const answer = await send(service, batchRequest(`r.${i}`, 3))
+    if (answer.status !== 201) refused = answer
   }
-  t.ok(acked.length > 0, `${acked.length} batches fit in the first segment`)
-  t.equal(refused?.status, 503, 'the batch that needed a new segment gets 503')
-  t.ok(refused !== undefined && isErrorBody(refused.body, 503, 'WAL_FAILED'), 'with code WAL_FAILED')
+  t.ok(refused !== undefined && isErrorBody(refused.body, 503, 'WAL_FAILED'), 'the batch that rotated gets 503 WAL_FAILED')
   t.equal(io.injected, 1, 'one fault was injected')
+  t.equal((await get(service, '/health/ready')).status, 503, 'the log is failed')
   const creates = io.count('create')
   t.equal((await send(service, entryRequest('later'))).status, 503, 'a later write gets 503')
-  t.equal((await get(service, '/health/ready')).status, 503, 'not ready')
-  t.equal(io.count('create'), creates, 'the segment creation was not retried')
-  await service.stop()
-  stopped = true
-  const healthy = await start(dir, undefined, { VECWAL_SEGMENT_BYTES: '4096' })
-  t.teardown(async () => { await healthy.stop() })
-  t.equal(await checkRecovery(t, healthy, acked, []), 0, 'nothing else is in the log')
-  t.equal((await post(healthy, '/v1/entries', { op: 'delete', id: 'x' })).status, 201, 'a restart on a healthy disk accepts writes')
+  t.equal(io.count('create'), creates, 'and no segment creation is tried again')
 })
 
 /** Record offsets of a segment file. */

@@ -34,6 +34,8 @@ export interface RunOptions {
    * --mount-proc --kill-child` gives it a PID namespace of its own, as a container would.
    */
   launcher?: string[]
+  /** The child's limit of open files (soft and hard), set with prlimit(1). */
+  openFiles?: number
 }
 
 /** A child started with `vecwal serve` (or other arguments), whether or not it became ready. */
@@ -56,8 +58,10 @@ export class ChildService {
   }
 
   static spawn (options: RunOptions, port: number): ChildService {
-    const [command, ...launcherArgs] = [...(options.launcher ?? []), process.execPath]
-    const child = spawn(command, [...launcherArgs, CLI, ...(options.args ?? ['serve'])], {
+    const command = [...(options.launcher ?? []), process.execPath, CLI, ...(options.args ?? ['serve'])]
+    // prlimit sets the limit and then becomes what follows it (exec), as a launcher does.
+    if (options.openFiles !== undefined) command.unshift('prlimit', `--nofile=${options.openFiles}:${options.openFiles}`, '--')
+    const child = spawn(command[0], command.slice(1), {
       env: {
         PATH: process.env.PATH,
         VECWAL_HOST: '127.0.0.1',

@@ -12,7 +12,7 @@ export const writeRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, schema
     config: { access: 'write' },
     schema: {
       summary: 'Append one entry',
-      description: 'Answers once the entry is fsynced. 503 with Retry-After when the write queue is full; 507 WAL_DISK_FULL with Retry-After while free disk space is below VECWAL_MIN_FREE_BYTES.',
+      description: 'Answers once the entry is fsynced. 503 with Retry-After when the write queue is full (WAL_QUEUE_FULL) or a new segment file could not be created (WAL_SEGMENT_UNAVAILABLE); 507 WAL_DISK_FULL with Retry-After while free disk space is below VECWAL_MIN_FREE_BYTES.',
       consumes: writeBodyTypes,
       body: schemas.Entry,
       response: { 201: AppendedResponse, ...writeErrors }
