@@ -6,14 +6,14 @@ import { loadConfig } from '../src/config.js'
 import { buildApp } from '../src/http/app.js'
 import { createMetrics } from '../src/http/metrics.js'
 import { createLogger } from '../src/main.js'
-import type { WriteAheadLog } from '../src/wal/log.js'
+import type { Log } from '../src/log.js'
 
 let lastSeq = 0
 
 // Only what the write and health routes call. Any other route reaching for the log fails loudly.
-const noLog: Pick<WriteAheadLog, 'state' | 'append' | 'appendBatch' | 'transactions'> = {
+const noLog: Pick<Log, 'state' | 'append' | 'appendBatch' | 'transactions'> = {
   state: 'ok',
-  transactions: {} as WriteAheadLog['transactions'],
+  transactions: {} as Log['transactions'],
   append: async () => ++lastSeq,
   appendBatch: async () => ++lastSeq
 }
@@ -21,7 +21,7 @@ const noLog: Pick<WriteAheadLog, 'state' | 'append' | 'appendBatch' | 'transacti
 const config = loadConfig()
 const logger = createLogger(config.logLevel)
 const app = await buildApp({
-  log: noLog as WriteAheadLog,
+  log: noLog as Log,
   logger,
   metrics: createMetrics(() => undefined),
   bodyLimitBytes: config.bodyLimitBytes,

@@ -5,6 +5,7 @@ import envSchema from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
 import { parseTokens, type TokenGrant } from './http/auth.js'
 import { ENTRY_LIMITS } from './entry.js'
+import { DurabilitySchema, type Durability } from './log.js'
 
 const MiB = 1024 * 1024
 
@@ -31,7 +32,7 @@ export const ConfigSchema = Type.Object({
   VECWAL_HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address to listen on' }),
   VECWAL_PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'port to listen on (0: any free port)' }),
   VECWAL_DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'directory of the segment files' }),
-  VECWAL_DURABILITY: Type.Union([Type.Literal('fsync'), Type.Literal('none')], { default: 'fsync', description: 'fsync: answer writes after fdatasync; none: after the write call (tests and benchmarks only)' }),
+  VECWAL_DURABILITY: Type.Union(DurabilitySchema.anyOf, { default: 'fsync', description: 'fsync: answer writes after fdatasync; none: after the write call (tests and benchmarks only)' }),
   VECWAL_SEGMENT_BYTES: Type.Integer({ default: 64 * MiB, minimum: 4096, description: 'rotate to a new segment before one would pass this size' }),
   VECWAL_RETAIN_SEGMENTS: Type.Integer({ default: 0, minimum: 0, description: 'sealed segments kept after a checkpoint covers them' }),
   VECWAL_QUEUE_LIMIT_BYTES: Type.Integer({ default: 64 * MiB, minimum: 4096, description: 'write queue limit; past it writes get 503 with Retry-After' }),
@@ -61,7 +62,7 @@ export interface Config {
   host: string
   port: number
   dataDir: string
-  durability: 'fsync' | 'none'
+  durability: Durability
   segmentBytes: number
   retainSegments: number
   queueLimitBytes: number

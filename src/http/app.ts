@@ -8,16 +8,16 @@ import type { Server as HttpServer } from 'node:http'
 import type { Server } from 'node:https'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
-import type { WriteAheadLog } from '../wal/log.js'
+import type { Log } from '../log.js'
 import { TokenChecker, type RouteAccess, type TokenGrant } from './auth.js'
 import {
-  BodyTooLargeError, ENGINE_ERRORS, errorBody, HTTP_RETRY_AFTER, InternalError, InvalidRequestError, MalformedBodyError,
+  BodyTooLargeError, engineError, errorBody, HTTP_RETRY_AFTER, InternalError, InvalidRequestError, MalformedBodyError,
   rawErrorResponse, RouteNotFoundError, ShuttingDownError, UnsupportedMediaTypeError
 } from './errors.js'
 import { registerJsonParser } from './json.js'
 import { registerMsgpackParser } from './msgpack.js'
 import type { Metrics } from './metrics.js'
-import { openapiPlugin } from './openapi.js'
+import { OPENAPI_UI_PREFIX, openapiPlugin } from './openapi.js'
 import { apiSchemas } from './schemas.js'
 import { checkpointRoutes } from './routes/checkpoints.js'
 import { operationsRoutes } from './routes/operations.js'
@@ -27,15 +27,15 @@ import { writeRoutes } from './routes/writes.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Who may call the route when tokens are configured. */
-    access?: RouteAccess
+    /** Who may call the route when tokens are configured: every route says, or the app does not start. */
+    access: RouteAccess
     /** A request with no body at all is taken as `{}` (every field of the body is optional). */
     optionalBody?: boolean
   }
 }
 
 export interface AppOptions {
-  log: WriteAheadLog
+  log: Log
   logger: Logger
   metrics: Metrics
   bodyLimitBytes: number
@@ -100,7 +100,7 @@ function describeValidationError (error: ErrorObject, dataVar: string): string {
 
 /** The status, code, message and retry hint a client sees for any error. */
 function toClientError (err: FastifyError, bodyLimitBytes: number, contentType: string | undefined): { statusCode: number, code: string, message: string, retryAfter?: number } {
-  const engine = ENGINE_ERRORS[err.code]
+  const engine = engineError(err.code)
   if (engine !== undefined) return { statusCode: engine.statusCode, code: err.code, message: err.message, retryAfter: engine.retryAfter }
   let known: FastifyError
   switch (err.code) {
@@ -181,7 +181,9 @@ export async function buildApp (options: AppOptions): Promise<App> {
   const tokens = new TokenChecker(options.tokens ?? [], options.protectMetrics ?? false)
   app.addHook('onRequest', async (request, reply) => {
     if (closing) throw new ShuttingDownError()
-    tokens.check(request.routeOptions.config.access ?? 'open', request, reply)
+    // A request that matched no route has no access rule: it is answered 404 whoever sends it.
+    if (request.is404) return
+    tokens.check(request.routeOptions.config.access, request, reply)
   })
   // Fastify skips body validation when there is no body at all: a route with a body schema must
   // not see `undefined`.
@@ -214,6 +216,12 @@ export async function buildApp (options: AppOptions): Promise<App> {
   })
 
   const schemas = apiSchemas({ dimensions: options.dimensions })
+  // A route that forgot to say who may call it must not start open: it stops the app from starting.
+  // The browsable OpenAPI UI, whose routes a plugin makes, is open by choice.
+  app.addHook('onRoute', route => {
+    if (route.prefix === OPENAPI_UI_PREFIX) route.config = { ...route.config, access: 'open' }
+    if (route.config?.access === undefined) throw new Error(`route ${String(route.method)} ${route.url} declares no access`)
+  })
   await app.register(openapiPlugin)
   await app.register(writeRoutes, { log, schemas })
   await app.register(transactionRoutes, { log, schemas })

@@ -3,6 +3,7 @@
 // below. Every answer has the same JSON shape: {statusCode, code, error, message}.
 import createError from '@fastify/error'
 import { STATUS_CODES } from 'node:http'
+import type { LogErrorCode } from '../log.js'
 
 export const InvalidRequestError = createError('HTTP_INVALID_REQUEST', '%s', 400)
 export const MalformedBodyError = createError('HTTP_MALFORMED_BODY', 'the body is not valid %s: %s', 400)
@@ -27,7 +28,7 @@ interface EngineErrorMapping {
 }
 
 /** The engine's error codes (src/wal/errors.ts) and what they mean over HTTP. */
-export const ENGINE_ERRORS: Readonly<Record<string, EngineErrorMapping>> = {
+export const ENGINE_ERRORS: Readonly<Record<LogErrorCode, EngineErrorMapping>> = {
   WAL_QUEUE_FULL: { statusCode: 503, retryAfter: 1 },
   WAL_TX_MEMORY_FULL: { statusCode: 503, retryAfter: 1 },
   WAL_DISK_FULL: { statusCode: 507, retryAfter: 5 },
@@ -45,6 +46,11 @@ export const ENGINE_ERRORS: Readonly<Record<string, EngineErrorMapping>> = {
   WAL_RANGE_AHEAD: { statusCode: 416 },
   WAL_INVALID_ARGUMENT: { statusCode: 400 },
   WAL_INVALID_ENTRY: { statusCode: 400 }
+}
+
+/** What a log's error code means over HTTP; undefined for any other code. */
+export function engineError (code: string): EngineErrorMapping | undefined {
+  return Object.hasOwn(ENGINE_ERRORS, code) ? ENGINE_ERRORS[code as LogErrorCode] : undefined
 }
 
 export interface ErrorBody {

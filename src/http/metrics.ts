@@ -1,7 +1,7 @@
 // Prometheus metrics (prom-client), all named vecwal_ but the process defaults. Counters and
 // histograms are fed as things happen; gauges read the log's status when scraped.
 import client from 'prom-client'
-import type { WalObserver, WalStatus } from '../wal/log.js'
+import type { LogObserver, LogStatus } from '../log.js'
 
 // prom-client's defaults include three gauges named like counters, which promtool rejects; the
 // same figures stay available, by type, in nodejs_active_handles/requests/resources.
@@ -10,11 +10,11 @@ const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_request
 export interface Metrics {
   registry: client.Registry
   /** Hand this to the engine so it reports commits and fsyncs. */
-  observer: Required<WalObserver>
+  observer: Required<LogObserver>
   observeRequest: (method: string, route: string, statusCode: number, seconds: number) => void
 }
 
-export function createMetrics (status: () => WalStatus | undefined): Metrics {
+export function createMetrics (status: () => LogStatus | undefined): Metrics {
   const registry = new client.Registry()
   client.collectDefaultMetrics({ register: registry })
   for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name)
@@ -55,7 +55,7 @@ export function createMetrics (status: () => WalStatus | undefined): Metrics {
 
   const requestChildren = new Map<string, ReturnType<typeof requestSeconds.labels>>()
 
-  const gauge = (name: string, help: string, read: (s: WalStatus) => number): void => {
+  const gauge = (name: string, help: string, read: (s: LogStatus) => number): void => {
     const metric: client.Gauge = new client.Gauge({
       name,
       help,
@@ -69,7 +69,7 @@ export function createMetrics (status: () => WalStatus | undefined): Metrics {
   gauge('vecwal_write_queue_bytes', 'Bytes waiting in the write queue or being written', s => s.queuedBytes)
   gauge('vecwal_last_seq', 'The last durable sequence number', s => s.lastSeq)
   gauge('vecwal_checkpoint_seq', 'The last checkpoint (0: none)', s => s.checkpoint)
-  gauge('vecwal_segments', 'Segment files in the log', s => s.segments.length)
+  gauge('vecwal_segments', 'Segment files in the log (0 for a backend that keeps none)', s => s.segments?.length ?? 0)
   gauge('vecwal_segments_bytes', 'Bytes of all segment files', s => s.bytes)
   gauge('vecwal_failed', '1 while the log is failed (a write or fsync failed, or another writer was found) and refuses writes', s => s.state === 'failed' ? 1 : 0)
   gauge('vecwal_disk_full', '1 while free disk space is below VECWAL_MIN_FREE_BYTES and writes are refused', s => s.diskFull ? 1 : 0)

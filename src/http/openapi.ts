@@ -12,6 +12,9 @@ const description = [
   `Write bodies are JSON, or ${MSGPACK} with the same fields (a vector may be a float32 typed array).`
 ].join(' ')
 
+/** Where the browsable OpenAPI UI is served. */
+export const OPENAPI_UI_PREFIX = '/docs'
+
 async function openapi (app: FastifyInstance): Promise<void> {
   // @fastify/swagger marks every request body as required; the routes that take a missing body as
   // `{}` are noted here and corrected in the finished document.
@@ -42,7 +45,7 @@ async function openapi (app: FastifyInstance): Promise<void> {
       }
     }
   })
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
+  await app.register(swaggerUi, { routePrefix: OPENAPI_UI_PREFIX, staticCSP: true })
   app.get('/openapi.json', { schema: { hide: true }, config: { access: 'open' } }, async () => app.swagger())
 }
 

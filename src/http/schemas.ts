@@ -2,6 +2,7 @@
 // validate requests, serialize responses and make the OpenAPI document.
 import { Type, type Static } from '@sinclair/typebox'
 import { entrySchemas, type EntrySchemaOptions } from '../entry.js'
+import { LogStatusSchema } from '../log.js'
 
 const SAFE_SEQ = { minimum: 0, maximum: Number.MAX_SAFE_INTEGER }
 const strict = { additionalProperties: false }
@@ -15,21 +16,7 @@ export const ErrorResponse = Type.Object({
   message: Type.String({ description: 'what is wrong, naming the field' })
 }, { title: 'Error' })
 
-export const SegmentStatus = Type.Object({
-  name: Type.String(),
-  firstSeq: Type.Integer(),
-  lastSeq: Type.Integer({ description: 'firstSeq - 1 while the segment is empty' }),
-  bytes: Type.Integer()
-})
-
-export const StatusResponse = Type.Object({
-  lastSeq: Type.Integer(),
-  checkpoint: Type.Integer(),
-  state: Type.Union([Type.Literal('ok'), Type.Literal('failed'), Type.Literal('closed')]),
-  durability: Type.Union([Type.Literal('fsync'), Type.Literal('none')]),
-  segments: Type.Array(SegmentStatus),
-  bytes: Type.Integer()
-}, { title: 'Status' })
+export const StatusResponse = LogStatusSchema
 
 export function apiSchemas (options: EntrySchemaOptions = {}) {
   const { Entry, EntryList } = entrySchemas(options)

@@ -1,12 +1,26 @@
 // Every way the engine refuses, declared once, each with a stable code. The HTTP layer maps codes
 // to statuses; the engine knows nothing of HTTP.
+import type { LogErrorCode, OpenErrorCode } from '../log.js'
+
+/**
+ * A code of the Log interface's (src/log.ts), one that stops an open, or WAL_SEGMENT_CHANGED, which
+ * is only ever the cause of a WAL_FAILED.
+ */
+export type WalErrorCode = LogErrorCode | OpenErrorCode | 'WAL_SEGMENT_CHANGED'
 
 export class WalError extends Error {
-  readonly code: string
-  constructor (code: string, message: string, options?: ErrorOptions) {
+  readonly code: WalErrorCode
+  constructor (code: WalErrorCode, message: string, options?: ErrorOptions) {
     super(message, options)
     this.name = 'WalError'
     this.code = code
+  }
+}
+
+/** A file ended before the end it had when its reading began: it was cut while being read. */
+export class ShortReadError extends WalError {
+  constructor (offset: number) {
+    super('WAL_CORRUPT', `the file ended at byte ${offset}, short of the end it had when its reading began (cut while being read?)`)
   }
 }
 

@@ -1,5 +1,6 @@
 // Reads the record frames of one segment file in order, a chunk at a time, so that scanning or
 // streaming a segment of any size holds one chunk (or one record, if larger) in memory.
+import { ShortReadError } from './errors.js'
 import type { FileIO } from './file-io.js'
 import { readRecord, type RecordFrame, RECORD_HEADER_BYTES } from './format.js'
 
@@ -85,7 +86,7 @@ export class FrameReader {
     while (this.bufLen < needed) {
       const want = Math.min(this.buf.length - this.bufLen, this.end - (this.bufStart + this.bufLen))
       const got = await this.io.read(this.fd, this.buf, this.bufLen, want, this.bufStart + this.bufLen)
-      if (got === 0) throw new Error(`unexpected end of file at ${this.bufStart + this.bufLen}`)
+      if (got === 0) throw new ShortReadError(this.bufStart + this.bufLen)
       this.bufLen += got
     }
   }

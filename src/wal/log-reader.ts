@@ -8,7 +8,8 @@ import { RecordType, SEGMENT_HEADER_BYTES, type RecordFrame } from './format.js'
 import { FrameReader } from './frame-reader.js'
 import { checkRecordBody, recordLineBytes } from './record-json.js'
 import { recordMsgpackBytes } from './record-msgpack.js'
-import { decodeBody, type LogRecord } from './payload.js'
+import type { LogRecord } from '../log.js'
+import { decodeBody } from './payload.js'
 import type { SegmentInfo } from './open-plan.js'
 
 export interface ReadRange {

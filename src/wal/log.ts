@@ -1,5 +1,6 @@
 // The engine's one entry point: open a directory, append, checkpoint, read, stage transactions.
-import type { EntryInput, EntryOp } from '../entry.js'
+import type { EntryInput } from '../entry.js'
+import type { CheckpointResult, Durability, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions, SegmentStatus } from '../log.js'
 import { DirLock } from './dir-lock.js'
 import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js'
 import {
@@ -9,20 +10,11 @@ import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
 import { silentLogger, type WalLogger } from './logger.js'
 import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type LocatedFrame } from './log-reader.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry, type LogRecord } from './payload.js'
+import { encodeBatch, encodeCheckpoint, encodeEntry } from './payload.js'
 import { applyOpenPlan } from './open-apply.js'
 import { planOpen } from './open-plan.js'
-import { SegmentWriter, type Durability } from './segment-writer.js'
+import { SegmentWriter } from './segment-writer.js'
 import { TransactionManager, type TransactionLimits } from './transactions.js'
-
-export interface WalObserver {
-  /** A batch of records became durable. */
-  committed?: (records: number, bytes: number) => void
-  /** One fdatasync of records took this long. */
-  synced?: (seconds: number) => void
-  /** Entries of this op became durable (counted one by one, inside batches too). */
-  appended?: (op: EntryOp, entries: number) => void
-}
 
 export interface WalOptions {
   dir: string
@@ -46,7 +38,7 @@ export interface WalOptions {
   freeBytes?: FreeBytes
   io?: FileIO
   logger?: WalLogger
-  observer?: WalObserver
+  observer?: LogObserver
 }
 
 const WAL_DEFAULTS = {
@@ -61,52 +53,17 @@ const WAL_DEFAULTS = {
   transactions: { maxBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, idleMs: 60_000 }
 }
 
-export interface ReadOptions {
-  /** Records after this seq; default: the last checkpoint. */
-  after?: number
-  limit?: number
-  includeCheckpoints?: boolean
-}
+/** The segment engine's status: it always has segment files to list. */
+export type WalStatus = LogStatus & { segments: SegmentStatus[] }
 
-export interface LogRead {
-  /** The checkpoint when the read began. */
-  checkpoint: number
-  /** The last durable seq when the read began: the read ends there. */
-  lastSeq: number
-  // Three forms of the same records: read one of them. Each starts reading on its first pull.
-  /** The records, decoded. */
-  records: AsyncIterable<LogRecord>
-  /** The records as NDJSON, a byte stream in chunks. */
-  ndjson: AsyncIterable<Buffer>
-  /** The records as concatenated msgpack maps, a byte stream in chunks. */
-  msgpack: AsyncIterable<Buffer>
-  /**
-   * Hands back a chunk of `ndjson` or `msgpack` once nothing holds its bytes any more (its socket
-   * write is done): the stream fills it again instead of allocating another. Optional.
-   */
-  recycle: (chunk: Buffer) => void
-}
-
-export interface SegmentStatus { name: string, firstSeq: number, lastSeq: number, bytes: number }
-
-export interface WalStatus {
-  lastSeq: number
-  checkpoint: number
-  state: 'ok' | 'failed' | 'closed'
-  durability: Durability
-  segments: SegmentStatus[]
-  bytes: number
-  queuedBytes: number
-  openTransactions: number
-  /** Free space is below the minimum: appends are refused (WAL_DISK_FULL), checkpoints pass. */
-  diskFull: boolean
-}
+/** The segment engine's reads: their chunks can always be handed back. */
+export type WalRead = LogRead & { recycle: (chunk: Buffer) => void }
 
 function assertSeq (name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(name, value)
 }
 
-export class WriteAheadLog {
+export class WriteAheadLog implements Log {
   readonly transactions: TransactionManager
   private lastCheckpoint: number
   /** The highest checkpoint queued, so two concurrent checkpoints cannot land out of order. */
@@ -121,7 +78,7 @@ export class WriteAheadLog {
     private readonly queue: GroupCommitQueue,
     private readonly lock: DirLock,
     private readonly space: DiskSpaceGuard,
-    private readonly observer: WalObserver,
+    private readonly observer: LogObserver,
     private readonly logger: WalLogger,
     checkpoint: number
   ) {
@@ -197,7 +154,7 @@ export class WriteAheadLog {
     return this.lastCheckpoint
   }
 
-  get state (): WalStatus['state'] {
+  get state (): LogState {
     if (this.queue.failed !== undefined) return 'failed'
     return this.closed ? 'closed' : 'ok'
   }
@@ -229,7 +186,7 @@ export class WriteAheadLog {
    * Records that the consumer has persisted everything up to `seq` (default: the last seq), then
    * deletes the segments that checkpoint covers. Never called by the log itself.
    */
-  async checkpoint (seq: number = this.lastSeq): Promise<{ checkpoint: number, seq: number, deletedSegments: number }> {
+  async checkpoint (seq: number = this.lastSeq): Promise<CheckpointResult> {
     assertSeq('checkpoint', seq)
     if (seq < this.queuedCheckpoint) throw new CheckpointBackwardsError(seq, this.queuedCheckpoint)
     if (seq > this.lastSeq) throw new CheckpointAheadError(seq, this.lastSeq)
@@ -262,10 +219,10 @@ export class WriteAheadLog {
    * Checks the range at once (throwing RangeAheadError or RangeGoneError) and returns a stream
    * of the records after `after`, up to the last seq durable now.
    */
-  read (options: ReadOptions = {}): LogRead {
+  read (options: ReadOptions = {}): WalRead {
     const after = options.after ?? this.lastCheckpoint
     assertSeq('after', after)
-    if (options.limit !== undefined && !(options.limit >= 1)) throw new InvalidArgumentError('limit', options.limit)
+    if (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 1)) throw new InvalidArgumentError('limit', options.limit)
     const lastSeq = this.lastSeq
     if (after > lastSeq) throw new RangeAheadError(after, lastSeq)
     const oldest = this.writer.segments[0].baseSeq

@@ -2,21 +2,14 @@
 // extension), so a vector costs four bytes a value on disk and decodes without a parse.
 // payload-writer.ts writes them (and makes the checks a stored entry must pass); this file reads them.
 import { Packr } from 'msgpackr'
-import type { EntryInput, StoredEntry } from '../entry.js'
+import type { EntryInput } from '../entry.js'
+import type { RecordBody } from '../log.js'
 import { MsgpackMismatch, MsgpackReader } from '../msgpack/reader.js'
 import { batchPayload, checkpointPayload, entryPayload } from './payload-writer.js'
 import { RecordType, recordTypeName, type RecordFrame, type RecordTypeCode, type RecordTypeName } from './format.js'
 
 // Decoding as the payloads were once also encoded: msgpackr's typed-array extension, no records.
 const packr = new Packr({ moreTypes: true, useRecords: false })
-
-export type RecordBody =
-  | StoredEntry
-  | { op: 'batch', entries: StoredEntry[], txId?: string }
-  | { op: 'checkpoint', checkpoint: number }
-
-/** A record as readers see it: its body plus the seq and timestamp the writer gave it. */
-export type LogRecord = RecordBody & { seq: number, timestamp: number }
 
 export interface EncodedPayload {
   type: RecordTypeCode

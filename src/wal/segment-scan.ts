@@ -1,5 +1,6 @@
 // Verifies one segment file end to end: header, every record's framing and CRC, seq continuity.
 // It only reads; deciding what the damage means (torn tail or corruption) is open-plan.ts's job.
+import { ShortReadError } from './errors.js'
 import type { FileIO } from './file-io.js'
 import {
   decodeSegmentHeader, MAX_PAYLOAD_BYTES, readRecord, readU64, recordTypeName, RecordType,
@@ -120,7 +121,7 @@ async function readFully (io: FileIO, fd: number, into: Buffer, length: number, 
   let done = 0
   while (done < length) {
     const got = await io.read(fd, into, done, length - done, position + done)
-    if (got === 0) throw new Error(`unexpected end of file at ${position + done}`)
+    if (got === 0) throw new ShortReadError(position + done)
     done += got
   }
 }

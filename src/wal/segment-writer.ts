@@ -3,12 +3,12 @@
 // retention lets go. Everything that changes files goes through `exclusive`, one step at a time.
 import path from 'node:path'
 import { SegmentChangedError, SegmentUnavailableError } from './errors.js'
+import type { Durability } from '../log.js'
 import type { FileIO } from './file-io.js'
 import { encodeSegmentHeader, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeRecord } from './format.js'
 import type { EncodedPayload } from './payload.js'
 import type { SegmentInfo } from './open-plan.js'
 
-export type Durability = 'fsync' | 'none'
 
 export interface SegmentWriterOptions {
   dir: string

@@ -18,7 +18,7 @@ import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 import { WriteAheadLog } from '../../src/wal/log.js'
-import type { LogRecord } from '../../src/wal/payload.js'
+import type { LogRecord } from '../../src/log.js'
 import { below, keyOf, randomEntry, recordDifference, seeded, type SentRequest } from '../helpers/fault-ledger.js'
 import { PowerCutIO, type CutReport } from '../helpers/power-cut-io.js'
 

@@ -7,7 +7,8 @@ import type { EntryInput } from '../../src/entry.js'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 import { decodeSegmentHeader, parseSegmentFileName, readRecord, SEGMENT_HEADER_BYTES } from '../../src/wal/format.js'
 import { WriteAheadLog, type WalOptions } from '../../src/wal/log.js'
-import { decodeBody, type LogRecord } from '../../src/wal/payload.js'
+import type { LogRecord } from '../../src/log.js'
+import { decodeBody } from '../../src/wal/payload.js'
 
 /** The little of tap's Test the helpers need, so that they take any test or subtest. */
 export interface TeardownTarget {

@@ -1,6 +1,10 @@
 // Access control with VECWAL_TOKENS: 401 without a valid bearer token, 403 without the scope the
 // route needs, admin may do everything, health (and metrics unless protected) stay open.
+import { pino } from 'pino'
 import t from 'tap'
+import { buildApp } from '../../src/http/app.js'
+import { createMetrics } from '../../src/http/metrics.js'
+import type { Log } from '../../src/log.js'
 import { assertError, startTestService, type TestService } from '../helpers/http.js'
 
 const TOKENS = { VECWAL_TOKENS: 'write:wwwwwwww,read:rrrrrrrr,admin:aaaaaaaa' }
@@ -118,4 +122,16 @@ t.test('the auth scheme is case-insensitive (RFC 9110 section 11.1)', async t =>
   const service = await startTestService(t, TOKENS)
   t.equal((await service.call('POST', '/v1/entries', entry, { authorization: 'bearer wwwwwwww' })).status, 201)
   t.equal((await service.call('GET', '/v1/status', undefined, { authorization: 'BEARER rrrrrrrr' })).status, 200)
+})
+
+t.test('a route that does not say who may call it stops the app from starting, rather than being open', async t => {
+  const app = await buildApp({ log: {} as Log, logger: pino({ level: 'silent' }), metrics: createMetrics(() => undefined), bodyLimitBytes: 1024, idleTimeoutMs: 1000, dimensions: undefined })
+  t.teardown(async () => { await app.close() })
+  t.throws(() => app.get('/v1/forgotten', async () => 'open to anyone'), /route GET \/v1\/forgotten declares no access/)
+  t.doesNotThrow(() => app.get('/v1/declared', { config: { access: 'read' } }, async () => 'read only'), 'one that says is taken')
+})
+
+t.test('the OpenAPI UI, open by choice, is served without a token', async t => {
+  const service = await startTestService(t, TOKENS)
+  t.equal((await service.call('GET', '/docs/')).status, 200)
 })

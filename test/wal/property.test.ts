@@ -9,7 +9,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
 import { WriteAheadLog } from '../../src/wal/log.js'
-import type { LogRecord } from '../../src/wal/payload.js'
+import type { LogRecord } from '../../src/log.js'
 import { bodyOf, brokenFiles, ioError, noSyncIO, readEverything, storedForm, tempDir } from '../helpers/wal.js'
 import { CrashIO, crashImage, seededRandom } from '../helpers/wal-crash.js'
 

@@ -7,7 +7,8 @@ import t from 'tap'
 import fc from 'fast-check'
 import { Packr, unpack } from 'msgpackr'
 import { RecordType, type RecordFrame } from '../../src/wal/format.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload, type LogRecord } from '../../src/wal/payload.js'
+import type { LogRecord } from '../../src/log.js'
+import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
 import { recordMsgpackBytes } from '../../src/wal/record-msgpack.js'
 
 const timestamp = 1764000000000

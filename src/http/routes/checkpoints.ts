@@ -1,10 +1,10 @@
 // Checkpoints: the consumer says what it has persisted; covered segments may then be deleted.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { WriteAheadLog } from '../../wal/log.js'
+import type { Log } from '../../log.js'
 import { CheckpointResponse, type ApiSchemas } from '../schemas.js'
 import { writeBodyTypes, writeErrors } from './writes.js'
 
-export const checkpointRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
+export const checkpointRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
   app.post('/v1/checkpoints', {
     // `curl -X POST …/v1/checkpoints` with no body at all checkpoints the last seq.
     config: { access: 'admin', optionalBody: true },

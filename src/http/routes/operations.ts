@@ -1,11 +1,11 @@
 // What operators call: status, liveness, readiness, metrics.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { WriteAheadLog } from '../../wal/log.js'
+import type { Log } from '../../log.js'
 import type { Metrics } from '../metrics.js'
 import { Type } from '@sinclair/typebox'
 import { ErrorResponse, HealthResponse, StatusResponse } from '../schemas.js'
 
-export const operationsRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, metrics: Metrics }> = async (app, { log, metrics }) => {
+export const operationsRoutes: FastifyPluginAsyncTypebox<{ log: Log, metrics: Metrics }> = async (app, { log, metrics }) => {
   app.get('/v1/status', {
     config: { access: 'read' },
     schema: { summary: 'The log: last seq, checkpoint, state, segments', response: { 200: StatusResponse } }

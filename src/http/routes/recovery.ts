@@ -5,7 +5,7 @@
 import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import type { WriteAheadLog } from '../../wal/log.js'
+import type { Log } from '../../log.js'
 import { TooManyStreamsError } from '../errors.js'
 import { MSGPACK } from '../msgpack.js'
 import type { ApiSchemas } from '../schemas.js'
@@ -76,6 +76,9 @@ class StreamTurns {
   }
 }
 
+/** For a backend whose chunks are not filled again: a written chunk is simply let go. */
+function keepNothing (): void {}
+
 /**
  * Writes the chunks to `res` as fast as it drains, handing each back to `recycle` once its write is
  * done. Stops reading (which closes the log's files) when `res` is gone: the client left, or
@@ -107,7 +110,7 @@ async function writeChunks (chunks: AsyncIterable<Buffer>, res: ServerResponse, 
 }
 
 export interface RecoveryRouteOptions {
-  log: WriteAheadLog
+  log: Log
   schemas: ApiSchemas
   /** Streams open at once; past it 503 HTTP_TOO_MANY_STREAMS. */
   maxStreams: number
@@ -164,7 +167,7 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
     responses.add(res)
     res.once('close', () => responses.delete(res))
     try {
-      await writeChunks(mediaType === MSGPACK ? read.msgpack : read.ndjson, res, read.recycle, turns)
+      await writeChunks(mediaType === MSGPACK ? read.msgpack : read.ndjson, res, read.recycle ?? keepNothing, turns)
     } catch (err) {
       request.log.error({ err }, 'recovery stream failed')
     }

@@ -1,12 +1,12 @@
 // Transactions: staged in memory, written as one batch record carrying the txId at commit.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { WriteAheadLog } from '../../wal/log.js'
+import type { Log } from '../../log.js'
 import {
   BatchAppendedResponse, TxAbortedResponse, TxOpenedResponse, TxStagedResponse, type ApiSchemas
 } from '../schemas.js'
 import { writeBodyTypes, writeErrors } from './writes.js'
 
-export const transactionRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
+export const transactionRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
   const tx = log.transactions
   const params = schemas.TxParams
 

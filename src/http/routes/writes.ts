@@ -1,13 +1,13 @@
 // Single entries and atomic batches. Each answer comes only once the record is durable.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { WriteAheadLog } from '../../wal/log.js'
+import type { Log } from '../../log.js'
 import { MSGPACK } from '../msgpack.js'
 import { AppendedResponse, BatchAppendedResponse, ErrorResponse, type ApiSchemas } from '../schemas.js'
 
 export const writeErrors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 export const writeBodyTypes = ['application/json', MSGPACK]
 
-export const writeRoutes: FastifyPluginAsyncTypebox<{ log: WriteAheadLog, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
+export const writeRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
   app.post('/v1/entries', {
     config: { access: 'write' },
     schema: {

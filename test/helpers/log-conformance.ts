@@ -1,0 +1,167 @@
+// What every backend behind the `Log` interface (src/log.ts) must do, written once: seqs strictly
+// increasing, gap-free and in the order reads give back; batches atomic under one seq; checkpoint
+// rules; read ranges and their errors; transactions; the failed state; close. A backend's test
+// calls `logConformance` with a factory that opens a fresh log of its kind. Entries are generated
+// (test/helpers/bodies.ts): any script, float32 vectors of any bits.
+import fc from 'fast-check'
+import type { Test } from 'tap'
+import type { Log, LogRecord } from '../../src/log.js'
+import type { EntryInput } from '../../src/entry.js'
+import { entry, float32Bits, type Entry } from './bodies.js'
+
+export interface LogUnderTest {
+  log: Log
+  /** From now on every write fails as a failed fsync does; undefined for a backend that cannot be made to. */
+  failWrites?: () => void
+}
+
+/** Opens a fresh, empty log of the backend under test; the factory closes and removes it at teardown. */
+export type LogFactory = (t: Test) => Promise<LogUnderTest>
+
+export interface BackendTraits {
+  /** The factory's logs come with `failWrites`. */
+  canFailWrites: boolean
+}
+
+async function records (log: Log, after = 0, includeCheckpoints = false): Promise<LogRecord[]> {
+  const out: LogRecord[] = []
+  for await (const record of log.read({ after, includeCheckpoints }).records) out.push(record)
+  return out
+}
+
+/** Why a record's entry is not `sent`, or undefined; vectors compared as float32 bits. */
+function differs (got: unknown, sent: Entry): string | undefined {
+  const e = got as Record<string, unknown>
+  if (e.op !== sent.op || e.id !== sent.id) return `${String(e.op)} ${String(e.id)} for ${sent.op} ${sent.id}`
+  if (sent.op === 'delete') return undefined
+  const bits = float32Bits(e.vector as Float32Array)
+  const want = float32Bits(sent.vector)
+  if (bits.length !== want.length || bits.some((b, i) => b !== want[i])) return `the vector of ${sent.id}`
+  if (JSON.stringify(e.metadata ?? null) !== JSON.stringify(sent.metadata ?? null)) return `the metadata of ${sent.id}`
+  return undefined
+}
+
+async function rejectsWith (t: Test, promise: Promise<unknown>, code: string, what: string): Promise<void> {
+  await t.rejects(promise, { code }, what)
+}
+
+function throwsWith (t: Test, fn: () => unknown, code: string, what: string): void {
+  t.throws(fn, { code }, what)
+}
+
+const entries = (min: number, max: number): fc.Arbitrary<Entry[]> => fc.array(entry, { minLength: min, maxLength: max })
+
+export function logConformance (t: Test, open: LogFactory, traits: BackendTraits): void {
+  t.test('concurrent appends get strictly increasing, gap-free seqs, and reads give every entry back at its seq', async t => {
+    await fc.assert(fc.asyncProperty(entries(1, 30), async sent => {
+      const { log } = await open(t)
+      const seqs = await Promise.all(sent.map(async e => await log.append(e as EntryInput)))
+      const sorted = [...seqs].sort((a, b) => a - b)
+      if (sorted.some((seq, i) => seq !== i + 1)) throw new Error(`seqs ${sorted.join()} are not 1..${sent.length}`)
+      const read = await records(log)
+      if (read.map(r => r.seq).join() !== sorted.join()) throw new Error('reads do not give the seqs in order')
+      for (const record of read) {
+        const why = differs(record, sent[seqs.indexOf(record.seq)])
+        if (why !== undefined) throw new Error(`seq ${record.seq}: ${why}`)
+      }
+      if (log.lastSeq !== sent.length || log.status().lastSeq !== sent.length) throw new Error('lastSeq is not the last seq given')
+      return true
+    }), { numRuns: 15 })
+  })
+
+  t.test('a batch is one record under one seq, all its entries in order, its txId kept', async t => {
+    await fc.assert(fc.asyncProperty(entries(1, 20), fc.option(fc.string({ minLength: 1, maxLength: 20 }), { nil: undefined }), async (sent, txId) => {
+      const { log } = await open(t)
+      const before = await log.append({ op: 'delete', id: 'before' })
+      const seq = await log.appendBatch(sent as EntryInput[], txId)
+      if (seq !== before + 1) throw new Error(`batch seq ${seq} after ${before}`)
+      const [record] = await records(log, before)
+      if (record?.op !== 'batch' || record.seq !== seq) throw new Error('no batch record at its seq')
+      if (record.txId !== txId) throw new Error(`txId ${String(record.txId)} for ${String(txId)}`)
+      if (record.entries.length !== sent.length) throw new Error(`${record.entries.length} entries for ${sent.length}`)
+      record.entries.forEach((got, i) => {
+        const why = differs(got, sent[i])
+        if (why !== undefined) throw new Error(why)
+      })
+      return true
+    }), { numRuns: 10 })
+  })
+
+  t.test('checkpoints: never backwards, never ahead, the last seq by default; reads start after the checkpoint and leave checkpoint records out', async t => {
+    const { log } = await open(t)
+    for (let i = 0; i < 5; i++) await log.append({ op: 'delete', id: `d${i}` })
+    await rejectsWith(t, log.checkpoint(6), 'WAL_CHECKPOINT_AHEAD', 'a checkpoint past the last seq')
+    const first = await log.checkpoint(3)
+    t.same(first, { checkpoint: 3, seq: 6, deletedSegments: first.deletedSegments }, 'the checkpoint record takes the next seq')
+    await rejectsWith(t, log.checkpoint(2), 'WAL_CHECKPOINT_BACKWARDS', 'a checkpoint below the current one')
+    t.equal(log.status().checkpoint, 3)
+    t.same((await records(log, 3)).map(r => r.seq), [4, 5], 'the checkpoint record is left out of reads')
+    t.same((await records(log, 3, true)).map(r => r.seq), [4, 5, 6], 'unless asked for')
+    const read = log.read()
+    t.equal(read.checkpoint, 3, 'a read starts after the checkpoint by default')
+    const defaulted = await log.checkpoint()
+    t.equal(defaulted.checkpoint, 6, 'the default checkpoint is the last seq')
+    t.equal(log.lastSeq, 7)
+  })
+
+  t.test('reads: a range past the last seq or of a bad number is refused; limit; a read ends where the log was when it began', async t => {
+    const { log } = await open(t)
+    for (let i = 0; i < 6; i++) await log.append({ op: 'delete', id: `d${i}` })
+    throwsWith(t, () => log.read({ after: 7 }), 'WAL_RANGE_AHEAD', 'after past the last seq')
+    for (const bad of [-1, 1.5, Number.NaN, Number.MAX_SAFE_INTEGER + 2]) throwsWith(t, () => log.read({ after: bad }), 'WAL_INVALID_ARGUMENT', `after ${bad}`)
+    for (const bad of [0, -3, 2.5]) throwsWith(t, () => log.read({ after: 0, limit: bad }), 'WAL_INVALID_ARGUMENT', `limit ${bad}`)
+    t.same((await records(log, 6)).length, 0, 'after the last seq: nothing')
+    const limited: number[] = []
+    for await (const r of log.read({ after: 1, limit: 3 }).records) limited.push(r.seq)
+    t.same(limited, [2, 3, 4])
+    const read = log.read({ after: 0 })
+    t.equal(read.lastSeq, 6)
+    await log.append({ op: 'delete', id: 'later' })
+    const seen: number[] = []
+    for await (const r of read.records) seen.push(r.seq)
+    t.same(seen, [1, 2, 3, 4, 5, 6], 'an append after the read began is not in it')
+  })
+
+  t.test('transactions: staged entries commit as one batch carrying the txId; aborted ones never reach the log', async t => {
+    const { log } = await open(t)
+    const tx = log.transactions
+    const kept = tx.begin()
+    const dropped = tx.begin()
+    t.equal(tx.stage(kept, [{ op: 'delete', id: 'a' }]), 1)
+    t.equal(tx.stage(kept, [{ op: 'insert', id: 'b', vector: [1, 2] }, { op: 'delete', id: 'c' }]), 3)
+    tx.stage(dropped, [{ op: 'delete', id: 'never' }])
+    tx.abort(dropped)
+    t.same(await tx.commit(kept), { seq: 1, count: 3 })
+    const [record] = await records(log)
+    t.equal(record.op === 'batch' ? record.txId : undefined, kept, 'the batch carries the txId')
+    t.equal(log.lastSeq, 1, 'nothing of the aborted transaction')
+    await rejectsWith(t, tx.commit(kept), 'WAL_TX_NOT_FOUND', 'a committed transaction is gone')
+    throwsWith(t, () => tx.stage(dropped, [{ op: 'delete', id: 'x' }]), 'WAL_TX_NOT_FOUND', 'so is an aborted one')
+    await rejectsWith(t, tx.commit(tx.begin()), 'WAL_TX_EMPTY', 'an empty commit')
+  })
+
+  const failing = { skip: traits.canFailWrites ? false : 'this backend cannot be made to fail a write' }
+  t.test('a failed write fails the log: every later write is refused, what was durable still reads', failing, async t => {
+    const { log, failWrites } = await open(t)
+    if (failWrites === undefined) throw new Error('the factory gave no failWrites, though the traits say it can')
+    await log.append({ op: 'delete', id: 'durable' })
+    failWrites()
+    await rejectsWith(t, log.append({ op: 'delete', id: 'lost' }), 'WAL_FAILED', 'the failing write')
+    t.equal(log.state, 'failed')
+    t.equal(log.status().state, 'failed')
+    await rejectsWith(t, log.appendBatch([{ op: 'delete', id: 'later' }]), 'WAL_FAILED', 'a later batch')
+    await rejectsWith(t, log.checkpoint(1), 'WAL_FAILED', 'a checkpoint')
+    throwsWith(t, () => log.transactions.begin(), 'WAL_FAILED', 'a new transaction')
+    t.same((await records(log)).map(r => r.seq), [1], 'the durable record still reads')
+  })
+
+  t.test('close: what was appended is durable first; afterwards every call is refused as closed', async t => {
+    const { log } = await open(t)
+    const pending = [log.append({ op: 'delete', id: 'a' }), log.appendBatch([{ op: 'delete', id: 'b' }])]
+    await log.close()
+    t.same(await Promise.all(pending), [1, 2], 'appends made before close were made durable')
+    t.equal(log.state, 'closed')
+    await rejectsWith(t, log.append({ op: 'delete', id: 'c' }), 'WAL_CLOSED', 'an append')
+    await rejectsWith(t, log.close(), 'WAL_CLOSED', 'a second close')
+  })
+}
