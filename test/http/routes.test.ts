@@ -1,5 +1,6 @@
 // Every route's success and error paths against a real service on 127.0.0.1 and a real data directory.
 import t from 'tap'
+import { LogStatusSchema } from '../../src/log.js'
 import {
   assertError, failingIO, gatedIO, lastSeq, ndjson, recoverAll, sampleEntry, startTestService
 } from '../helpers/http.js'
@@ -121,8 +122,8 @@ t.test('GET /v1/status has exactly the documented fields', async t => {
   const response = await service.call('GET', '/v1/status')
   t.equal(response.status, 200)
   const status = await response.json() as Record<string, unknown>
-  t.same(Object.keys(status).sort(), ['bytes', 'checkpoint', 'durability', 'lastSeq', 'segments', 'state'])
-  t.match(status, { lastSeq: 2, checkpoint: 1, state: 'ok', durability: 'none' })
+  t.same(Object.keys(status).sort(), Object.keys(LogStatusSchema.properties).sort(), 'every field of the status schema, no other')
+  t.match(status, { lastSeq: 2, checkpoint: 1, state: 'ok', durability: 'none', queuedBytes: 0, openTransactions: 0, diskFull: false })
   const segments = status.segments as Array<Record<string, unknown>>
   t.equal(segments.length, 1)
   t.same(Object.keys(segments[0]).sort(), ['bytes', 'firstSeq', 'lastSeq', 'name'])
