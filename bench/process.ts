@@ -96,12 +96,18 @@ export interface PeerChild {
   stop: () => Promise<void>
 }
 
+/** The system user a peer runs as (postgres refuses root), when the bench runs as root. */
+export interface PeerUser {
+  uid: number
+  gid: number
+}
+
 /**
  * Spawns a peer the bench compares against (redis-server, postgres), tracked like the servers so
  * that it cannot outlive the bench, and resolves once a line of its output matches `ready`.
  */
-export async function spawnPeer (command: string, args: string[], ready: RegExp): Promise<PeerChild> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+export async function spawnPeer (command: string, args: string[], ready: RegExp, user?: PeerUser): Promise<PeerChild> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...user })
   liveChildren.add(child)
   const exited = new Promise<void>(resolve => {
     const gone = (): void => {
