@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import envSchema from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
 import { parseTokens, type TokenGrant } from './http/auth.js'
+import type { AuthFailureLimits } from './http/auth-failures.js'
 import { ENTRY_LIMITS } from './entry.js'
 import { DurabilitySchema, type Durability } from './log.js'
 
@@ -48,6 +49,8 @@ export const ConfigSchema = Type.Object({
   VECWAL_TOKENS: Type.Optional(Type.String({ description: 'bearer tokens with scopes: write:TOKEN1,read:TOKEN2,admin:TOKEN3' })),
   VECWAL_TOKENS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'a file holding the same, one grant a line' })),
   VECWAL_PROTECT_METRICS: Type.Boolean({ default: false, description: 'with tokens, /metrics needs the read scope too' }),
+  VECWAL_AUTH_FAILURES_PER_MINUTE: Type.Integer({ default: 60, minimum: 1, description: 'with tokens, failed authentications a client address may make in a minute; past them 429 with Retry-After, and only tokens that address has already used are accepted' }),
+  VECWAL_AUTH_TRACKED_ADDRESSES: Type.Integer({ default: 10_000, minimum: 1, description: 'client addresses whose authentications are tracked at once; past it the one seen least recently is forgotten' }),
   VECWAL_TLS_CERT: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate file; with VECWAL_TLS_KEY serves HTTPS' })),
   VECWAL_TLS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file' })),
   VECWAL_GROUP_COMMIT: Type.Boolean({ default: true, description: 'false gives every write its own fsync: a benchmark reference, never for production' }),
@@ -75,6 +78,7 @@ export interface Config {
   transactions: { maxBytes: number, maxTotalBytes: number, idleMs: number }
   tokens: TokenGrant[]
   protectMetrics: boolean
+  authFailures: AuthFailureLimits
   tls?: { cert: Buffer, key: Buffer }
   groupCommit: boolean
   maxStreams: number
@@ -142,6 +146,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, openFiles: num
     transactions: { maxBytes: vars.VECWAL_TX_MAX_BYTES, maxTotalBytes: vars.VECWAL_TX_TOTAL_BYTES, idleMs: vars.VECWAL_TX_IDLE_MS },
     tokens,
     protectMetrics: vars.VECWAL_PROTECT_METRICS,
+    authFailures: { perMinute: vars.VECWAL_AUTH_FAILURES_PER_MINUTE, maxAddresses: vars.VECWAL_AUTH_TRACKED_ADDRESSES },
     tls,
     groupCommit: vars.VECWAL_GROUP_COMMIT,
     maxStreams: vars.VECWAL_MAX_STREAMS,

@@ -55,6 +55,7 @@ export async function startService (config: Config, logger: Logger = createLogge
       dimensions: config.dimensions,
       tokens: config.tokens,
       protectMetrics: config.protectMetrics,
+      authFailures: config.authFailures,
       https: config.tls
     })
     await app.listen({ host: config.host, port: config.port })

@@ -10,6 +10,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
 import type { Log } from '../log.js'
 import { TokenChecker, type RouteAccess, type TokenGrant } from './auth.js'
+import type { AuthFailureLimits } from './auth-failures.js'
 import {
   BodyTooLargeError, engineError, errorBody, HTTP_RETRY_AFTER, InternalError, InvalidRequestError, MalformedBodyError,
   rawErrorResponse, RouteNotFoundError, ShuttingDownError, UnsupportedMediaTypeError
@@ -50,6 +51,8 @@ export interface AppOptions {
   dimensions?: number
   tokens?: readonly TokenGrant[]
   protectMetrics?: boolean
+  /** Failed authentications allowed per client address (unset: no limit). */
+  authFailures?: AuthFailureLimits
   https?: { cert: Buffer, key: Buffer }
 }
 
@@ -178,7 +181,7 @@ export async function buildApp (options: AppOptions): Promise<App> {
 
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  const tokens = new TokenChecker(options.tokens ?? [], options.protectMetrics ?? false)
+  const tokens = new TokenChecker(options.tokens ?? [], options.protectMetrics ?? false, options.authFailures)
   app.addHook('onRequest', async (request, reply) => {
     if (closing) throw new ShuttingDownError()
     // A request that matched no route has no access rule: it is answered 404 whoever sends it.

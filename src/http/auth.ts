@@ -1,8 +1,10 @@
 // Optional bearer tokens with scopes. Each route names the scope it needs in its config; with no
-// tokens configured every route is open (and the service says so at start).
+// tokens configured every route is open (and the service says so at start). Failed attempts are
+// limited per client address (auth-failures.ts).
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ForbiddenError, UnauthorizedError } from './errors.js'
+import { AuthFailureTracker, type AuthFailureLimits } from './auth-failures.js'
+import { ForbiddenError, TooManyAuthFailuresError, UnauthorizedError } from './errors.js'
 
 export type Scope = 'read' | 'write' | 'admin'
 /** What a route needs: a scope, or 'open' (health; metrics unless protected). */
@@ -43,34 +45,47 @@ const digest = (token: string): Buffer => createHash('sha256').update(token).dig
 
 export class TokenChecker {
   private readonly grants: Array<{ scope: Scope, digest: Buffer }>
+  /** Failed attempts by client address; unset, they are not limited. */
+  private readonly failures?: AuthFailureTracker
 
-  constructor (grants: readonly TokenGrant[], private readonly protectMetrics: boolean) {
+  constructor (grants: readonly TokenGrant[], private readonly protectMetrics: boolean, failureLimits?: AuthFailureLimits) {
     this.grants = grants.map(g => ({ scope: g.scope, digest: digest(g.token) }))
+    if (failureLimits !== undefined) this.failures = new AuthFailureTracker(failureLimits)
   }
 
   get enabled (): boolean {
     return this.grants.length > 0
   }
 
-  /** The scopes a presented token carries. Compares against every token, in constant time each. */
-  private scopesOf (token: string): Set<Scope> {
+  /** The indexes, among `candidates`, of the grants a presented token matches. Constant time for each. */
+  private matchingGrants (token: string, candidates: Iterable<number>): number[] {
     const presented = digest(token)
-    const scopes = new Set<Scope>()
-    for (const grant of this.grants) {
-      if (timingSafeEqual(presented, grant.digest)) for (const s of GRANTS[grant.scope]) scopes.add(s)
+    const matched: number[] = []
+    for (const index of candidates) {
+      if (timingSafeEqual(presented, this.grants[index].digest)) matched.push(index)
     }
-    return scopes
+    return matched
   }
 
   check (access: RouteAccess, request: FastifyRequest, reply: FastifyReply): void {
     if (!this.enabled || access === 'open' || (access === 'metrics' && !this.protectMetrics)) return
     const needed: Scope = access === 'metrics' ? 'read' : access
     const token = BEARER.exec(request.headers.authorization ?? '')?.[1] ?? ''
-    const scopes = token === '' ? new Set<Scope>() : this.scopesOf(token)
-    if (scopes.size === 0) {
+    const blockedFor = this.failures?.blockedFor(request.ip) ?? 0
+    // Past the limit a token is compared only with those this address has shown it holds, so
+    // guessing from it tells nothing until the window ends.
+    const candidates = blockedFor > 0 ? this.failures?.grantsUsedBy(request.ip) ?? [] : this.grants.keys()
+    const matched = token === '' ? [] : this.matchingGrants(token, candidates)
+    if (matched.length === 0) {
+      if (blockedFor > 0) {
+        reply.header('retry-after', String(blockedFor))
+        throw new TooManyAuthFailuresError(this.failures?.limits.perMinute, blockedFor)
+      }
+      this.failures?.failed(request.ip)
       reply.header('www-authenticate', 'Bearer realm="vecwal"')
       throw new UnauthorizedError()
     }
-    if (!scopes.has(needed)) throw new ForbiddenError(needed)
+    this.failures?.succeeded(request.ip, matched)
+    if (!matched.some(index => GRANTS[this.grants[index].scope].has(needed))) throw new ForbiddenError(needed)
   }
 }

@@ -12,11 +12,15 @@ export const UnsupportedMediaTypeError = createError('HTTP_UNSUPPORTED_MEDIA_TYP
 export const RouteNotFoundError = createError('HTTP_NOT_FOUND', 'no route %s %s', 404)
 export const UnauthorizedError = createError('HTTP_UNAUTHORIZED', 'a valid bearer token is required', 401)
 export const ForbiddenError = createError('HTTP_FORBIDDEN', 'the token lacks the %s scope', 403)
+export const TooManyAuthFailuresError = createError('HTTP_TOO_MANY_AUTH_FAILURES', 'more than %s failed authentications from this address within a minute; retry in %s s', 429)
 export const ShuttingDownError = createError('HTTP_SHUTTING_DOWN', 'the service is shutting down', 503)
 export const TooManyStreamsError = createError('HTTP_TOO_MANY_STREAMS', 'the limit of %s open recovery streams is reached; retry shortly', 503)
 export const InternalError = createError('HTTP_INTERNAL', 'internal error', 500)
 
-/** Seconds a client should wait before retrying, sent as Retry-After, for the HTTP layer's own refusals. */
+/**
+ * Seconds a client should wait before retrying, sent as Retry-After, for the HTTP layer's own refusals
+ * (HTTP_TOO_MANY_AUTH_FAILURES sends the seconds left in its address's window instead).
+ */
 export const HTTP_RETRY_AFTER: Readonly<Record<string, number>> = {
   HTTP_TOO_MANY_STREAMS: 1
 }

@@ -41,7 +41,13 @@ async function openapi (app: FastifyInstance): Promise<void> {
       openapi: '3.1.0',
       info: { title: 'vecwal', version: '1', description },
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'only when VECWAL_TOKENS is set' } }
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'only when VECWAL_TOKENS is set. A client address past VECWAL_AUTH_FAILURES_PER_MINUTE failed attempts within a minute gets 429 HTTP_TOO_MANY_AUTH_FAILURES with Retry-After, and until then only tokens it has already used are accepted.'
+          }
+        }
       }
     }
   })

@@ -167,7 +167,9 @@ t.test('a bad value stops the CLI with a message naming the variable', async t =
     ['VECWAL_TOKENS', 'write:short'],
     ['VECWAL_TOKENS', 'root:rrrrrrrr'],
     ['VECWAL_TOKENS_FILE', '/nonexistent/vecwal-tokens'],
-    ['VECWAL_IDLE_TIMEOUT_MS', '10']
+    ['VECWAL_IDLE_TIMEOUT_MS', '10'],
+    ['VECWAL_AUTH_FAILURES_PER_MINUTE', '0'],
+    ['VECWAL_AUTH_TRACKED_ADDRESSES', '2.5']
   ]
   for (const [name, value] of cases) {
     let error: unknown
