@@ -147,13 +147,19 @@ export class SegmentWriter {
  * survives. A failure after it (the header's write or fsync, the directory's fsync) is reported as
  * is and fails the log, as any failed write or fsync does.
  */
+/** Errors of a create that say only that a resource ran short for now. */
+const RESOURCE_SHORTAGES = new Set(['EMFILE', 'ENFILE', 'ENOSPC', 'EDQUOT', 'ENOMEM'])
+
 async function createSegment (options: SegmentWriterOptions, baseSeq: number, firstSeq = baseSeq, durableRecords = 0): Promise<{ info: SegmentInfo, fd: number }> {
   const name = segmentFileName(baseSeq)
   let fd: number
   try {
     fd = await options.io.create(path.join(options.dir, name), 0o600)
   } catch (err) {
-    throw new SegmentUnavailableError(err, firstSeq, durableRecords)
+    // Out of descriptors, space or memory: nothing was written, and a later try may find room.
+    // Anything else (a file already where the segment goes: another writer; an I/O error) fails the log.
+    if (RESOURCE_SHORTAGES.has(String((err as NodeJS.ErrnoException).code))) throw new SegmentUnavailableError(err, firstSeq, durableRecords)
+    throw err
   }
   try {
     await options.io.writeAll(fd, encodeSegmentHeader(baseSeq), 0)

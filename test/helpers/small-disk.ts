@@ -14,9 +14,10 @@ export function smallDisk (t: TeardownTarget, bytes: number): string {
 
 /**
  * Fills the file system holding `dir` with a file of its own until a write fails with ENOSPC, then
- * gives `leaveBytes` back: a disk nearly full, with room for a LOCK but not for much else.
+ * gives `leaveBytes` back. By default nothing: taking the lock again rewrites LOCK in the page it
+ * has (and a LOCK made on a full disk stays empty), so a full disk needs no room to open.
  */
-export function fillDisk (dir: string, leaveBytes = 4096): string {
+export function fillDisk (dir: string, leaveBytes = 0): string {
   const filler = path.join(dir, 'filler')
   const fd = fs.openSync(filler, 'w')
   const block = Buffer.alloc(4096, 1)
