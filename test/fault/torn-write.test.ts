@@ -7,7 +7,8 @@
 //     bytes are kept in a `.broken` file unless they are all zeros;
 //   - the same sector or page zeroed inside the acknowledged writes instead (media damage): opening
 //     refuses with WAL_CORRUPT naming the segment and the first damaged record.
-// Then the real service starts by itself on such a log, and `vecwal verify` names the cut serve makes.
+// Then the real service starts by itself on such a log, and `vecwal verify` names the cut serve makes;
+// and a whole record whose write index does not fit the writes before it is corruption.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -16,6 +17,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
 import { CorruptLogError } from '../../src/wal/errors.js'
+import { readU64, writeRecord, type RecordTypeCode } from '../../src/wal/format.js'
 import { WriteAheadLog } from '../../src/wal/log.js'
 import { startChild } from '../helpers/child-service.js'
 import { seeded } from '../helpers/fault-ledger.js'
@@ -226,4 +228,34 @@ t.test('the service starts by itself on a log with a torn last write, and verify
   const records = await ndjson(response)
   t.same(records, torn.lines.slice(0, kept).map(line => JSON.parse(line) as unknown), `the service serves the ${kept} records before the hole, the ${torn.acknowledged} acknowledged among them`)
   t.match(service.output, /cut a torn tail/, 'the service logs the cut')
+})
+
+t.test('a whole record whose write index does not follow the record before it is corruption, wherever it stands', async t => {
+  const problems: string[] = []
+  await fc.assert(fc.asyncProperty(scenarioArbitrary, fc.nat(), fc.integer({ min: 1, max: 2 ** 24 - 2 }), async (scenario, pick, shift) => {
+    const dir = tempDir(t)
+    const log = await WriteAheadLog.open({ dir })
+    try {
+      for (const group of [...scenario.acknowledged, scenario.unsynced]) await Promise.all(group.map(async e => await log.append(e)))
+    } finally {
+      await log.close()
+    }
+    const [segment] = segmentFiles(dir)
+    const file = path.join(dir, segment)
+    const bytes = fs.readFileSync(file)
+    const frames = rawRecords(dir)
+    const victim = frames[pick % frames.length]
+    const index = bytes.readUIntLE(victim.offset + 25, 3)
+    // Another index, not 0 (which would start a write), sealed with a matching CRC: a whole record
+    // that does not fit the writes.
+    const wrongIndex = 1 + (index + shift - 1) % (2 ** 24 - 1)
+    const payload = bytes.subarray(victim.offset + 28, victim.offset + victim.size)
+    writeRecord(bytes, victim.offset, victim.seq, readU64(bytes, victim.offset + 16), victim.type as RecordTypeCode, payload, wrongIndex)
+    fs.writeFileSync(file, bytes)
+    const outcome = await WriteAheadLog.open({ dir }).then(async opened => { await opened.close(); return undefined }, (err: unknown) => err)
+    if (!(outcome instanceof CorruptLogError) || outcome.offset !== victim.offset || !/write index/.test(outcome.reason)) {
+      problems.push(`index ${index} -> ${wrongIndex} at seq ${victim.seq}: ${String(outcome)}`)
+    }
+  }), { numRuns: 20 })
+  t.same(problems, [], 'every such record refuses to open, named at its offset')
 })
