@@ -16,7 +16,7 @@ const SECONDS_PER_ROUND = 0.5
 
 const frames: RecordFrame[] = Array.from({ length: RECORDS }, (_, i) => {
   const { type, bytes } = encodeBatch([...fillEntries(BATCH_ENTRIES, i * BATCH_ENTRIES + 1)])
-  return { seq: i + 1, timestamp: 1764000000000 + i, type, source: bytes, payloadStart: 0, payloadEnd: bytes.length, size: bytes.length }
+  return { seq: i + 1, timestamp: 1764000000000 + i, type, writeIndex: 0, source: bytes, payloadStart: 0, payloadEnd: bytes.length, size: bytes.length }
 })
 
 function decodeAndStringify (frame: RecordFrame): Buffer {

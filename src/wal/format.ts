@@ -3,15 +3,27 @@ import { crc32c } from '@node-rs/crc32'
 
 /** "VWAL" read as a little-endian u32. */
 export const SEGMENT_MAGIC = 0x4c415756
-export const FORMAT_VERSION = 1
+/** The version new segments are written in. */
+export const FORMAT_VERSION = 2
+/** Version 1 frames do not name their write: bytes 25-27 of a frame are zero there. */
+export const FORMAT_VERSIONS = [1, 2] as const
+export type FormatVersion = (typeof FORMAT_VERSIONS)[number]
 
 // Segment header: magic u32 | version u16 | flags u16 | base seq u64 | crc32c u32 | reserved u32
 export const SEGMENT_HEADER_BYTES = 24
 const HEADER_CRC_OFFSET = 16
 
-// Record frame: crc32c u32 | payload length u32 | seq u64 | timestamp u64 | type u8 | zero u8 x3 | payload
+// Record frame: crc32c u32 | payload length u32 | seq u64 | timestamp u64 | type u8 | write index u24 | payload
+// (version 1: the write index is always zero)
 export const RECORD_HEADER_BYTES = 28
 const RECORD_CRC_COVERS_FROM = 4
+const WRITE_INDEX_OFFSET = 25
+
+/**
+ * How many records one write may hold: a frame's write index (its distance from the first seq of
+ * its write) is a u24.
+ */
+export const MAX_RECORDS_PER_WRITE = 2 ** 24
 
 /** The largest payload a record may carry; a larger length field is damage, not data. */
 export const MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
@@ -68,7 +80,7 @@ export function encodeSegmentHeader (baseSeq: number): Buffer {
 }
 
 export type SegmentHeaderResult =
-  | { ok: true, baseSeq: number }
+  | { ok: true, baseSeq: number, version: FormatVersion }
   | { ok: false, reason: string }
 
 export function decodeSegmentHeader (buf: Buffer): SegmentHeaderResult {
@@ -78,14 +90,19 @@ export function decodeSegmentHeader (buf: Buffer): SegmentHeaderResult {
   }
   if (buf.readUInt32LE(0) !== SEGMENT_MAGIC) return { ok: false, reason: 'bad segment magic' }
   const version = buf.readUInt16LE(4)
-  if (version !== FORMAT_VERSION) return { ok: false, reason: `unsupported format version ${version}` }
-  return { ok: true, baseSeq: readU64(buf, 8) }
+  if (!isFormatVersion(version)) return { ok: false, reason: `unsupported format version ${version}` }
+  return { ok: true, baseSeq: readU64(buf, 8), version }
+}
+
+function isFormatVersion (version: number): version is FormatVersion {
+  return (FORMAT_VERSIONS as readonly number[]).includes(version)
 }
 
 /**
  * Frames one record into `target` at `offset`: writes the header, copies the payload and seals it
- * with a CRC32C over everything after the CRC field (length, seq, timestamp, type and payload).
- * Returns the offset just past the record.
+ * with a CRC32C over everything after the CRC field (length, seq, timestamp, type, write index and
+ * payload). `writeIndex` is the record's distance from the first seq of the write that holds it
+ * (always 0 in a version 1 segment; 0 too for a record written alone). Returns the offset just past the record.
  */
 export function writeRecord (
   target: Buffer,
@@ -93,15 +110,17 @@ export function writeRecord (
   seq: number,
   timestamp: number,
   type: RecordTypeCode,
-  payload: Uint8Array
+  payload: Uint8Array,
+  writeIndex = 0
 ): number {
+  if (!Number.isInteger(writeIndex) || writeIndex < 0 || writeIndex >= MAX_RECORDS_PER_WRITE) {
+    throw new RangeError(`write index ${writeIndex} does not fit in a u24`)
+  }
   target.writeUInt32LE(payload.length, offset + 4)
   writeU64(target, seq, offset + 8)
   writeU64(target, timestamp, offset + 16)
   target[offset + 24] = type
-  target[offset + 25] = 0
-  target[offset + 26] = 0
-  target[offset + 27] = 0
+  target.writeUIntLE(writeIndex, offset + WRITE_INDEX_OFFSET, 3)
   target.set(payload, offset + RECORD_HEADER_BYTES)
   const end = offset + RECORD_HEADER_BYTES + payload.length
   target.writeUInt32LE(crc32c(target.subarray(offset + RECORD_CRC_COVERS_FROM, end)), offset)
@@ -112,6 +131,8 @@ export interface RecordFrame {
   seq: number
   timestamp: number
   type: RecordTypeCode
+  /** The distance from the first seq of the write that holds the record (0 in version 1). */
+  writeIndex: number
   /**
    * The buffer the frame was decoded from, valid until that buffer is reused, and where the payload
    * lies in it: offsets rather than a view, so that a hot read loop allocates no Buffer per record.
@@ -129,16 +150,16 @@ export type FrameResult =
   | { kind: 'short', needed: number }
   | { kind: 'bad', reason: string }
 
-/** Decodes the frame at `offset`, checking its framing and its CRC. */
+/**
+ * Decodes the frame at `offset`, checking its framing and its CRC. The write index is not checked
+ * here: what it may be depends on the segment's version and the records before (segment-scan.ts).
+ */
 export function readRecord (buf: Buffer, offset: number, end: number = buf.length): FrameResult {
   if (end - offset < RECORD_HEADER_BYTES) return { kind: 'short', needed: RECORD_HEADER_BYTES }
   const length = buf.readUInt32LE(offset + 4)
   if (length > MAX_PAYLOAD_BYTES) return { kind: 'bad', reason: `record length ${length} is past the maximum` }
   const type = buf[offset + 24]
   if (recordTypeName(type) === undefined) return { kind: 'bad', reason: `unknown record type ${type}` }
-  if (buf[offset + 25] !== 0 || buf[offset + 26] !== 0 || buf[offset + 27] !== 0) {
-    return { kind: 'bad', reason: 'reserved header bytes are not zero' }
-  }
   const size = RECORD_HEADER_BYTES + length
   if (end - offset < size) return { kind: 'short', needed: size }
   const stored = buf.readUInt32LE(offset)
@@ -151,6 +172,7 @@ export function readRecord (buf: Buffer, offset: number, end: number = buf.lengt
       seq: readU64(buf, offset + 8),
       timestamp: readU64(buf, offset + 16),
       type: type as RecordTypeCode,
+      writeIndex: buf.readUIntLE(offset + WRITE_INDEX_OFFSET, 3),
       source: buf,
       payloadStart: offset + RECORD_HEADER_BYTES,
       payloadEnd: offset + size,

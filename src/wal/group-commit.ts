@@ -3,7 +3,7 @@
 // its seq. While one batch is being synced the next one forms, so under load an fsync is shared by
 // as many appends as arrive during it, and with no load an append waits for no timer.
 import { LogClosedError, LogFailedError, QueueFullError, RecordTooLargeError, SegmentUnavailableError } from './errors.js'
-import { MAX_PAYLOAD_BYTES, RECORD_HEADER_BYTES } from './format.js'
+import { MAX_PAYLOAD_BYTES, MAX_RECORDS_PER_WRITE, RECORD_HEADER_BYTES } from './format.js'
 import type { EncodedPayload } from './payload.js'
 import type { SegmentWriter } from './segment-writer.js'
 
@@ -109,7 +109,9 @@ export class GroupCommitQueue {
   private takeBatch (): Waiting[] {
     let count = 0
     let bytes = 0
-    const { maxBatchBytes, maxBatchRecords } = this.options
+    const { maxBatchBytes } = this.options
+    // A batch is written with one write per segment, and a frame's write index is a u24.
+    const maxBatchRecords = Math.min(this.options.maxBatchRecords, MAX_RECORDS_PER_WRITE)
     while (count < this.waiting.length && count < maxBatchRecords) {
       const size = this.waiting[count].size
       if (count > 0 && bytes + size > maxBatchBytes) break

@@ -33,8 +33,8 @@ async function applyStep (io: FileIO, dir: string, openStep: OpenStep, logger: W
       return
     }
     case 'cut-torn-tail': {
-      const { segment, offset, size, reason } = openStep
-      const fields = { segment, offset, cutBytes: size - offset, reason }
+      const { segment, offset, size, reason, tornWrite } = openStep
+      const fields = { segment, offset, cutBytes: size - offset, reason, ...(tornWrite === undefined ? {} : { tornWrite }) }
       if (openStep.zeros) {
         await truncateSegment(io, dir, segment, offset)
         logger.warn(fields, 'cut a torn tail of zeros (no copy kept: it holds nothing)')

@@ -3,13 +3,16 @@
 // set aside). open-apply.ts carries a plan out; the offline tools (src/tools/) print one.
 //
 // A torn tail is damage in the newest segment with no whole record after it: a crash mid-write
-// leaves a partial, zeroed or garbled end, never a whole record behind the tear. Damage anywhere
-// else, a record out of seq order, or a whole record found after the damage is corruption.
+// leaves a partial, zeroed or garbled end, never a whole record behind the tear. One more kind of
+// tear has whole records behind it: a power cut that wrote back a later page of the last, unsynced
+// write and not an earlier one leaves sectors of zeros inside that write (version 2 segments name
+// each frame's write, so this is knowable). Damage anywhere else, a record out of seq order, or a
+// whole record found after the damage that does not fit that tear is corruption.
 import path from 'node:path'
 import type { FileIO } from './file-io.js'
-import { parseSegmentFileName, SEGMENT_HEADER_BYTES } from './format.js'
+import { type FormatVersion, parseSegmentFileName, SEGMENT_HEADER_BYTES } from './format.js'
 import { DEFAULT_CHUNK_BYTES } from './frame-reader.js'
-import { findWholeRecordAfter, scanSegment } from './segment-scan.js'
+import { findTornLastWrite, findWholeRecordAfter, scanSegment } from './segment-scan.js'
 
 export interface SegmentInfo {
   name: string
@@ -18,6 +21,7 @@ export interface SegmentInfo {
   lastSeq: number
   /** Durable bytes, header included. */
   bytes: number
+  version: FormatVersion
 }
 
 /** A change to the directory that opening makes. */
@@ -25,10 +29,11 @@ export type OpenStep =
   /** The newest segment's creation was torn (header only, invalid): rename it to `.broken`. */
   | { kind: 'set-aside-torn-creation', segment: string, size: number, reason: string }
   /**
-   * Damage at the end of the newest segment with nothing whole after it: truncate at `offset`,
+   * Damage at the end of the newest segment with nothing whole after it, or with only records of
+   * the torn last write after it (`tornWrite`: that write's first seq): truncate at `offset`,
    * keeping [offset, size) in a `.broken` copy unless those bytes are all zero.
    */
-  | { kind: 'cut-torn-tail', segment: string, offset: number, size: number, zeros: boolean, reason: string }
+  | { kind: 'cut-torn-tail', segment: string, offset: number, size: number, zeros: boolean, reason: string, tornWrite?: number }
   /** Repair only: truncate the damaged segment at the corruption, keeping the rest in a `.broken` copy. */
   | { kind: 'repair-cut', segment: string, offset: number, size: number, reason: string }
   /** Repair only: rename a damaged segment, or one after the damage, to `.broken`. */
@@ -86,7 +91,7 @@ export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
       } else if (previous !== undefined && scan.baseSeq !== previous.lastSeq + 1) {
         damage = { offset: 0, reason: `base seq ${scan.baseSeq} does not follow seq ${previous.lastSeq} of ${previous.name}` }
       } else {
-        const kept = { name, baseSeq, lastSeq: scan.lastSeq, bytes: scan.validEnd }
+        const kept = { name, baseSeq, lastSeq: scan.lastSeq, bytes: scan.validEnd, version: scan.version }
         checkpoint = Math.max(checkpoint, scan.checkpoint)
         damage = scan.damage
         if (scan.damage !== undefined && isLast && !scan.damage.certain) {
@@ -94,8 +99,22 @@ export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
           const zeros = await isAllZero(io, fd, offset, scan.size)
           // Every record has a non-zero type byte: zeros cannot hide one.
           const whole = zeros ? undefined : await findWholeRecordAfter(io, fd, offset + 1, scan.size, scan.lastSeq)
+          // A version 1 segment does not say which write a record is in: whole records after the
+          // damage are corruption there, whatever the damage looks like.
+          const tornWrite = whole === undefined || scan.version === 1 ? undefined : await findTornLastWrite(io, fd, scan, offset, whole)
           if (whole === undefined) {
             steps.push({ kind: 'cut-torn-tail', segment: name, offset, size: scan.size, zeros, reason })
+            damage = undefined
+          } else if (tornWrite !== undefined) {
+            steps.push({
+              kind: 'cut-torn-tail',
+              segment: name,
+              offset,
+              size: scan.size,
+              zeros,
+              reason: `${reason}, where sectors of zeros tore the last write (seq ${tornWrite} on), whose later records at byte ${whole} go with it`,
+              tornWrite
+            })
             damage = undefined
           } else {
             damage = { offset, reason: `${reason}, and a whole record follows at byte ${whole}` }

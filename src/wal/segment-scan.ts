@@ -3,7 +3,7 @@
 import { ShortReadError } from './errors.js'
 import type { FileIO } from './file-io.js'
 import {
-  decodeSegmentHeader, MAX_PAYLOAD_BYTES, readRecord, readU64, recordTypeName, RecordType,
+  decodeSegmentHeader, type FormatVersion, MAX_PAYLOAD_BYTES, readRecord, readU64, recordTypeName, RecordType,
   RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES
 } from './format.js'
 import { FrameReader, DEFAULT_CHUNK_BYTES } from './frame-reader.js'
@@ -22,6 +22,9 @@ export type SegmentScan =
     kind: 'scanned'
     size: number
     baseSeq: number
+    version: FormatVersion
+    /** Version 2: the first seq of the write that holds the last whole record (undefined if none). */
+    lastWriteFirstSeq?: number
     /** baseSeq - 1 when the segment holds no record. */
     lastSeq: number
     /** The end of the last whole record: where a torn tail would be cut. */
@@ -42,6 +45,7 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
   let expected = header.baseSeq
   let checkpoint = 0
   let damage: SegmentDamage | undefined
+  let lastWriteIndex: number | undefined
   for (;;) {
     const step = frames.buffered() ?? await frames.next()
     if (step.kind === 'end') break
@@ -54,8 +58,18 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
       break
     }
     const { frame } = step
+    if (header.version === 1 && frame.writeIndex !== 0) {
+      damage = { offset: step.offset, reason: 'reserved header bytes are not zero', certain: false }
+      break
+    }
     if (frame.seq !== expected) {
       damage = { offset: step.offset, reason: `seq ${frame.seq} where ${expected} was expected`, certain: true }
+      break
+    }
+    // Writes lie back to back: a record starts a write (index 0) or follows the one before it in
+    // the same write. A segment's first record starts a write.
+    if (header.version !== 1 && frame.writeIndex !== 0 && frame.writeIndex !== (lastWriteIndex ?? -1) + 1) {
+      damage = { offset: step.offset, reason: `write index ${frame.writeIndex} where 0 or ${(lastWriteIndex ?? -1) + 1} was expected`, certain: true }
       break
     }
     if (frame.type === RecordType.checkpoint) {
@@ -66,13 +80,17 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
       }
       checkpoint = Math.max(checkpoint, body.checkpoint)
     }
+    lastWriteIndex = frame.writeIndex
     expected++
   }
+  const lastSeq = expected - 1
   return {
     kind: 'scanned',
     size,
     baseSeq: header.baseSeq,
-    lastSeq: expected - 1,
+    version: header.version,
+    ...(header.version === 1 || lastWriteIndex === undefined ? {} : { lastWriteFirstSeq: lastSeq - lastWriteIndex }),
+    lastSeq,
     validEnd: damage?.offset ?? size,
     checkpoint,
     ...(damage === undefined ? {} : { damage })
@@ -124,4 +142,79 @@ async function readFully (io: FileIO, fd: number, into: Buffer, length: number, 
     if (got === 0) throw new ShortReadError(position + done)
     done += got
   }
+}
+
+/** The unit a disk writes whole: a page of a torn write that never reached it reads as sectors of zeros. */
+export const SECTOR_BYTES = 512
+
+export interface TornWriteScope {
+  size: number
+  baseSeq: number
+  /** The last whole record before the damage. */
+  lastSeq: number
+  lastWriteFirstSeq?: number
+}
+
+/**
+ * For damage at `damageAt` in a version 2 segment, with a whole record found again at `wholeAt`:
+ * whether it is the segment's last write, torn by a power cut that wrote back a later page of it
+ * before an earlier one. It is when every damaged stretch (from a failing frame to the next whole
+ * record) overlaps a 512-byte sector of zeros (overlapsZeroSector), and the damaged record (seq `lastSeq` + 1), the
+ * whole records before it in its write, and every whole record after it all belong to one write,
+ * which is then the last. Returns that write's first seq, or undefined when it is not so.
+ */
+export async function findTornLastWrite (io: FileIO, fd: number, scope: TornWriteScope, damageAt: number, wholeAt: number): Promise<number | undefined> {
+  const { size, baseSeq, lastSeq, lastWriteFirstSeq } = scope
+  let writeFirstSeq: number | undefined
+  let stretchFrom = damageAt
+  let afterSeq = lastSeq
+  let at: number | undefined = wholeAt
+  while (at !== undefined) {
+    if (!await overlapsZeroSector(io, fd, stretchFrom, at, size)) return undefined
+    const frames = new FrameReader(io, fd, at, size)
+    let previousIndex: number | undefined
+    let step = await frames.next()
+    for (; step.kind === 'record'; step = await frames.next()) {
+      const { seq, writeIndex } = step.frame
+      if (seq <= afterSeq) return undefined
+      // Records read one after another are consecutive in seq and in their write.
+      if (previousIndex !== undefined && (seq !== afterSeq + 1 || writeIndex !== previousIndex + 1)) return undefined
+      writeFirstSeq ??= seq - writeIndex
+      if (seq - writeIndex !== writeFirstSeq) return undefined
+      afterSeq = seq
+      previousIndex = writeIndex
+    }
+    if (step.kind === 'end') break
+    stretchFrom = step.offset
+    at = await findWholeRecordAfter(io, fd, stretchFrom + 1, size, afterSeq)
+  }
+  // The write begins in this segment (no write spans two), at or before the damaged record...
+  if (writeFirstSeq === undefined || writeFirstSeq < baseSeq || writeFirstSeq > lastSeq + 1) return undefined
+  // ...and the whole records before the damage that lie in it name it too.
+  if (writeFirstSeq <= lastSeq && lastWriteFirstSeq !== writeFirstSeq) return undefined
+  return writeFirstSeq
+}
+
+/**
+ * Whether an aligned 512-byte sector, whole in the file, overlaps bytes [from, to) and is zero from
+ * where it meets them on. The first sector of a hole may hold durable bytes before the damage: the
+ * end of the last synced write, whose page the torn write shared.
+ */
+async function overlapsZeroSector (io: FileIO, fd: number, from: number, to: number, size: number): Promise<boolean> {
+  const first = Math.floor(from / SECTOR_BYTES) * SECTOR_BYTES
+  const last = Math.min(Math.ceil(to / SECTOR_BYTES) * SECTOR_BYTES, Math.floor(size / SECTOR_BYTES) * SECTOR_BYTES)
+  const chunk = Buffer.allocUnsafe(Math.min(DEFAULT_CHUNK_BYTES, Math.max(last - first, 0)))
+  for (let start = first; start < last; start += chunk.length) {
+    const length = Math.min(chunk.length, last - start)
+    await readFully(io, fd, chunk, length, start)
+    for (let sector = 0; sector < length; sector += SECTOR_BYTES) {
+      if (isZero(chunk, Math.max(sector, from - start), sector + SECTOR_BYTES)) return true
+    }
+  }
+  return false
+}
+
+function isZero (buf: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (buf[i] !== 0) return false
+  return true
 }

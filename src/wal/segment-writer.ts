@@ -5,7 +5,7 @@ import path from 'node:path'
 import { SegmentChangedError, SegmentUnavailableError } from './errors.js'
 import type { Durability } from '../log.js'
 import type { FileIO } from './file-io.js'
-import { encodeSegmentHeader, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeRecord } from './format.js'
+import { encodeSegmentHeader, FORMAT_VERSION, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeRecord } from './format.js'
 import type { EncodedPayload } from './payload.js'
 import type { SegmentInfo } from './open-plan.js'
 
@@ -86,8 +86,12 @@ export class SegmentWriter {
         const buffer = Buffer.allocUnsafe(bytes)
         let offset = 0
         let seq = active.lastSeq + 1
+        // Each frame names its write, so that opening can tell a write torn by a power cut from
+        // damage to writes that were acknowledged (docs/format.md). A version 1 segment, still
+        // appended to after an upgrade, has no room for that: its frames keep zeros there.
+        const namesWrite = active.version !== 1
         for (let i = start; i < end; i++) {
-          offset = writeRecord(buffer, offset, seq++, timestamp, records[i].type, records[i].bytes)
+          offset = writeRecord(buffer, offset, seq++, timestamp, records[i].type, records[i].bytes, namesWrite ? i - start : 0)
         }
         // A second writer (the directory lock defeated, a tool appending behind the log's back)
         // shows as a size this writer did not make; one fstat a write is the price of noticing.
@@ -169,5 +173,5 @@ async function createSegment (options: SegmentWriterOptions, baseSeq: number, fi
     await options.io.close(fd).catch(() => {})
     throw err
   }
-  return { info: { name, baseSeq, lastSeq: baseSeq - 1, bytes: SEGMENT_HEADER_BYTES }, fd }
+  return { info: { name, baseSeq, lastSeq: baseSeq - 1, bytes: SEGMENT_HEADER_BYTES, version: FORMAT_VERSION }, fd }
 }

@@ -9,6 +9,8 @@
 //     system keeps directory changes in order);
 //   - every file keeps its synced bytes plus a random part of the rest;
 //   - in the harsh mode, the kept unsynced bytes of the last page are garbage or zeros.
+// `syncedBytes` and `writeBackHole` model one more outcome, on a copy of the files: the kernel wrote
+// back a later page of an unsynced write and not an earlier one, which then reads as zeros.
 // The real fdatasync and directory fsync are skipped: what survives is decided here, and a real
 // sync would only slow the test down. Each sync still yields, so that appends queue behind it.
 import fs from 'node:fs'
@@ -212,6 +214,11 @@ export class PowerCutIO implements FileIO {
     this.pending.push({ kind: 'rename', from, to })
   }
 
+  /** How many bytes of `file` a completed fdatasync made durable. */
+  syncedBytes (file: string): number {
+    return this.state(file).synced
+  }
+
   /**
    * Makes the files what the power cut leaves: call it once the engine is closed (nothing of it
    * still runs). `harsh` garbles or zeroes the unsynced bytes kept in each file's last page.
@@ -265,4 +272,21 @@ export class PowerCutIO implements FileIO {
     this.files.clear()
     return report
   }
+}
+
+/**
+ * Zeroes bytes [from, to) of `file`, but none of its first `synced` bytes (those are durable
+ * whatever happens): what a power cut leaves of a range the kernel never wrote back while it wrote
+ * later pages of the same write. Returns the range zeroed, empty if it lay within the synced bytes.
+ */
+export function writeBackHole (file: string, synced: number, from: number, to: number): { from: number, to: number } {
+  const start = Math.max(from, synced)
+  if (start >= to) return { from: start, to: start }
+  const fd = fs.openSync(file, 'r+')
+  try {
+    fs.writeSync(fd, Buffer.alloc(to - start), 0, to - start, start)
+  } finally {
+    fs.closeSync(fd)
+  }
+  return { from: start, to }
 }

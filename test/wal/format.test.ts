@@ -33,12 +33,12 @@ t.test('segment header', async t => {
   t.equal(header.subarray(0, 4).toString('latin1'), 'VWAL', 'the magic reads "VWAL"')
   t.equal(header.readUInt32LE(0), SEGMENT_MAGIC)
   t.equal(header.readUInt16LE(4), FORMAT_VERSION)
-  t.equal(FORMAT_VERSION, 1)
+  t.equal(FORMAT_VERSION, 2)
   t.equal(header.readUInt16LE(6), 0, 'flags')
   t.equal(header.readBigUInt64LE(8), BigInt(2 ** 32 + 7), 'base seq')
   t.equal(header.readUInt32LE(16), crc32c(header.subarray(0, 16)), 'CRC32C of bytes 0-15')
   t.equal(header.readUInt32LE(20), 0, 'reserved')
-  t.same(decodeSegmentHeader(header), { ok: true, baseSeq: 2 ** 32 + 7 })
+  t.same(decodeSegmentHeader(header), { ok: true, baseSeq: 2 ** 32 + 7, version: 2 })
 
   const undetected: number[] = []
   for (let bit = 0; bit < 20 * 8; bit++) {
@@ -49,29 +49,36 @@ t.test('segment header', async t => {
   t.same(undetected, [], 'every flipped bit of bytes 0-19 is detected')
   t.match(decodeSegmentHeader(header.subarray(0, 23)), { ok: false, reason: /cut short/ })
 
-  const future = Buffer.from(header)
-  future.writeUInt16LE(2, 4)
-  future.writeUInt32LE(crc32c(future.subarray(0, 16)), 16)
-  t.match(decodeSegmentHeader(future), { ok: false, reason: /unsupported format version 2/ })
+  const withVersion = (version: number): Buffer => {
+    const other = Buffer.from(header)
+    other.writeUInt16LE(version, 4)
+    other.writeUInt32LE(crc32c(other.subarray(0, 16)), 16)
+    return other
+  }
+  t.same(decodeSegmentHeader(withVersion(1)), { ok: true, baseSeq: 2 ** 32 + 7, version: 1 }, 'version 1 is still read')
+  t.match(decodeSegmentHeader(withVersion(3)), { ok: false, reason: /unsupported format version 3/ })
+  t.match(decodeSegmentHeader(withVersion(0)), { ok: false, reason: /unsupported format version 0/ })
 })
 
 t.test('record frame', async t => {
   const payload = encodeEntry({ op: 'insert', id: 'a', vector: [1, 2, 3], metadata: { k: 'v' } })
   const size = RECORD_HEADER_BYTES + payload.bytes.length
   const buf = Buffer.alloc(size + 10)
-  t.equal(writeRecord(buf, 10, 2 ** 33, 1_700_000_000_123, payload.type, payload.bytes), 10 + size)
+  const writeIndex = 0xabcdef
+  t.equal(writeRecord(buf, 10, 2 ** 33, 1_700_000_000_123, payload.type, payload.bytes, writeIndex), 10 + size)
   const frame = buf.subarray(10)
   t.equal(frame.readUInt32LE(0), crc32c(frame.subarray(4, size)), 'CRC32C of everything after the CRC field')
   t.equal(frame.readUInt32LE(4), payload.bytes.length, 'payload length')
   t.equal(frame.readBigUInt64LE(8), BigInt(2 ** 33), 'seq')
   t.equal(frame.readBigUInt64LE(16), 1_700_000_000_123n, 'timestamp in ms')
   t.equal(frame[24], RecordType.insert, 'type')
-  t.same([...frame.subarray(25, 28)], [0, 0, 0], 'reserved')
+  t.same([...frame.subarray(25, 28)], [0xef, 0xcd, 0xab], 'write index, a little-endian u24')
   t.ok(frame.subarray(28, size).equals(payload.bytes), 'payload')
   t.same(RecordType, { insert: 1, update: 2, delete: 3, batch: 4, checkpoint: 5 })
 
   const decoded = readRecord(buf, 10, 10 + size)
-  t.match(decoded, { kind: 'record', frame: { seq: 2 ** 33, timestamp: 1_700_000_000_123, type: RecordType.insert, size } })
+  t.match(decoded, { kind: 'record', frame: { seq: 2 ** 33, timestamp: 1_700_000_000_123, type: RecordType.insert, writeIndex, size } })
+  t.throws(() => writeRecord(buf, 10, 1, 1, payload.type, payload.bytes, 2 ** 24), RangeError, 'a write index past a u24 is refused')
 
   const wrong: number[] = []
   for (let bit = 0; bit < size * 8; bit++) {
@@ -86,9 +93,6 @@ t.test('record frame', async t => {
   const badType = Buffer.from(frame.subarray(0, size))
   badType[24] = 9
   t.match(readRecord(badType, 0), { kind: 'bad', reason: /unknown record type 9/ })
-  const badReserved = Buffer.from(frame.subarray(0, size))
-  badReserved[26] = 1
-  t.match(readRecord(badReserved, 0), { kind: 'bad', reason: /reserved/ })
   const badLength = Buffer.from(frame.subarray(0, size))
   badLength.writeUInt32LE(MAX_PAYLOAD_BYTES + 1, 4)
   t.match(readRecord(badLength, 0), { kind: 'bad', reason: /past the maximum/ })

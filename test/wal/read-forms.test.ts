@@ -88,7 +88,7 @@ t.test('two streams read in turns, long records and all, each give the bytes of 
 t.test('every form refuses a CRC-valid record of the right type but another shape', async t => {
   const located = async function * (): AsyncGenerator<LocatedFrame> {
     const { type, bytes } = encodeEntry({ op: 'insert', id: 'a', vector: [1] })
-    const good = { seq: 1, timestamp: 1, type, source: bytes, payloadStart: 0, payloadEnd: bytes.length, size: bytes.length }
+    const good = { seq: 1, timestamp: 1, type, writeIndex: 0, source: bytes, payloadStart: 0, payloadEnd: bytes.length, size: bytes.length }
     yield { frame: good, segment: 'x.seg', offset: 24 }
     // The writer never adds a key: an extra one means the body is not what was written.
     const odd = new Packr({ moreTypes: true, useRecords: false }).pack({ op: 'insert', id: 'a', vector: Float32Array.from([1]), extra: 1 })

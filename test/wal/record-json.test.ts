@@ -24,7 +24,7 @@ function payloadOf (record: LogRecord): EncodedPayload {
 function frameOf (seq: number, timestamp: number, { type, bytes }: EncodedPayload, offset = 3): RecordFrame {
   const source = Buffer.alloc(offset + bytes.length + 5, 0xc1)
   bytes.copy(source, offset)
-  return { seq, timestamp, type, source, payloadStart: offset, payloadEnd: offset + bytes.length, size: bytes.length }
+  return { seq, timestamp, type, writeIndex: 0, source, payloadStart: offset, payloadEnd: offset + bytes.length, size: bytes.length }
 }
 
 /** The record's line as the log prints it: its body encoded as the writer encodes it, then transcoded. */

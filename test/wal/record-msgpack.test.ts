@@ -16,7 +16,7 @@ const timestamp = 1764000000000
 function frameOf (seq: number, { type, bytes }: EncodedPayload): RecordFrame {
   // Placed inside a larger buffer, as a reader's chunk holds it.
   const source = Buffer.concat([Buffer.from([0xc1, 0xc1]), bytes, Buffer.from([0xc1])])
-  return { seq, timestamp, type, source, payloadStart: 2, payloadEnd: 2 + bytes.length, size: bytes.length }
+  return { seq, timestamp, type, writeIndex: 0, source, payloadStart: 2, payloadEnd: 2 + bytes.length, size: bytes.length }
 }
 
 t.test('a record reads back as itself, seq first and timestamp last', async t => {

@@ -1,0 +1,94 @@
+// Version 1 logs, written before frames named their write, still open and read back exactly, and
+// take appends: test/fixtures/format-v1/ was written once by the version 1 code (three segments, a
+// batch, a checkpoint) and test/fixtures/format-v1.ndjson is how that code read it back.
+import fs from 'node:fs'
+import path from 'node:path'
+import fc from 'fast-check'
+import t from 'tap'
+import type { EntryInput } from '../../src/entry.js'
+import { CorruptLogError } from '../../src/wal/errors.js'
+import { RECORD_HEADER_BYTES } from '../../src/wal/format.js'
+import { WriteAheadLog } from '../../src/wal/log.js'
+import { ROOT } from '../helpers/project.js'
+import { rawRecords, segmentFiles, tempDir, type TeardownTarget } from '../helpers/wal.js'
+
+const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'format-v1')
+const FIXTURE_LINES = fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'format-v1.ndjson'), 'utf8')
+
+function fixtureCopy (t: TeardownTarget): string {
+  const dir = tempDir(t)
+  for (const name of fs.readdirSync(FIXTURE)) fs.copyFileSync(path.join(FIXTURE, name), path.join(dir, name))
+  return dir
+}
+
+async function ndjsonOf (log: WriteAheadLog): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of log.read({ after: 0, includeCheckpoints: true }).ndjson) chunks.push(chunk)
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+const entryArbitrary: fc.Arbitrary<EntryInput> = fc.oneof(
+  fc.record({
+    op: fc.constantFrom('insert' as const, 'update' as const),
+    id: fc.string({ minLength: 1, maxLength: 12 }),
+    vector: fc.float32Array({ minLength: 1, maxLength: 300, noNaN: true, noDefaultInfinity: true })
+  }),
+  fc.record({ op: fc.constant('delete' as const), id: fc.string({ minLength: 1, maxLength: 12 }) })
+)
+
+t.test('a version 1 log opens and reads back exactly as the version 1 code read it', async t => {
+  const dir = fixtureCopy(t)
+  const log = await WriteAheadLog.open({ dir })
+  t.teardown(async () => { await log.close() })
+  t.equal(await ndjsonOf(log), FIXTURE_LINES)
+  t.same(log.status().segments.map(s => s.name), segmentFiles(FIXTURE), 'every segment is kept')
+  t.equal(log.checkpointSeq, 2)
+})
+
+t.test('appends to a version 1 segment keep zeros where version 2 names the write, and read back after a reopen', async t => {
+  await fc.assert(fc.asyncProperty(fc.array(fc.array(entryArbitrary, { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 4 }), async groups => {
+    const dir = fixtureCopy(t)
+    const before = rawRecords(dir).length
+    let log = await WriteAheadLog.open({ dir })
+    try {
+      for (const group of groups) await Promise.all(group.map(async e => await log.append(e)))
+    } finally {
+      await log.close()
+    }
+    const newest = segmentFiles(dir).at(-1) ?? ''
+    const bytes = fs.readFileSync(path.join(dir, newest))
+    t.equal(bytes.readUInt16LE(4), 1, 'the newest segment is still version 1')
+    const appended = rawRecords(dir).slice(before)
+    t.equal(appended.length, groups.flat().length)
+    t.ok(appended.every(r => r.file === newest && bytes.readUIntLE(r.offset + RECORD_HEADER_BYTES - 3, 3) === 0), 'every appended frame has zero write index bytes')
+    log = await WriteAheadLog.open({ dir })
+    try {
+      const lines = await ndjsonOf(log)
+      t.ok(lines.startsWith(FIXTURE_LINES), 'the version 1 records read back first')
+      t.equal(log.lastSeq, before + appended.length, 'and every appended record after them')
+    } finally {
+      await log.close()
+    }
+  }), { numRuns: 5 })
+})
+
+t.test('a version 1 segment with whole records after a sector of zeros still refuses to open', async t => {
+  const dir = fixtureCopy(t)
+  const log = await WriteAheadLog.open({ dir })
+  const before = rawRecords(dir).length
+  const group = fc.sample(fc.float32Array({ minLength: 300, maxLength: 400, noNaN: true, noDefaultInfinity: true }), 6)
+  await Promise.all(group.map(async (vector, i) => await log.append({ op: 'insert', id: `v${i}`, vector })))
+  await log.close()
+  const newest = segmentFiles(dir).at(-1) ?? ''
+  const file = path.join(dir, newest)
+  const bytes = fs.readFileSync(file)
+  const records = rawRecords(dir).slice(before)
+  // The sector holding the start of the group's third record, records whole after it.
+  const sector = Math.floor(records[2].offset / 512) * 512
+  bytes.fill(0, sector, sector + 512)
+  fs.writeFileSync(file, bytes)
+  const damaged = records.find(r => r.offset + r.size > sector)
+  const outcome = await WriteAheadLog.open({ dir }).then(async opened => { await opened.close(); return undefined }, (err: unknown) => err)
+  t.ok(outcome instanceof CorruptLogError, `opening refuses: ${String(outcome)}`)
+  t.match(outcome, { file: newest, offset: damaged?.offset, reason: /a whole record follows/ })
+})
