@@ -65,16 +65,7 @@ export async function spawnServer (options: SpawnOptions): Promise<ServerChild> 
     env,
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  liveChildren.add(child)
-  const exited = new Promise<void>(resolve => {
-    const gone = (): void => {
-      liveChildren.delete(child)
-      resolve()
-    }
-    child.once('exit', gone)
-    child.once('error', gone)
-  })
-  const output = keepTail(child)
+  const { exited, output } = track(child)
   try {
     const url = await withTimeout(firstUrl(child, exited), READY_TIMEOUT_MS, 'printing its URL')
     await withTimeout(untilReady(url), READY_TIMEOUT_MS, 'answering /health/ready')
@@ -108,16 +99,7 @@ export interface PeerUser {
  */
 export async function spawnPeer (command: string, args: string[], ready: RegExp, user?: PeerUser): Promise<PeerChild> {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...user })
-  liveChildren.add(child)
-  const exited = new Promise<void>(resolve => {
-    const gone = (): void => {
-      liveChildren.delete(child)
-      resolve()
-    }
-    child.once('exit', gone)
-    child.once('error', gone)
-  })
-  const output = keepTail(child)
+  const { exited, output } = track(child)
   const readyLine = new Promise<void>((resolve, reject) => {
     const look = (text: string): void => { if (ready.test(text)) resolve() }
     child.stdout?.on('data', look)
@@ -131,6 +113,23 @@ export async function spawnPeer (command: string, args: string[], ready: RegExp,
     await stopChild(child, exited)
     throw new Error(`${command} did not start: ${(err as Error).message}\n${output().join('\n')}`)
   }
+}
+
+/**
+ * Keeps `child` among the children the exit handler kills; answers when it exits, and the tail of
+ * its output to explain a failure.
+ */
+function track (child: ChildProcess): { exited: Promise<void>, output: () => string[] } {
+  liveChildren.add(child)
+  const exited = new Promise<void>(resolve => {
+    const gone = (): void => {
+      liveChildren.delete(child)
+      resolve()
+    }
+    child.once('exit', gone)
+    child.once('error', gone)
+  })
+  return { exited, output: keepTail(child) }
 }
 
 async function stopChild (child: ChildProcess, exited: Promise<void>): Promise<void> {

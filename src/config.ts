@@ -7,6 +7,7 @@ import { parseTokens, type TokenGrant } from './http/auth.js'
 import type { AuthFailureLimits } from './http/auth-failures.js'
 import { ENTRY_LIMITS } from './entry.js'
 import { DurabilitySchema, type Durability } from './log.js'
+import { WAL_DEFAULTS } from './wal/log.js'
 
 const MiB = 1024 * 1024
 
@@ -33,19 +34,20 @@ export const ConfigSchema = Type.Object({
   VECWAL_HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address to listen on' }),
   VECWAL_PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'port to listen on (0: any free port)' }),
   VECWAL_DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'directory of the segment files' }),
-  VECWAL_DURABILITY: Type.Union(DurabilitySchema.anyOf, { default: 'fsync', description: 'fsync: answer writes after fdatasync; none: after the write call (tests and benchmarks only)' }),
-  VECWAL_SEGMENT_BYTES: Type.Integer({ default: 64 * MiB, minimum: 4096, description: 'rotate to a new segment before one would pass this size' }),
-  VECWAL_RETAIN_SEGMENTS: Type.Integer({ default: 0, minimum: 0, description: 'sealed segments kept after a checkpoint covers them' }),
-  VECWAL_QUEUE_LIMIT_BYTES: Type.Integer({ default: 64 * MiB, minimum: 4096, description: 'write queue limit; past it writes get 503 with Retry-After' }),
+  VECWAL_DURABILITY: Type.Union(DurabilitySchema.anyOf, { default: WAL_DEFAULTS.durability, description: 'fsync: answer writes after fdatasync; none: after the write call (tests and benchmarks only)' }),
+  VECWAL_SEGMENT_BYTES: Type.Integer({ default: WAL_DEFAULTS.segmentBytes, minimum: 4096, description: 'rotate to a new segment before one would pass this size' }),
+  VECWAL_RETAIN_SEGMENTS: Type.Integer({ default: WAL_DEFAULTS.retainSegments, minimum: 0, description: 'sealed segments kept after a checkpoint covers them' }),
+  VECWAL_QUEUE_LIMIT_BYTES: Type.Integer({ default: WAL_DEFAULTS.queueLimitBytes, minimum: 4096, description: 'write queue limit; past it writes get 503 with Retry-After' }),
+  // The service keeps room for checkpoints by default; the engine, for a library caller, keeps none.
   VECWAL_MIN_FREE_BYTES: Type.Integer({ default: 64 * MiB, minimum: 0, description: 'below this many free bytes on the data directory\'s file system, writes get 507 WAL_DISK_FULL while checkpoints still pass (0: never)' }),
   VECWAL_BODY_LIMIT_BYTES: Type.Integer({ default: 16 * MiB, minimum: 1024, description: 'largest request body; past it 413' }),
   VECWAL_IDLE_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 100, description: 'a connection that sends nothing and takes nothing this long is closed: a stalled upload, a recovery reader that stopped reading, a kept-alive connection between requests (at least 1 s there)' }),
   VECWAL_DIMENSIONS: Type.Optional(Type.Integer({ minimum: 1, maximum: ENTRY_LIMITS.vectorMaxLength, description: 'when set, every vector must have exactly this many values' })),
   VECWAL_LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
   VECWAL_REPAIR: Type.Boolean({ default: false, description: 'open past corruption: keep the valid prefix, set the rest aside in .broken files' }),
-  VECWAL_TX_MAX_BYTES: Type.Integer({ default: 64 * MiB, minimum: 1024, description: 'bytes one transaction may stage' }),
-  VECWAL_TX_TOTAL_BYTES: Type.Integer({ default: 256 * MiB, minimum: 1024, description: 'bytes all open transactions may hold together: what they staged, and 1 KiB each' }),
-  VECWAL_TX_IDLE_MS: Type.Integer({ default: 60_000, minimum: 10, description: 'a transaction untouched this long is aborted' }),
+  VECWAL_TX_MAX_BYTES: Type.Integer({ default: WAL_DEFAULTS.transactions.maxBytes, minimum: 1024, description: 'bytes one transaction may stage' }),
+  VECWAL_TX_TOTAL_BYTES: Type.Integer({ default: WAL_DEFAULTS.transactions.maxTotalBytes, minimum: 1024, description: 'bytes all open transactions may hold together: what they staged, and 1 KiB each' }),
+  VECWAL_TX_IDLE_MS: Type.Integer({ default: WAL_DEFAULTS.transactions.idleMs, minimum: 10, description: 'a transaction untouched this long is aborted' }),
   VECWAL_TOKENS: Type.Optional(Type.String({ description: 'bearer tokens with scopes: write:TOKEN1,read:TOKEN2,admin:TOKEN3' })),
   VECWAL_TOKENS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'a file holding the same, one grant a line' })),
   VECWAL_PROTECT_METRICS: Type.Boolean({ default: false, description: 'with tokens, /metrics needs the read scope too' }),

@@ -10,13 +10,17 @@ export type Scope = 'read' | 'write' | 'admin'
 /** What a route needs: a scope, or 'open' (health; metrics unless protected). */
 export type RouteAccess = Scope | 'open' | 'metrics'
 
-const SCOPES: readonly Scope[] = ['read', 'write', 'admin']
-
-/** admin may do everything; read and write only their own. */
+/** The scopes, and what each may do: admin everything, read and write only their own. */
 const GRANTS: Record<Scope, ReadonlySet<Scope>> = {
   read: new Set(['read']),
   write: new Set(['write']),
   admin: new Set(['read', 'write', 'admin'])
+}
+const SCOPES = Object.keys(GRANTS) as Scope[]
+
+/** Whether a route's access asks for a token's scope (rather than being open). */
+export function isScope (access: RouteAccess | undefined): access is Scope {
+  return access !== undefined && Object.hasOwn(GRANTS, access)
 }
 
 export interface TokenGrant { scope: Scope, token: string }

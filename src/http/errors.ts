@@ -3,7 +3,9 @@
 // below. Every answer has the same JSON shape: {statusCode, code, error, message}.
 import createError from '@fastify/error'
 import { STATUS_CODES } from 'node:http'
+import type { Static } from '@sinclair/typebox'
 import type { LogErrorCode } from '../log.js'
+import type { ErrorResponse } from './schemas.js'
 
 export const InvalidRequestError = createError('HTTP_INVALID_REQUEST', '%s', 400)
 export const MalformedBodyError = createError('HTTP_MALFORMED_BODY', 'the body is not valid %s: %s', 400)
@@ -57,12 +59,8 @@ export function engineError (code: string): EngineErrorMapping | undefined {
   return Object.hasOwn(ENGINE_ERRORS, code) ? ENGINE_ERRORS[code as LogErrorCode] : undefined
 }
 
-export interface ErrorBody {
-  statusCode: number
-  code: string
-  error: string
-  message: string
-}
+/** Every error's body: the shape its schema (ErrorResponse) documents. */
+export type ErrorBody = Static<typeof ErrorResponse>
 
 export function errorBody (statusCode: number, code: string, message: string): ErrorBody {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }

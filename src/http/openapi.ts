@@ -5,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { MSGPACK } from './msgpack.js'
+import { isScope } from './auth.js'
 
 const description = [
   'A durable, group-committed write-ahead log for vector indexes.',
@@ -24,7 +25,7 @@ async function openapi (app: FastifyInstance): Promise<void> {
       const method = String(route.method).toLowerCase()
       if (route.config?.optionalBody === true) optionalBodies.add(`${method} ${url}`)
       const access = route.config?.access
-      const secured = access === 'read' || access === 'write' || access === 'admin'
+      const secured = isScope(access)
       return { schema: secured ? { ...schema, security: [{ bearer: [] }] } : schema, url }
     },
     transformObject (documentObject) {

@@ -43,6 +43,11 @@ export class GroupCommitQueue {
     return this.failure
   }
 
+  /** Closed: it takes no more appends (what it held is made durable first). The log's lifecycle is this. */
+  get isClosed (): boolean {
+    return this.closed
+  }
+
   append (payload: EncodedPayload): Promise<number> {
     if (this.failure !== undefined) return Promise.reject(new LogFailedError(this.failure))
     if (this.closed) return Promise.reject(new LogClosedError())

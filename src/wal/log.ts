@@ -41,7 +41,8 @@ export interface WalOptions {
   observer?: LogObserver
 }
 
-const WAL_DEFAULTS = {
+/** The engine's defaults, stated here once: the service's configuration takes them from here. */
+export const WAL_DEFAULTS = {
   durability: 'fsync' as Durability,
   segmentBytes: 64 * 1024 * 1024,
   retainSegments: 0,
@@ -68,7 +69,6 @@ export class WriteAheadLog implements Log {
   private lastCheckpoint: number
   /** The highest checkpoint queued, so two concurrent checkpoints cannot land out of order. */
   private queuedCheckpoint: number
-  private closed = false
 
   private constructor (
     private readonly dir: string,
@@ -89,7 +89,7 @@ export class WriteAheadLog implements Log {
       async (entries, txId) => await this.appendBatch(entries, txId),
       () => {
         if (this.queue.failed !== undefined) throw new LogFailedError(this.queue.failed)
-        if (this.closed) throw new LogClosedError()
+        if (this.queue.isClosed) throw new LogClosedError()
       }
     )
   }
@@ -156,7 +156,7 @@ export class WriteAheadLog implements Log {
 
   get state (): LogState {
     if (this.queue.failed !== undefined) return 'failed'
-    return this.closed ? 'closed' : 'ok'
+    return this.queue.isClosed ? 'closed' : 'ok'
   }
 
   /** Resolves with the entry's seq once it is durable. */
@@ -262,8 +262,7 @@ export class WriteAheadLog implements Log {
 
   /** Refuses new appends, waits until everything queued is durable, and releases the directory. */
   async close (): Promise<void> {
-    if (this.closed) throw new LogClosedError()
-    this.closed = true
+    if (this.queue.isClosed) throw new LogClosedError()
     this.transactions.clear()
     await this.queue.close()
     try {

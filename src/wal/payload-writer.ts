@@ -83,6 +83,31 @@ function putArrayHead (count: number): void {
   }
 }
 
+/** An ext has no fix form for its length. */
+const NO_FIX_FORM = -1
+
+/**
+ * The head of an item of `length` in its smallest form, as msgpackr writes it: `fix` with the
+ * length in its low bits below 32 (unless NO_FIX_FORM), then the 8-, 16- or 32-bit length form.
+ * The caller has ensured room.
+ */
+function putLengthHead (length: number, fix: number, head8: number, head16: number, head32: number): void {
+  if (fix !== NO_FIX_FORM && length < 0x20) {
+    out[at++] = fix | length
+  } else if (length < 0x100) {
+    out[at++] = head8
+    out[at++] = length
+  } else if (length < 0x10000) {
+    out[at] = head16
+    out.writeUInt16BE(length, at + 1)
+    at += 3
+  } else {
+    out[at] = head32
+    out.writeUInt32BE(length, at + 1)
+    at += 5
+  }
+}
+
 /** Strings up to this long are tried as ASCII first: nearly every id, key and value is. */
 const ASCII_TRY_MAX = 0xff
 
@@ -115,20 +140,7 @@ function putString (field: string, text: string): void {
   if (LONE_SURROGATE.test(text)) throw new InvalidEntryError(`${field} holds a lone surrogate`)
   const length = Buffer.byteLength(text)
   ensure(length + 5)
-  if (length < 0x20) {
-    out[at++] = 0xa0 | length
-  } else if (length < 0x100) {
-    out[at++] = 0xd9
-    out[at++] = length
-  } else if (length < 0x10000) {
-    out[at] = 0xda
-    out.writeUInt16BE(length, at + 1)
-    at += 3
-  } else {
-    out[at] = 0xdb
-    out.writeUInt32BE(length, at + 1)
-    at += 5
-  }
+  putLengthHead(length, 0xa0, 0xd9, 0xda, 0xdb)
   at += out.write(text, at, length, 'utf8')
 }
 
@@ -152,18 +164,7 @@ function putVectorValues (vector: readonly number[] | Float32Array, scratch: Flo
   }
   const dataLength = count * 4 + 1
   ensure(dataLength + 6)
-  if (dataLength < 0x100) {
-    out[at++] = 0xc7
-    out[at++] = dataLength
-  } else if (dataLength < 0x10000) {
-    out[at] = 0xc8
-    out.writeUInt16BE(dataLength, at + 1)
-    at += 3
-  } else {
-    out[at] = 0xc9
-    out.writeUInt32BE(dataLength, at + 1)
-    at += 5
-  }
+  putLengthHead(dataLength, NO_FIX_FORM, 0xc7, 0xc8, 0xc9)
   out[at++] = TYPED_ARRAY_EXTENSION
   out[at++] = FLOAT32_ARRAY_CODE
   out.set(new Uint8Array(scratch.buffer, 0, count * 4), at)
