@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/config.js'
 import { startService, type EngineOverrides, type Service } from '../../src/main.js'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 import { CLI } from './project.js'
+import { ioError } from './wal.js'
 
 export interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -97,7 +98,7 @@ export function failingIO (): { io: FileIO, fail: () => void } {
   const io: FileIO = {
     ...nodeFileIO,
     async fdatasync (fd) {
-      if (failing) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' })
+      if (failing) throw ioError('EIO', 'fdatasync', 'i/o error')
       await nodeFileIO.fdatasync(fd)
     }
   }

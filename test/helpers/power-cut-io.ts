@@ -16,6 +16,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
+import { ioError } from './wal.js'
 
 const PAGE_BYTES = 4096
 
@@ -52,10 +53,7 @@ export interface CutReport {
 }
 
 function eio (op: string): NodeJS.ErrnoException {
-  const err: NodeJS.ErrnoException = new Error(`EIO: the power is cut (${op})`)
-  err.code = 'EIO'
-  err.syscall = op
-  return err
+  return ioError('EIO', op, 'the power is cut')
 }
 
 function yieldTurn (): Promise<void> {
