@@ -4,7 +4,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { ConfigError, ConfigSchema, loadConfig } from '../src/config.js'
-import { runCli, tempDir } from './helpers/http.js'
+import { runCli } from './helpers/http.js'
+import { tempDir } from './helpers/wal.js'
 
 t.test('vecwal --help lists the commands and every variable', async t => {
   const help = await runCli(['--help'], {})
