@@ -18,8 +18,9 @@ import { readRecord, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../src
 import { encodeBatch, encodeEntry } from '../../src/wal/payload.js'
 import { runToExit, startChild, type RunOptions } from '../helpers/child-service.js'
 import { keyOf, randomEntry, recordDifference, seeded, type EntryJson, type SentRequest } from '../helpers/fault-ledger.js'
-import { FaultIO, type IoOp } from '../helpers/fault-io.js'
+import { FaultIO } from '../helpers/fault-io.js'
 import { ndjson } from '../helpers/http.js'
+import type { IoOp } from '../helpers/wal.js'
 
 const silent = pino({ level: 'silent' })
 const random = seeded(20251124)

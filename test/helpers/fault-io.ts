@@ -2,8 +2,7 @@
 // on demand holds one call until the test releases it, or fails one with an errno (EIO, ENOSPC).
 import path from 'node:path'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
-
-export type IoOp = keyof FileIO
+import { ioError, type IoOp } from './wal.js'
 
 interface Trap {
   op: IoOp
@@ -22,13 +21,6 @@ export interface Armed {
 export interface Held extends Armed {
   /** Lets the held call go on (to the real disk). */
   release: () => void
-}
-
-export function errnoError (code: string, op: string): NodeJS.ErrnoException {
-  const err: NodeJS.ErrnoException = new Error(`${code}: injected failure of ${op}`)
-  err.code = code
-  err.syscall = op
-  return err
 }
 
 export class FaultIO implements FileIO {
@@ -76,7 +68,7 @@ export class FaultIO implements FileIO {
       return
     }
     this.injected++
-    throw errnoError(trap.code ?? 'EIO', op)
+    throw ioError(trap.code ?? 'EIO', op)
   }
 
   private pathOf (fd: number): string {

@@ -1,7 +1,8 @@
-// What the fault suites share: a seeded PRNG, random entries, and the comparison of a record read
-// back from the log with the request that sent it. Records are compared in their JSON form (the
-// recovery stream's, or the engine's with Float32Arrays turned into arrays): vector values must be
-// the same 32-bit floats, everything else exactly equal, and no field may be added.
+// What the fault suites share: a seeded PRNG (the engine's crash tests use it too), random entries,
+// and the comparison of a record read back from the log with the request that sent it. Records are
+// compared in their JSON form (the recovery stream's, or the engine's with Float32Arrays turned into
+// arrays): vector values must be the same 32-bit floats, everything else exactly equal, and no field
+// may be added.
 
 export interface EntryJson {
   op: 'insert' | 'update' | 'delete'

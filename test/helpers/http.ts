@@ -2,8 +2,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import { STATUS_CODES } from 'node:http'
 import { pino } from 'pino'
 import type { Test } from 'tap'
@@ -11,8 +9,7 @@ import { loadConfig } from '../../src/config.js'
 import { startService, type EngineOverrides, type Service } from '../../src/main.js'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 import { CLI } from './project.js'
-
-export interface Teardown { teardown: (fn: () => unknown) => void }
+import { ioError, tempDir, type TeardownTarget } from './wal.js'
 
 export interface TestService extends Service {
   dir: string
@@ -24,9 +21,8 @@ export interface TestService extends Service {
  * Starts the service with VECWAL_* overrides; it is stopped at teardown, and its directory removed
  * unless the caller passed one. `overrides` puts a file layer of the test's choosing under the engine.
  */
-export async function startTestService (t: Teardown, env: Record<string, string> = {}, dir?: string, overrides: EngineOverrides = {}): Promise<TestService> {
-  const dataDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-http-'))
-  if (dir === undefined) t.teardown(() => { fs.rmSync(dataDir, { recursive: true, force: true }) })
+export async function startTestService (t: TeardownTarget, env: Record<string, string> = {}, dir?: string, overrides: EngineOverrides = {}): Promise<TestService> {
+  const dataDir = dir ?? tempDir(t)
   const config = loadConfig({ VECWAL_PORT: '0', VECWAL_DATA_DIR: dataDir, VECWAL_LOG_LEVEL: 'silent', ...env })
   const service = await startService(config, pino({ level: 'silent' }), overrides)
   let stopped = false
@@ -46,13 +42,6 @@ export async function startTestService (t: Teardown, env: Record<string, string>
       body: body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body)
     })
   }
-}
-
-/** A fresh directory under os.tmpdir(), removed at teardown. */
-export function tempDir (t: Teardown): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-http-'))
-  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
-  return dir
 }
 
 /** Reads an NDJSON response line by line into objects. */
@@ -97,7 +86,7 @@ export function failingIO (): { io: FileIO, fail: () => void } {
   const io: FileIO = {
     ...nodeFileIO,
     async fdatasync (fd) {
-      if (failing) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' })
+      if (failing) throw ioError('EIO', 'fdatasync', 'i/o error')
       await nodeFileIO.fdatasync(fd)
     }
   }

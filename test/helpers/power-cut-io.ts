@@ -1,7 +1,10 @@
-// A FileIO for simulated power cuts. It passes every call to the real files but keeps, for each file,
-// how many of its bytes a completed fdatasync made durable, and which directory changes (files
-// created, renamed, removed) a completed fsyncDir made durable. Armed with a call count, it "cuts
-// the power" at that mutating call: a write there is torn (a random prefix of it reaches the file),
+// A FileIO that cuts the power at a chosen call and leaves the outcome in place, for a log that is
+// then closed and reopened on the same directory. (CrashImageIO, crash-image-io.ts, instead copies
+// aside what a cut could leave at a moment the test picks, while the log goes on.) It passes every
+// call to the real files and keeps, in a DurableFiles (durable-files.ts), how many bytes of each
+// file a completed fdatasync made durable and which directory changes (files created, renamed,
+// removed) a completed fsyncDir made durable. Armed with a call count, it "cuts the power" at that
+// mutating call: a write there is torn (a random prefix of it reaches the file),
 // and from then on every call that would change the disk fails with EIO, so the engine fails and
 // can be closed. `applyCut` then makes the real directory what a power cut could have left:
 //   - a file whose directory entry was never made durable is gone (or, by chance, still there);
@@ -16,20 +19,10 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
+import { DurableFiles } from './durable-files.js'
+import { ioError } from './wal.js'
 
 const PAGE_BYTES = 4096
-
-interface FileState {
-  /** Bytes written (the file's length as the engine made it). */
-  length: number
-  /** Bytes a completed fdatasync covered. */
-  synced: number
-}
-
-type DirChange =
-  | { kind: 'create', file: string }
-  | { kind: 'unlink', file: string, content: Buffer }
-  | { kind: 'rename', from: string, to: string }
 
 export interface FileCut {
   name: string
@@ -52,10 +45,7 @@ export interface CutReport {
 }
 
 function eio (op: string): NodeJS.ErrnoException {
-  const err: NodeJS.ErrnoException = new Error(`EIO: the power is cut (${op})`)
-  err.code = 'EIO'
-  err.syscall = op
-  return err
+  return ioError('EIO', op, 'the power is cut')
 }
 
 function yieldTurn (): Promise<void> {
@@ -69,8 +59,7 @@ export class PowerCutIO implements FileIO {
   cutAt: string | undefined
   private armedAt: number | undefined
   private readonly paths = new Map<number, string>()
-  private readonly files = new Map<string, FileState>()
-  private pending: DirChange[] = []
+  private readonly durable = new DurableFiles()
 
   constructor (private readonly random: () => number, private readonly inner: FileIO = nodeFileIO) {}
 
@@ -94,17 +83,6 @@ export class PowerCutIO implements FileIO {
     return true
   }
 
-  private state (file: string): FileState {
-    let state = this.files.get(file)
-    if (state === undefined) {
-      // A file this IO has not seen: what is on disk is durable (it survived the last cut).
-      const size = fs.existsSync(file) ? fs.statSync(file).size : 0
-      state = { length: size, synced: size }
-      this.files.set(file, state)
-    }
-    return state
-  }
-
   private pathOf (fd: number): string {
     const file = this.paths.get(fd)
     if (file === undefined) throw new Error(`PowerCutIO: unknown fd ${fd}`)
@@ -115,8 +93,7 @@ export class PowerCutIO implements FileIO {
     if (this.cuts('create')) throw eio('create')
     const fd = await this.inner.create(file, mode)
     this.paths.set(fd, file)
-    this.files.set(file, { length: 0, synced: 0 })
-    this.pending.push({ kind: 'create', file })
+    this.durable.created(file)
     return fd
   }
 
@@ -129,7 +106,7 @@ export class PowerCutIO implements FileIO {
   async openWrite (file: string): Promise<number> {
     const fd = await this.inner.openWrite(file)
     this.paths.set(fd, file)
-    this.state(file)
+    this.durable.state(file)
     return fd
   }
 
@@ -140,21 +117,20 @@ export class PowerCutIO implements FileIO {
 
   async writeAll (fd: number, data: Uint8Array, position: number): Promise<void> {
     const file = this.pathOf(fd)
-    const state = this.state(file)
     if (this.cuts('writeAll')) {
       if (this.cutAt === `writeAll #${this.calls}` && data.length > 0) {
         // The write the power cut interrupted: some of it reached the page cache.
         const torn = Math.floor(this.random() * data.length)
         if (torn > 0) {
           await this.inner.writeAll(fd, data.subarray(0, torn), position)
-          state.length = Math.max(state.length, position + torn)
+          this.durable.wrote(file, position + torn)
         }
         this.cutAt += ` (torn after ${torn} of ${data.length} bytes)`
       }
       throw eio('write')
     }
     await this.inner.writeAll(fd, data, position)
-    state.length = Math.max(state.length, position + data.length)
+    this.durable.wrote(file, position + data.length)
   }
 
   async read (fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number> {
@@ -163,18 +139,13 @@ export class PowerCutIO implements FileIO {
 
   async fdatasync (fd: number): Promise<void> {
     if (this.cuts('fdatasync')) throw eio('fdatasync')
-    const state = this.state(this.pathOf(fd))
-    const covered = state.length
-    await yieldTurn()
-    state.synced = Math.max(state.synced, Math.min(covered, state.length))
+    await this.durable.sync(this.pathOf(fd), yieldTurn)
   }
 
   async ftruncate (fd: number, length: number): Promise<void> {
     if (this.cuts('ftruncate')) throw eio('ftruncate')
     await this.inner.ftruncate(fd, length)
-    const state = this.state(this.pathOf(fd))
-    state.length = length
-    state.synced = Math.min(state.synced, length)
+    this.durable.truncated(this.pathOf(fd), length)
   }
 
   async size (fd: number): Promise<number> {
@@ -183,9 +154,7 @@ export class PowerCutIO implements FileIO {
 
   async fsyncDir (dir: string): Promise<void> {
     if (this.cuts('fsyncDir')) throw eio('fsyncDir')
-    const covered = this.pending.filter(change => path.dirname(change.kind === 'rename' ? change.to : change.file) === dir)
-    await yieldTurn()
-    this.pending = this.pending.filter(change => !covered.includes(change))
+    await this.durable.syncDir(dir, yieldTurn)
   }
 
   async readdir (dir: string): Promise<string[]> {
@@ -199,24 +168,20 @@ export class PowerCutIO implements FileIO {
 
   async unlink (file: string): Promise<void> {
     if (this.cuts('unlink')) throw eio('unlink')
-    const content = fs.readFileSync(file).subarray(0, this.state(file).synced)
+    const content = fs.readFileSync(file).subarray(0, this.durable.state(file).synced)
     await this.inner.unlink(file)
-    this.files.delete(file)
-    this.pending.push({ kind: 'unlink', file, content })
+    this.durable.removed(file, content)
   }
 
   async rename (from: string, to: string): Promise<void> {
     if (this.cuts('rename')) throw eio('rename')
     await this.inner.rename(from, to)
-    const state = this.state(from)
-    this.files.delete(from)
-    this.files.set(to, state)
-    this.pending.push({ kind: 'rename', from, to })
+    this.durable.renamed(from, to)
   }
 
   /** How many bytes of `file` a completed fdatasync made durable. */
   syncedBytes (file: string): number {
-    return this.state(file).synced
+    return this.durable.state(file).synced
   }
 
   /**
@@ -227,26 +192,26 @@ export class PowerCutIO implements FileIO {
     const report: CutReport = { at: this.cutAt ?? 'no call (never armed or not reached)', removed: [], undone: [], files: [] }
     // Directory changes not made durable: a random number of the first ones reached the disk, in
     // order; the rest are undone, the latest first.
-    const durable = Math.floor(this.random() * (this.pending.length + 1))
-    for (const change of this.pending.slice(durable).reverse()) {
+    const reached = Math.floor(this.random() * (this.durable.pending.length + 1))
+    for (const change of this.durable.pending.slice(reached).reverse()) {
       if (change.kind === 'create') {
         // A new file whose entry did not reach the disk; its data cannot be found without it.
         if (fs.existsSync(change.file)) fs.rmSync(change.file)
-        this.files.delete(change.file)
+        this.durable.files.delete(change.file)
         report.removed.push(path.basename(change.file))
       } else if (change.kind === 'unlink') {
         fs.writeFileSync(change.file, change.content, { mode: 0o600 })
         report.undone.push(`unlink ${path.basename(change.file)}`)
       } else {
         fs.renameSync(change.to, change.from)
-        const state = this.files.get(change.to)
-        this.files.delete(change.to)
-        if (state !== undefined) this.files.set(change.from, state)
+        const state = this.durable.files.get(change.to)
+        this.durable.files.delete(change.to)
+        if (state !== undefined) this.durable.files.set(change.from, state)
         report.undone.push(`rename ${path.basename(change.from)} -> ${path.basename(change.to)}`)
       }
     }
-    this.pending = []
-    for (const [file, state] of this.files) {
+    this.durable.pending = []
+    for (const [file, state] of this.durable.files) {
       if (!fs.existsSync(file)) continue
       const length = fs.statSync(file).size
       const synced = Math.min(state.synced, length)
@@ -269,7 +234,7 @@ export class PowerCutIO implements FileIO {
       }
       if (kept < length || cut.garbledFrom !== undefined) report.files.push(cut)
     }
-    this.files.clear()
+    this.durable.files.clear()
     return report
   }
 }

@@ -147,8 +147,12 @@ export async function openFailure (options: WalOptions): Promise<unknown> {
   }
 }
 
-export function ioError (code: string, syscall: string): NodeJS.ErrnoException {
-  const err: NodeJS.ErrnoException = new Error(`${code}: injected ${syscall} failure`)
+/**
+ * The error a failed system call gives (an errno `code` and the `syscall`, a message in node's
+ * form), for the test file layers to throw: `why` says what failed it.
+ */
+export function ioError (code: string, syscall: string, why = 'injected failure'): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(`${code}: ${why}, ${syscall}`)
   err.code = code
   err.syscall = syscall
   return err
@@ -160,6 +164,7 @@ export function ioError (code: string, syscall: string): NodeJS.ErrnoException {
  */
 export const noSyncIO: FileIO = { ...nodeFileIO, fdatasync: async () => {}, fsyncDir: async () => {} }
 
+/** A call of the file layer, by name. */
 export type IoOp = keyof FileIO
 
 export interface IoEvent {

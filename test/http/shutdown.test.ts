@@ -8,8 +8,9 @@ import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import {
-  asStored, gatedIO, recoverAll, sampleEntry, spawnCli, startTestService, tempDir, waitForExit
+  asStored, gatedIO, recoverAll, sampleEntry, spawnCli, startTestService, waitForExit
 } from '../helpers/http.js'
+import { tempDir } from '../helpers/wal.js'
 import { freePort } from '../helpers/project.js'
 
 interface Outcome {

@@ -1,6 +1,7 @@
-// Failure injection through the FileIO seam: a write or fsync that fails rejects its batch and
-// everything queued behind it, puts the log in the failed state for good (nothing is retried), and
-// the directory reopens cleanly with every acknowledged record.
+// The engine's failed state, by failure injection through the FileIO seam: a write or fsync that
+// fails rejects its batch and everything queued behind it, puts the log in the failed state for good
+// (nothing is retried, no write is taken, no transaction begun, staged or committed), and the
+// directory reopens cleanly with every acknowledged record.
 import t, { type Test } from 'tap'
 import type { EntryInput } from '../../src/entry.js'
 import { segmentFileName } from '../../src/wal/format.js'
@@ -93,4 +94,21 @@ t.test('a failed fsync leaves nothing half-acknowledged across a close', async t
   const outcomes = await settled
   t.same(outcomes.map(o => o.status === 'rejected' && (o.reason as { code?: string }).code), ['WAL_FAILED', 'WAL_FAILED', 'WAL_FAILED'])
   await expectCleanReopen(t, { dir }, entries(3, 100))
+})
+
+// A failed log takes no writes, so it opens and stages no transaction either: nothing is staged in
+// memory that could never be committed.
+t.test('after a failed fsync, opening and staging a transaction are refused with WAL_FAILED', async t => {
+  const io = new RecordingIO()
+  const log = await openLog(t, { dir: tempDir(t), io })
+  const txId = log.transactions.begin()
+  t.equal(log.transactions.stage(txId, entries(2)), 2, 'staging works while the log is ok')
+
+  failNext(io, 'fdatasync', 'EIO')
+  await t.rejects(log.append(entries(1, 10)[0]), { code: 'WAL_FAILED' })
+  t.equal(log.state, 'failed')
+
+  t.throws(() => log.transactions.begin(), { code: 'WAL_FAILED' }, 'no new transaction')
+  t.throws(() => log.transactions.stage(txId, entries(1, 20)), { code: 'WAL_FAILED' }, 'no staging into an open one')
+  await t.rejects(log.transactions.commit(txId), { code: 'WAL_FAILED' }, 'and its commit fails')
 })

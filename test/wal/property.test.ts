@@ -11,7 +11,8 @@ import type { EntryInput } from '../../src/entry.js'
 import { WriteAheadLog } from '../../src/wal/log.js'
 import type { LogRecord } from '../../src/log.js'
 import { bodyOf, brokenFiles, ioError, noSyncIO, readEverything, storedForm, tempDir } from '../helpers/wal.js'
-import { CrashIO, crashImage, seededRandom } from '../helpers/wal-crash.js'
+import { CrashImageIO, crashImage } from '../helpers/crash-image-io.js'
+import { seeded } from '../helpers/fault-ledger.js'
 
 type Op =
   | { kind: 'append', entry: EntryInput }
@@ -87,8 +88,8 @@ async function within<T> (ms: number, promise: Promise<T>, failure: string): Pro
 interface Tally { crashes: number, survivors: number, tornTails: number }
 
 async function run (root: string, segmentBytes: number, retainSegments: number, ops: Op[], tally: Tally): Promise<void> {
-  // CrashIO decides what survives a power cut, so the disk's own flushes would only cost time.
-  const io = new CrashIO(noSyncIO)
+  // CrashImageIO decides what survives a power cut, so the disk's own flushes would only cost time.
+  const io = new CrashImageIO(noSyncIO)
   let generation = 0
   const freshDir = (): string => fs.mkdtempSync(path.join(root, `g${generation++}-`))
   let dir = freshDir()
@@ -143,7 +144,7 @@ async function run (root: string, segmentBytes: number, retainSegments: number, 
           const outcomes = step.inFlight.map(async e => await log.append(e).then(() => 'acknowledged', (err: { code?: string }) => err.code))
           if (held !== undefined) await within(2_000, held.reached, 'the appends in flight never reached an fdatasync')
           const image = freshDir()
-          crashImage(io, dir, image, seededRandom(step.seed))
+          crashImage(io, dir, image, seeded(step.seed))
           held?.release(ioError('EIO', 'fdatasync'))
           assert.deepEqual(await Promise.all(outcomes), step.inFlight.map(() => 'WAL_FAILED'), 'no append in flight was acknowledged')
           await log.close()

@@ -11,7 +11,7 @@ import {
   bodyOf, brokenFiles, collect, copyDir, entries, entry, noSyncIO, openLog, rawRecords, segmentFiles, storedForm,
   tempDir, writeLog, type TeardownTarget
 } from '../helpers/wal.js'
-import { seededRandom } from '../helpers/wal-crash.js'
+import { below, seeded } from '../helpers/fault-ledger.js'
 
 const segmentBytes = 600
 // The last record, the one torn, is the largest, so that its tears cover header, vector and metadata.
@@ -67,8 +67,8 @@ t.test('the last record cut at every byte offset', async t => {
 t.test('the last record overwritten with zeros or garbage', async t => {
   const { dir, file, offset, size } = await template(t)
   const fills: Array<[string, Buffer]> = [['zeros', Buffer.alloc(size)]]
-  const random = seededRandom(2024)
-  for (let i = 0; i < 20; i++) fills.push([`garbage ${i}`, Buffer.from(Array.from({ length: size }, () => random(256)))])
+  const random = seeded(2024)
+  for (let i = 0; i < 20; i++) fills.push([`garbage ${i}`, Buffer.from(Array.from({ length: size }, () => below(random, 256)))])
   // The header intact and the payload zeroed: the length is plausible, the checksum is not.
   const headerKept = fs.readFileSync(path.join(dir, file)).subarray(offset, offset + size)
   fills.push(['zeroed payload', Buffer.concat([headerKept.subarray(0, 28), Buffer.alloc(size - 28)])])

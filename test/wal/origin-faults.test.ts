@@ -1,5 +1,6 @@
-// One regression test per flaw of the origin (see ../shared/seed/NOTES.md), each named after it and
-// each failing if that flaw came back.
+// The faults of the origin, the write-ahead log vecwal grew from, that must never return: one test
+// for each, named for the behaviour that rules the fault out and failing if the fault came back; the
+// comment above each test says what the origin did.
 import fs from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -18,7 +19,8 @@ import {
 
 const SEG = /\.seg$/
 
-t.test('flaw 1: acknowledged before durable', async t => {
+// The origin acknowledged appends still in a user-space buffer, or paid one fsync per append.
+t.test('an append resolves only after an fdatasync covering its bytes, and concurrent appends share fdatasyncs', async t => {
   const dir = tempDir(t)
   const io = new RecordingIO()
   const log = await openLog(t, { dir, io })
@@ -51,7 +53,8 @@ t.test('flaw 1: acknowledged before durable', async t => {
   t.ok(syncs >= 1 && syncs * 10 <= concurrent, `${concurrent} concurrent appends shared ${syncs} fdatasync(s)`)
 })
 
-t.test('flaw 2: sequence order is not disk order', async t => {
+// The origin took the seq under one lock and wrote the bytes under another: disk order could differ.
+t.test('records lie on disk in seq order, gap-free from 1, each seq holding the entry its append returned it for', async t => {
   const dir = tempDir(t)
   const log = await openLog(t, { dir, segmentBytes: 16 * 1024 })
   const appended = new Map<number, unknown>()
@@ -75,7 +78,8 @@ t.test('flaw 2: sequence order is not disk order', async t => {
   t.same(mismatched.map(r => r.seq), [], 'each seq on disk holds the entry whose append returned that seq')
 })
 
-t.test('flaw 3: no checksum', async t => {
+// The origin had no checksum: a flipped bit decoded as another entry, a bad length ended the file.
+t.test('a damaged record is refused at open and named by file and offset', async t => {
   t.test('a flipped bit in a record is refused, not decoded as another entry', async t => {
     const dir = tempDir(t)
     await writeLog({ dir }, entries(6))
@@ -104,7 +108,8 @@ t.test('flaw 3: no checksum', async t => {
   })
 })
 
-t.test('flaw 4: corruption is skipped', async t => {
+// The origin skipped what it could not decode and served a log with a hole as if it were whole.
+t.test('reads stop at a corrupt record, reopening refuses the log, and repair keeps only what precedes the record', async t => {
   const dir = tempDir(t)
   const written = entries(10)
   const log = await openLog(t, { dir, segmentBytes: 400 })
@@ -137,7 +142,8 @@ t.test('flaw 4: corruption is skipped', async t => {
   t.same((await collect(repaired.read({ after: 0 }).records)).map(bodyOf), written.slice(0, 4).map(storedForm))
 })
 
-t.test('flaw 5: segment names collide', async t => {
+// The origin named segments by the second: two rotations in one second wrote a header into a file's middle.
+t.test('each segment is a new file, named by the seq it starts with', async t => {
   t.test('rotations within one second make distinct files, each with one header', async t => {
     const dir = tempDir(t)
     const log = await openLog(t, { dir, segmentBytes: 64 })
@@ -162,7 +168,8 @@ t.test('flaw 5: segment names collide', async t => {
   })
 })
 
-t.test('flaw 6: retention deletes live data', async t => {
+// The origin kept segments by count, so it could delete entries no checkpoint covered.
+t.test('retention deletes only segments a checkpoint covers', async t => {
   const dir = tempDir(t)
   const written = entries(40)
   const log = await openLog(t, { dir, segmentBytes: 200 })
@@ -185,7 +192,8 @@ t.test('flaw 6: retention deletes live data', async t => {
   t.same((await collect(reopened.read().records)).map(bodyOf), written.slice(checkpoint).map(storedForm), 'and still there after reopening')
 })
 
-t.test('flaw 7: automatic checkpoints lie', async t => {
+// The origin wrote a checkpoint every 10,000 appends, claiming entries the consumer had not stored.
+t.test('the log writes no checkpoint of its own', async t => {
   const dir = tempDir(t)
   const log = await openLog(t, { dir })
   const total = 20_000
@@ -210,7 +218,8 @@ t.test('flaw 7: automatic checkpoints lie', async t => {
   t.equal(first[0].seq, 1, 'after reopening, a default read still starts at the first entry')
 })
 
-t.test('flaw 8: checkpoint 0 means none', async t => {
+// The origin could not tell a checkpoint at 0 from no checkpoint.
+t.test('a checkpoint at seq 1 survives reopening and no checkpoint reads as 0', async t => {
   const withCheckpoint = tempDir(t)
   const without = tempDir(t)
   for (const dir of [withCheckpoint, without]) {
@@ -228,7 +237,8 @@ t.test('flaw 8: checkpoint 0 means none', async t => {
   t.same((await collect(b.read().records)).map(r => r.seq), [1, 2], 'no checkpoint covers nothing')
 })
 
-t.test('flaw 9: transactions are decoration', async t => {
+// The origin replayed the entries of aborted and never committed transactions.
+t.test('only committed transactions reach the log: aborted, expired and open ones leave nothing on disk', async t => {
   const dir = tempDir(t)
   const log = await openLog(t, { dir, transactions: { idleMs: 50 } })
   const aborted = log.transactions.begin()
@@ -261,7 +271,8 @@ t.test('flaw 9: transactions are decoration', async t => {
   t.throws(() => reopened.transactions.stage(open, [entry(1)]), { code: 'WAL_TX_NOT_FOUND' }, 'an uncommitted transaction does not outlive the log')
 })
 
-t.test('flaw 10: sequence numbers restart', async t => {
+// The origin started at seq 0 until a recovery ran, reusing seqs already on disk.
+t.test('seqs continue after reopening, with no read before the first append', async t => {
   const dir = tempDir(t)
   await writeLog({ dir, segmentBytes: 200 }, entries(9))
   const log = await openLog(t, { dir, segmentBytes: 200 })
@@ -271,7 +282,8 @@ t.test('flaw 10: sequence numbers restart', async t => {
   t.same(rawRecords(dir).map(r => r.seq), Array.from({ length: 10 }, (_, i) => i + 1), 'no seq on disk is used twice')
 })
 
-t.test('flaw 11: rotation is late', async t => {
+// The origin checked a segment's size with data still in its buffer, so segments overshot it.
+t.test('a segment passes its maximum size only to hold one record larger than the maximum', async t => {
   const dir = tempDir(t)
   const segmentBytes = 1_000
   const log = await openLog(t, { dir, segmentBytes })
@@ -292,7 +304,8 @@ t.test('flaw 11: rotation is late', async t => {
   t.same(oversized.map(s => s.records), [1], 'only the segment of the one record larger than the maximum passes it')
 })
 
-t.test('flaw 12: recovery holds everything in memory', async t => {
+// The origin read a whole log into one array before returning any of it.
+t.test('a read streams the log one segment at a time, in chunks of bounded size', async t => {
   const dir = tempDir(t)
   const segmentBytes = 3 * 1024 * 1024
   const big = (i: number): EntryInput => ({ op: 'insert', id: `v${i}`, vector: new Array(1024).fill(i) })
@@ -333,7 +346,8 @@ t.test('flaw 12: recovery holds everything in memory', async t => {
   t.ok(largestRead <= DEFAULT_CHUNK_BYTES, `opening and reading ${files.length} segments asked for at most ${largestRead} bytes at once`)
 })
 
-t.test('flaw 13: new files can vanish', async t => {
+// The origin never synced the directory, so a new segment could vanish in a power cut.
+t.test('a new segment\'s directory entry and header are synced before any record goes into it, and deletions are synced', async t => {
   const dir = tempDir(t)
   const io = new RecordingIO()
   const log = await openLog(t, { dir, io, segmentBytes: 200 })
@@ -361,7 +375,8 @@ t.test('flaw 13: new files can vanish', async t => {
   t.ok(io.events.some((e, i) => i > lastUnlink && e.op === 'fsyncDir' && e.phase === 'end' && e.path === dir), 'the directory was synced after the deletions')
 })
 
-t.test('flaw 14: errors disappear', async t => {
+// The origin ignored flush errors and did not treat a failed fsync as fatal.
+t.test('a failed fdatasync fails the log, is never retried, and reopening recovers every acknowledged record', async t => {
   const dir = tempDir(t)
   const io = new RecordingIO()
   const log = await openLog(t, { dir, io })
