@@ -45,8 +45,10 @@ async function applyStep (io: FileIO, dir: string, openStep: OpenStep, logger: W
         brokenFile = await copyTail(io, dir, segment, offset)
       } catch (err) {
         // A torn tail was never acknowledged: losing its copy loses nothing promised, while
-        // refusing to open would keep the service down until someone frees space by hand.
-        if (!(err instanceof OpenStepError) || !isNoSpace(err.cause)) throw err
+        // refusing to open would keep the service down until someone frees space by hand. A torn
+        // last write is cut with whole records after the damage: those are kept in the copy or
+        // not cut at all.
+        if (!(err instanceof OpenStepError) || !isNoSpace(err.cause) || tornWrite !== undefined) throw err
         await truncateSegment(io, dir, segment, offset)
         logger.error({ ...fields, err: err.message }, 'the disk is full: cut a torn tail WITHOUT keeping a copy (its bytes were never acknowledged)')
         return

@@ -145,7 +145,6 @@ async function readFully (io: FileIO, fd: number, into: Buffer, length: number, 
 }
 
 /** The unit a disk writes whole: a page of a torn write that never reached it reads as sectors of zeros. */
-export const SECTOR_BYTES = 512
 
 export interface TornWriteScope {
   size: number
@@ -159,7 +158,7 @@ export interface TornWriteScope {
  * For damage at `damageAt` in a version 2 segment, with a whole record found again at `wholeAt`:
  * whether it is the segment's last write, torn by a power cut that wrote back a later page of it
  * before an earlier one. It is when every damaged stretch (from a failing frame to the next whole
- * record) overlaps a 512-byte sector of zeros (overlapsZeroSector), and the damaged record (seq `lastSeq` + 1), the
+ * record) holds a frame header of zeros (zeroedHeaderIn), and the damaged record (seq `lastSeq` + 1), the
  * whole records before it in its write, and every whole record after it all belong to one write,
  * which is then the last. Returns that write's first seq, or undefined when it is not so.
  */
@@ -170,7 +169,7 @@ export async function findTornLastWrite (io: FileIO, fd: number, scope: TornWrit
   let afterSeq = lastSeq
   let at: number | undefined = wholeAt
   while (at !== undefined) {
-    if (!await overlapsZeroSector(io, fd, stretchFrom, at, size)) return undefined
+    if (!await zeroedHeaderIn(io, fd, stretchFrom, at)) return undefined
     const frames = new FrameReader(io, fd, at, size)
     let previousIndex: number | undefined
     let step = await frames.next()
@@ -196,20 +195,22 @@ export async function findTornLastWrite (io: FileIO, fd: number, scope: TornWrit
 }
 
 /**
- * Whether an aligned 512-byte sector, whole in the file, overlaps bytes [from, to) and is zero from
- * where it meets them on. The first sector of a hole may hold durable bytes before the damage: the
- * end of the last synced write, whose page the torn write shared.
+ * Whether a frame header in [from, to) is all zeros, following frame lengths from `from` (where a
+ * frame starts): the mark a power cut leaves where a page of a write was never written. No header
+ * is ever zero (its seq and type are not), so neither a flipped bit nor zeros inside a record's
+ * payload (a sparse vector) make one; a hole that zeroes no header cannot be told from damage to
+ * an acknowledged record, and is not taken for a torn write. A header met on the way that is
+ * neither zero nor whole (a plausible type and length) ends the search: past it no frame can be
+ * placed, and a zeroed length field must not lead the walk into a payload's zeros.
  */
-async function overlapsZeroSector (io: FileIO, fd: number, from: number, to: number, size: number): Promise<boolean> {
-  const first = Math.floor(from / SECTOR_BYTES) * SECTOR_BYTES
-  const last = Math.min(Math.ceil(to / SECTOR_BYTES) * SECTOR_BYTES, Math.floor(size / SECTOR_BYTES) * SECTOR_BYTES)
-  const chunk = Buffer.allocUnsafe(Math.min(DEFAULT_CHUNK_BYTES, Math.max(last - first, 0)))
-  for (let start = first; start < last; start += chunk.length) {
-    const length = Math.min(chunk.length, last - start)
-    await readFully(io, fd, chunk, length, start)
-    for (let sector = 0; sector < length; sector += SECTOR_BYTES) {
-      if (isZero(chunk, Math.max(sector, from - start), sector + SECTOR_BYTES)) return true
-    }
+async function zeroedHeaderIn (io: FileIO, fd: number, from: number, to: number): Promise<boolean> {
+  const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES)
+  for (let at = from; at + RECORD_HEADER_BYTES <= to;) {
+    await readFully(io, fd, header, RECORD_HEADER_BYTES, at)
+    if (isZero(header, 0, RECORD_HEADER_BYTES)) return true
+    const length = header.readUInt32LE(4)
+    if (length === 0 || length > MAX_PAYLOAD_BYTES || recordTypeName(header[24]) === undefined) return false
+    at += RECORD_HEADER_BYTES + length
   }
   return false
 }

@@ -17,16 +17,17 @@ import fc from 'fast-check'
 import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
 import { CorruptLogError } from '../../src/wal/errors.js'
-import { readU64, writeRecord, type RecordTypeCode } from '../../src/wal/format.js'
+import { readU64, RECORD_HEADER_BYTES, writeRecord, type RecordTypeCode } from '../../src/wal/format.js'
 import { WriteAheadLog } from '../../src/wal/log.js'
 import { startChild } from '../helpers/child-service.js'
 import { seeded } from '../helpers/fault-ledger.js'
 import { ndjson } from '../helpers/http.js'
 import { PowerCutIO, writeBackHole } from '../helpers/power-cut-io.js'
 import { CLI } from '../helpers/project.js'
-import { brokenFiles, rawRecords, segmentFiles, tempDir, type RawRecord, type TeardownTarget } from '../helpers/wal.js'
+import { brokenFiles, ioError, rawRecords, RecordingIO, segmentFiles, tempDir, type RawRecord, type TeardownTarget } from '../helpers/wal.js'
 
 const SECTOR_BYTES = 512
+
 const PAGE_BYTES = 4096
 const RUNS = 4
 
@@ -122,6 +123,24 @@ function ranges (unit: number, from: number, to: number): Array<{ from: number, 
   return found
 }
 
+/**
+ * Whether the hole left the mark of a torn write the log may cut: walking the frames from the
+ * damaged one to the first whole one after it, a header all zeros before any header partly zeroed.
+ * With no whole frame after the damage it is an ordinary torn tail, cut in any case.
+ */
+function tornMarked (frames: readonly RawRecord[], damaged: RawRecord, before: Buffer, after: Buffer): boolean {
+  const unchanged = (f: RawRecord): boolean => after.subarray(f.offset, f.offset + f.size).equals(before.subarray(f.offset, f.offset + f.size))
+  const following = frames.filter(f => f.offset > damaged.offset)
+  if (!following.some(unchanged)) return true
+  for (const f of frames.filter(f => f.offset >= damaged.offset)) {
+    if (unchanged(f)) return false
+    const header = after.subarray(f.offset, f.offset + RECORD_HEADER_BYTES)
+    if (header.every(b => b === 0)) return true
+    if (!header.equals(before.subarray(f.offset, f.offset + RECORD_HEADER_BYTES))) return false
+  }
+  return false
+}
+
 /** The first frame whose bytes differ between the two images, if any. */
 function firstChanged (frames: readonly RawRecord[], before: Buffer, after: Buffer): RawRecord | undefined {
   return frames.find(f => !before.subarray(f.offset, f.offset + f.size).equals(after.subarray(f.offset, f.offset + f.size)))
@@ -131,6 +150,7 @@ t.test('a hole of zeros at any sector or page of the unsynced last write is cut 
   const problems: string[] = []
   let cases = 0
   let cutWithWholeRecordsAfter = 0
+  let refusedInsidePayload = 0
   await fc.assert(fc.asyncProperty(scenarioArbitrary, async scenario => {
     const torn = await tornLog(t, scenario)
     const { synced, bytes, acknowledged, frames, segment } = torn
@@ -146,6 +166,15 @@ t.test('a hole of zeros at any sector or page of the unsynced last write is cut 
         const damaged = firstChanged(frames, bytes, holed)
         const kept = damaged === undefined ? frames.length : damaged.seq - 1
         const where = `hole [${hole.from}, ${hole.to}) of a write at [${synced}, ${bytes.length})`
+        if (damaged !== undefined && !tornMarked(frames, damaged, bytes, holed)) {
+          // Zeros only inside one record's payload, whole records after it: media damage to an
+          // acknowledged record looks the same, so the log refuses, as for any damage.
+          refusedInsidePayload++
+          const outcome = await openAndRead(dir).then(() => undefined, (err: unknown) => err)
+          if (!(outcome instanceof CorruptLogError) || outcome.file !== segment || outcome.offset !== damaged.offset) problems.push(`${where}: opening gave ${String(outcome)}, not WAL_CORRUPT at ${segment} byte ${damaged.offset}`)
+          if (!fs.readFileSync(file).equals(holed) || brokenFiles(dir).length > 0) problems.push(`${where}: the refused open changed the directory`)
+          continue
+        }
         let opened: Awaited<ReturnType<typeof openAndRead>>
         try {
           opened = await openAndRead(dir)
@@ -170,6 +199,7 @@ t.test('a hole of zeros at any sector or page of the unsynced last write is cut 
   }), { numRuns: RUNS })
   t.same(problems.slice(0, 10), [], `no problem in ${cases} holes (${problems.length} problems)`)
   t.ok(cutWithWholeRecordsAfter > 0, `${cutWithWholeRecordsAfter} holes were cut with whole records of the write after them`)
+  t.ok(refusedInsidePayload > 0, `${refusedInsidePayload} holes zeroed no frame header and refused to open`)
 })
 
 t.test('the same sector or page zeroed inside acknowledged writes refuses to open, naming the file and the damaged record', async t => {
@@ -258,4 +288,50 @@ t.test('a whole record whose write index does not follow the record before it is
     }
   }), { numRuns: 20 })
   t.same(problems, [], 'every such record refuses to open, named at its offset')
+})
+
+t.test('a flipped bit in an acknowledged last write of sparse vectors refuses to open: zeros in payloads are no torn write', async t => {
+  // Vectors mostly zeros: their payloads hold whole sectors of zeros, as sparse embeddings do.
+  const sparse = fc.tuple(fc.integer({ min: 256, max: 1024 }), fc.nat(), fc.float({ noNaN: true, noDefaultInfinity: true }))
+    .map(([dims, at, value]): number[] => Array.from({ length: dims }, (_, i) => i === at % dims ? value : 0))
+  await fc.assert(fc.asyncProperty(fc.array(sparse, { minLength: 4, maxLength: 20 }), fc.nat(), fc.nat(31), async (vectors, pick, bit) => {
+    const dir = tempDir(t)
+    const log = await WriteAheadLog.open({ dir })
+    await log.append({ op: 'delete', id: 'first' })
+    // One write, acknowledged once its fdatasync returned.
+    await Promise.all(vectors.map(async (vector, i) => await log.append({ op: 'insert', id: `v${i}`, vector })))
+    await log.close()
+    const frames = rawRecords(dir)
+    // Not the last record: damage there, with nothing after it, is an ordinary torn tail.
+    const victim = frames[1 + pick % (vectors.length - 1)]
+    const file = path.join(dir, victim.file)
+    const damaged = fs.readFileSync(file)
+    damaged[victim.offset + (bit >> 3)] ^= 1 << (bit & 7)
+    fs.writeFileSync(file, damaged)
+    const outcome = await openAndRead(dir).then(() => undefined, (err: unknown) => err)
+    if (!(outcome instanceof CorruptLogError) || outcome.offset !== victim.offset) throw new Error(`opening gave ${String(outcome)}, not WAL_CORRUPT at ${victim.offset}`)
+    if (!fs.readFileSync(file).equals(damaged) || brokenFiles(dir).length > 0) throw new Error('the refused open changed the directory')
+    return true
+  }), { numRuns: 25 })
+  t.pass('every flipped bit refused, nothing cut')
+})
+
+t.test('a torn last write whose copy finds the disk full is not cut: its whole records go only with their copy', async t => {
+  const [scenario] = fc.sample(scenarioArbitrary, { numRuns: 1, seed: 11 })
+  const torn = await tornLog(t, scenario)
+  const dir = copyOf(torn.dir)
+  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
+  const file = path.join(dir, torn.segment)
+  // The first page of the write zeroed, the rest written back: a header lies in it.
+  const from = Math.ceil((torn.synced + 1) / SECTOR_BYTES) * SECTOR_BYTES
+  writeBackHole(file, torn.synced, from, from + PAGE_BYTES)
+  const holed = fs.readFileSync(file)
+  const io = new RecordingIO()
+  io.fault = (op, name) => op === 'create' && name.endsWith('.broken') ? ioError('ENOSPC', 'open') : undefined
+  const outcome = await WriteAheadLog.open({ dir, io }).then(async log => { await log.close() }, (err: unknown) => err)
+  t.match(outcome, { code: 'WAL_OPEN_FAILED' }, 'opening refuses rather than cut whole records without their copy')
+  t.ok(fs.readFileSync(file).equals(holed), 'the segment is untouched')
+  t.same(brokenFiles(dir), [], 'no partial copy is left')
+  const opened = await openAndRead(dir)
+  t.ok(opened.lastSeq >= torn.acknowledged, 'with room again, it opens with everything acknowledged')
 })
