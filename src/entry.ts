@@ -49,7 +49,7 @@ export function entrySchemas (options: EntrySchemaOptions = {}) {
     {
       minItems: dims ?? 1,
       maxItems: dims ?? ENTRY_LIMITS.vectorMaxLength,
-      description: 'the vector\'s values, stored as 32-bit floats; in application/msgpack bodies also a Float32Array (msgpackr\'s typed-array extension) or a bin of little-endian float32 values'
+      description: 'the vector\'s values, stored as 32-bit floats; in application/msgpack bodies also a Float32Array (msgpackr\'s typed-array extension) or, with Content-Type: application/msgpack; bin=float32le, a bin of little-endian float32 values'
     }
   )
   const Metadata = Type.Record(

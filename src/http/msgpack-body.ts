@@ -17,6 +17,8 @@ import { InvalidRequestError, MalformedBodyError } from './errors.js'
 
 /** Deeper than any body the schemas accept. */
 const MAX_DEPTH = 16
+/** msgpackr's extension type for `undefined` (notepack's): `d4 00 00` for `{ metadata: undefined }`. */
+const UNDEFINED_EXTENSION = 0
 
 /** The heads of float 64 and float 32, and msgpack's fixext 1, which msgpackr's record definitions use. */
 const FLOAT64 = 0xcb
@@ -162,10 +164,14 @@ class Decoder {
     return array
   }
 
-  /** msgpackr's typed-array extension holding a Float32Array: a view where the values lie aligned, else a copy. */
-  private extension (): Float32Array {
+  /**
+   * msgpackr's typed-array extension holding a Float32Array (a view where the values lie aligned,
+   * else a copy), or its `undefined` (extension type 0), which a JS client writes for an unset field.
+   */
+  private extension (): Float32Array | undefined {
     const reader = this.reader
     const start = reader.take(reader.length)
+    if (reader.extType === UNDEFINED_EXTENSION) return undefined
     if (reader.extType !== TYPED_ARRAY_EXTENSION) this.refuse(`holds msgpack extension type ${reader.extType}, which no entry field takes`)
     if (reader.length === 0 || reader.src[start] !== FLOAT32_ARRAY_CODE) this.refuse('holds a typed array other than a Float32Array, which no entry field takes')
     const bytes = reader.length - 1

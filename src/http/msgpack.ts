@@ -1,8 +1,8 @@
 // application/msgpack request bodies: the same entries as JSON, held to the same rules. A vector
-// may come as an array of numbers, as a Float32Array (msgpackr's typed-array extension), or as a
-// bin of little-endian float32 values (what @msgpack/msgpack sends for a Float32Array, and what
-// Python's numpy `tobytes()` gives): the fast paths for clients that hold float32 vectors anyway,
-// so they must not turn into JS arrays.
+// may come as an array of numbers, as a Float32Array (msgpackr's typed-array extension), or, when
+// the client says so (`; bin=float32le`), as a bin of little-endian float32 values (what
+// @msgpack/msgpack sends for a Float32Array, and what Python's numpy `tobytes()` gives): the fast
+// paths for clients that hold float32 vectors anyway, so they must not turn into JS arrays.
 //
 // The schemas see JSON's shape, where a vector is an array. So a float32 vector is checked here
 // against the vector rules (length, finite values; float32 range it has by nature), and stands
@@ -20,13 +20,24 @@ interface SetAside { entry: Record<string, unknown>, vector: Float32Array }
 const setAside = new WeakMap<FastifyRequest, SetAside[]>()
 
 /**
+ * The Content-Type parameter by which a client says its bin vectors hold little-endian float32
+ * values. Without it a bin is refused: msgpackr without `moreTypes` writes a Float32Array as a bin
+ * of other bytes (each value cut to a byte, then whatever memory followed), which taken as float32
+ * would store garbage and answer 201.
+ */
+const BIN_FLOAT32 = /;\s*bin\s*=\s*"?float32le"?\s*(;|$)/i
+
+/**
  * A vector sent as float32 values, or undefined for any other value (the schema judges those). A
  * bin holds them little-endian, as the typed-array extension does on the little-endian hosts
  * vecwal is built for (docs/format.md), so a copy into a Float32Array reads them as sent.
  */
-function asFloat32 (vector: unknown, path: string): Float32Array | undefined {
+function asFloat32 (vector: unknown, path: string, binIsFloat32: boolean): Float32Array | undefined {
   if (vector instanceof Float32Array) return vector
   if (!(vector instanceof Uint8Array)) return undefined
+  if (!binIsFloat32) {
+    throw new InvalidRequestError(`body${path}/vector is a bin: send Content-Type: application/msgpack; bin=float32le if it holds little-endian float32 values; from msgpackr, pack with new Packr({ moreTypes: true }) (without it msgpackr writes a Float32Array as a bin of other bytes)`)
+  }
   if (vector.length % 4 !== 0) throw new InvalidRequestError(`body${path}/vector as bin must hold little-endian float32 values: a multiple of 4 bytes, not ${vector.length}`)
   const values = new Float32Array(vector.length / 4)
   new Uint8Array(values.buffer).set(vector)
@@ -50,9 +61,9 @@ export function registerMsgpackParser (app: FastifyInstance, dimensions: number 
     }
   }
 
-  function standAside (entry: unknown, path: string, aside: SetAside[]): void {
+  function standAside (entry: unknown, path: string, aside: SetAside[], binIsFloat32: boolean): void {
     if (!isEntryLike(entry)) return
-    const vector = asFloat32(entry.vector, path)
+    const vector = asFloat32(entry.vector, path, binIsFloat32)
     if (vector === undefined) return
     checkVector(vector, path)
     aside.push({ entry, vector })
@@ -69,9 +80,10 @@ export function registerMsgpackParser (app: FastifyInstance, dimensions: number 
     }
     const aside: SetAside[] = []
     try {
-      standAside(decoded, '', aside)
+      const binIsFloat32 = BIN_FLOAT32.test(request.headers['content-type'] ?? '')
+      standAside(decoded, '', aside, binIsFloat32)
       if (isEntryLike(decoded) && Array.isArray(decoded.entries)) {
-        decoded.entries.forEach((entry: unknown, i: number) => { standAside(entry, `/entries/${i}`, aside) })
+        decoded.entries.forEach((entry: unknown, i: number) => { standAside(entry, `/entries/${i}`, aside, binIsFloat32) })
       }
     } catch (err) {
       done(err as Error, undefined)

@@ -57,8 +57,10 @@ def random_entry(form):
     return {k: entry[k] for k in keys}, sent
 
 
-def post(path, body):
-    request = urllib.request.Request(BASE + path, data=body, method="POST", headers={"content-type": "application/msgpack"})
+def post(path, body, form):
+    # A bin vector is taken as little-endian float32 only when the content type says so.
+    content_type = "application/msgpack; bin=float32le" if form == "bin" else "application/msgpack"
+    request = urllib.request.Request(BASE + path, data=body, method="POST", headers={"content-type": content_type})
     try:
         with urllib.request.urlopen(request) as response:
             return response.status, json.loads(response.read())
@@ -77,11 +79,11 @@ for i in range(COUNT):
     form = FORMS[i % len(FORMS)]
     if rng.random() < 0.5:
         body, sent = random_entry(form)
-        status, answer = post("/v1/entries", pack(body, form))
+        status, answer = post("/v1/entries", pack(body, form), form)
         entries = [sent]
     else:
         pairs = [random_entry(form) for _ in range(int(rng.integers(1, 20)))]
-        status, answer = post("/v1/batch", pack({"entries": [b for b, _ in pairs]}, form))
+        status, answer = post("/v1/batch", pack({"entries": [b for b, _ in pairs]}, form), form)
         entries = [s for _, s in pairs]
     if status != 201:
         refused.append({"form": form, "status": status, "answer": answer})

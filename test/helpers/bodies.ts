@@ -142,7 +142,9 @@ export function encodeBody (value: Record<string, unknown>, encoding: Encoding):
 }
 
 export function contentType (encoding: Encoding): string {
-  return encoding === 'json' ? 'application/json' : 'application/msgpack'
+  if (encoding === 'json') return 'application/json'
+  // A bin vector is float32 only when the client says so.
+  return vectorFormOf(encoding) === 'bin' ? 'application/msgpack; bin=float32le' : 'application/msgpack'
 }
 
 /** A permutation of any key list, chosen by the generator: the same seed gives the same orders. */

@@ -382,12 +382,8 @@ function isValidEntryBody (request: FuzzRequest): boolean {
     if (typeof entry.id !== 'string' || length(entry.id) === 0 || length(entry.id) > 256) return false
     if (entry.op === 'delete') return keys.every(k => k === 'op' || k === 'id')
     if (entry.op !== 'insert' && entry.op !== 'update') return false
-    // A bin vector holds little-endian float32 values, 4 bytes each.
-    const vector = entry.vector instanceof Float32Array
-      ? Array.from(entry.vector)
-      : entry.vector instanceof Uint8Array
-        ? (entry.vector.length % 4 === 0 ? Array.from(new Float32Array(Uint8Array.from(entry.vector).buffer)) : undefined)
-        : entry.vector
+    // A bin vector is refused without `; bin=float32le`, which these requests do not send.
+    const vector = entry.vector instanceof Float32Array ? Array.from(entry.vector) : entry.vector
     if (!Array.isArray(vector) || vector.length === 0 || !vector.every(v => typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= FLOAT32_MAX)) return false
     if (entry.metadata !== undefined && (typeof entry.metadata !== 'object' || entry.metadata === null || Array.isArray(entry.metadata) ||
       Object.keys(entry.metadata).length > 64 ||

@@ -16,7 +16,7 @@ import { float32, NOT_UTF8, PLACEHOLDER } from '../helpers/bodies.js'
 const key = fc.string({ unit: 'binary', minLength: 1, maxLength: 12 }).filter(k => k !== '__proto__' && !k.includes(PLACEHOLDER))
 const leaf: fc.Arbitrary<unknown> = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }).filter(s => !s.includes(PLACEHOLDER)),
-  fc.integer(), fc.double({ noNaN: true }), fc.boolean(), fc.constant(null),
+  fc.integer(), fc.double({ noNaN: true }), fc.boolean(), fc.constant(null), fc.constant(undefined),
   fc.array(float32, { maxLength: 40 }).map(v => Float32Array.from(v)),
   fc.uint8Array({ maxLength: 300 }).map(b => Buffer.from(b))
 )
