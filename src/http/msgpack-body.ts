@@ -13,10 +13,17 @@
 // A body is walked without keeping its path; a refused one is walked again, naming the place.
 import { isUtf8 } from 'node:buffer'
 import { FLOAT32_ARRAY_CODE, MsgpackKind, MsgpackMismatch, MsgpackReader, TYPED_ARRAY_EXTENSION } from '../msgpack/reader.js'
+import { ENTRY_LIMITS } from '../entry.js'
 import { InvalidRequestError, MalformedBodyError } from './errors.js'
 
 /** Deeper than any body the schemas accept. */
 const MAX_DEPTH = 16
+// A body is decoded whole before the schemas see it, and a JS object costs tens of bytes where its
+// msgpack costs one: 16 MiB of empty maps took a gigabyte. So the decoder holds bodies to what a
+// valid one can have: a batch's list, and per entry its map, its vector and its metadata map;
+// no array longer than the longest list a schema takes.
+const MAX_CONTAINERS = 1 + 3 * ENTRY_LIMITS.batchMaxEntries
+const MAX_ARRAY_LENGTH = Math.max(ENTRY_LIMITS.batchMaxEntries, ENTRY_LIMITS.vectorMaxLength)
 /** msgpackr's extension type for `undefined` (notepack's): `d4 00 00` for `{ metadata: undefined }`. */
 const UNDEFINED_EXTENSION = 0
 
@@ -56,6 +63,8 @@ class Decoder {
   private readonly path: string[] = []
   /** The key list of each record defined so far, by id & 0x3f, as msgpackr's decoder keeps them. */
   private readonly records: Array<string[] | undefined> = []
+  /** Maps (records among them) and arrays decoded so far. */
+  private containers = 0
 
   private readonly view: DataView
 
@@ -141,7 +150,13 @@ class Decoder {
     return key
   }
 
+  /** Counts one more map or array, refusing a body with more than any valid one holds. */
+  private contain (): void {
+    if (++this.containers > MAX_CONTAINERS) this.refuse(`holds more than ${MAX_CONTAINERS} maps and arrays, more than any valid body`)
+  }
+
   private map (count: number, depth: number): Record<string, unknown> {
+    this.contain()
     const object: Record<string, unknown> = {}
     for (let i = 0; i < count; i++) {
       const key = this.key(depth + 1)
@@ -153,6 +168,8 @@ class Decoder {
   }
 
   private array (count: number, depth: number): unknown[] {
+    this.contain()
+    if (count > MAX_ARRAY_LENGTH) this.refuse(`has ${count} items, more than any list a valid body holds (${MAX_ARRAY_LENGTH})`)
     // The sender chose the count: each item takes a byte at least, so one past the bytes left lies.
     if (count > this.reader.end - this.reader.pos) throw new MsgpackMismatch(true)
     const array = new Array<unknown>(count)
@@ -206,6 +223,7 @@ class Decoder {
   }
 
   private recordValues (keys: string[], depth: number): Record<string, unknown> {
+    this.contain()
     const object: Record<string, unknown> = {}
     for (const key of keys) {
       if (this.naming) this.path.push(pointerToken(key))

@@ -162,6 +162,13 @@ t.test('what the walk cannot follow is refused, naming the place', async t => {
   t.equal(msgpackStringsRefusal(new Packr({ useRecords: false }).pack(proto)), 'body/metadata holds a forbidden __proto__ key', 'a __proto__ map key, where it stands (msgpackr would rename it)')
   t.equal(msgpackStringsRefusal(new Packr().pack(proto)), 'body/metadata holds a forbidden __proto__ key', 'a __proto__ key in a msgpackr record\'s key list')
   t.equal(msgpackStringsRefusal(new Packr({ useRecords: false }).pack({ op: '__proto__' })), undefined, 'a __proto__ value is only a string')
+  // 16 MiB of empty maps once cost a gigabyte of heap to decode before any schema refused it.
+  const flood = Buffer.alloc(3 + 65_535, 0x80)
+  flood[0] = 0xdc
+  flood.writeUInt16BE(65_535, 1)
+  t.match(msgpackStringsRefusal(flood), /^body\/30000 holds more than 30001 maps and arrays, more than any valid body$/, 'a flood of maps is refused as it is decoded')
+  const long = Buffer.concat([Buffer.from([0xdd]), Buffer.from([0x00, 0x01, 0x00, 0x01]), Buffer.alloc(65_537, 0)])
+  t.match(msgpackStringsRefusal(long), /^body has 65537 items, more than any list a valid body holds \(65536\)$/, 'an array longer than any valid list')
   let deep: unknown = 'x'
   for (let i = 0; i < 20; i++) deep = [deep]
   t.match(msgpackStringsRefusal(Buffer.from(msgpackEncode(deep))), /is nested deeper than any valid body$/)
