@@ -1,13 +1,14 @@
 // How fast the recovery stream can turn stored records into what it sends, per CPU second: NDJSON
-// transcoded straight from the payload (record-json.ts), the same record as a msgpack map
-// (record-msgpack.ts), and for reference, decoding the payload into objects and printing it with
+// transcoded straight from the payload (src/records/record-json.ts), the same record as a msgpack map
+// (src/records/record-msgpack.ts), and for reference, decoding the payload into objects and printing it with
 // JSON.stringify (vectors widened to doubles: 17-digit values), the obvious way to do it.
 // Records are batches of 100 128-dimension inserts, as P3's log holds them.
 // Run: npx tsc -p tsconfig.json && node dist/bench/record-json.bench.js
+import { recordLineBytes } from '../src/records/record-json.js'
+import { recordMsgpackBytes } from '../src/records/record-msgpack.js'
+import { decodeBody } from '../src/records/record-object.js'
 import type { RecordFrame } from '../src/wal/format.js'
-import { decodeBody, encodeBatch } from '../src/wal/payload.js'
-import { recordLineBytes } from '../src/wal/record-json.js'
-import { recordMsgpackBytes } from '../src/wal/record-msgpack.js'
+import { encodeBatch } from '../src/wal/payload.js'
 import { BATCH_ENTRIES, fillEntries } from './payloads.js'
 
 const RECORDS = 16

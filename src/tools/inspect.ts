@@ -7,8 +7,8 @@ import { nodeFileIO } from '../wal/file-io.js'
 import { RecordType, recordTypeName, type RecordTypeName } from '../wal/format.js'
 import { readFrames, type LocatedFrame } from '../wal/log-reader.js'
 import { planOpen, type OpenPlan, type OpenStep, type SegmentInfo } from '../wal/open-plan.js'
-import { decodeBody } from '../wal/payload.js'
-import { checkRecordBody } from '../wal/record-json.js'
+import { decodeBody } from '../records/record-object.js'
+import { checkRecordBody } from '../records/record-shape.js'
 
 export interface SegmentReport extends SegmentInfo {
   records: number

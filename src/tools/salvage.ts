@@ -8,8 +8,8 @@ import { nodeFileIO } from '../wal/file-io.js'
 import { decodeSegmentHeader, RecordType, SEGMENT_HEADER_BYTES, type RecordFrame } from '../wal/format.js'
 import { FrameReader } from '../wal/frame-reader.js'
 import { listSegments } from '../wal/open-plan.js'
-import { recordLineBytes } from '../wal/record-json.js'
-import { recordMsgpackBytes } from '../wal/record-msgpack.js'
+import { recordLineBytes } from '../records/record-json.js'
+import { recordMsgpackBytes } from '../records/record-msgpack.js'
 import { findWholeRecordAfter } from '../wal/segment-scan.js'
 
 export interface SalvageOptions {

@@ -1,5 +1,9 @@
 // The bytes on disk. docs/format.md describes this file; keep the two in step.
 import { crc32c } from '@node-rs/crc32'
+import { recordTypeName, type RecordBytes, type RecordTypeCode } from '../records/record-bytes.js'
+
+// A frame's type byte holds a record type code; src/records owns the list.
+export { RecordType, recordTypeName, type RecordTypeCode, type RecordTypeName } from '../records/record-bytes.js'
 
 /** "VWAL" read as a little-endian u32. */
 export const SEGMENT_MAGIC = 0x4c415756
@@ -27,23 +31,6 @@ export const MAX_RECORDS_PER_WRITE = 2 ** 24
 
 /** The largest payload a record may carry; a larger length field is damage, not data. */
 export const MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
-
-export const RecordType = {
-  insert: 1,
-  update: 2,
-  delete: 3,
-  batch: 4,
-  checkpoint: 5
-} as const
-export type RecordTypeName = keyof typeof RecordType
-export type RecordTypeCode = (typeof RecordType)[RecordTypeName]
-
-const typeNames: RecordTypeName[] = []
-for (const [name, code] of Object.entries(RecordType)) typeNames[code] = name as RecordTypeName
-
-export function recordTypeName (code: number): RecordTypeName | undefined {
-  return typeNames[code]
-}
 
 const TWO_32 = 2 ** 32
 
@@ -127,19 +114,10 @@ export function writeRecord (
   return end
 }
 
-export interface RecordFrame {
-  seq: number
-  timestamp: number
-  type: RecordTypeCode
+/** A record as a segment holds it: the payload lies in `source`, valid until that buffer is reused. */
+export interface RecordFrame extends RecordBytes {
   /** The distance from the first seq of the write that holds the record (0 in version 1). */
   writeIndex: number
-  /**
-   * The buffer the frame was decoded from, valid until that buffer is reused, and where the payload
-   * lies in it: offsets rather than a view, so that a hot read loop allocates no Buffer per record.
-   */
-  source: Buffer
-  payloadStart: number
-  payloadEnd: number
   /** Total bytes of the frame, header included. */
   size: number
 }

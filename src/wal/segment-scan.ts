@@ -7,7 +7,7 @@ import {
   RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES
 } from './format.js'
 import { FrameReader, DEFAULT_CHUNK_BYTES } from './frame-reader.js'
-import { decodeBody } from './payload.js'
+import { decodeBody } from '../records/record-object.js'
 
 export interface SegmentDamage {
   offset: number

@@ -8,7 +8,7 @@ import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 import { decodeSegmentHeader, parseSegmentFileName, readRecord, SEGMENT_HEADER_BYTES } from '../../src/wal/format.js'
 import { WriteAheadLog, type WalOptions } from '../../src/wal/log.js'
 import type { LogRecord } from '../../src/log.js'
-import { decodeBody } from '../../src/wal/payload.js'
+import { decodeBody } from '../../src/records/record-object.js'
 
 /** The little of tap's Test the helpers need, so that they take any test or subtest. */
 export interface TeardownTarget {

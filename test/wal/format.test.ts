@@ -5,7 +5,8 @@ import {
   decodeSegmentHeader, encodeSegmentHeader, FORMAT_VERSION, MAX_PAYLOAD_BYTES, parseSegmentFileName, readRecord, readU64,
   RecordType, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, writeRecord, writeU64, type RecordTypeCode
 } from '../../src/wal/format.js'
-import { decodeBody, encodeBatch, encodeCheckpoint, encodeEntry } from '../../src/wal/payload.js'
+import { decodeBody } from '../../src/records/record-object.js'
+import { encodeBatch, encodeCheckpoint, encodeEntry } from '../../src/wal/payload.js'
 
 t.test('segment file names sort in seq order', async t => {
   const seqs = [1, 9, 10, 99, 100, 2 ** 32 + 1, Number.MAX_SAFE_INTEGER]

@@ -7,12 +7,12 @@ import vm from 'node:vm'
 import t from 'tap'
 import fc from 'fast-check'
 import { Packr } from 'msgpackr'
-import { formatFloat32 } from '../../src/wal/float32-decimal.js'
+import { formatFloat32 } from '../../src/records/float32-decimal.js'
 import { RecordType, type RecordFrame } from '../../src/wal/format.js'
 import type { LogRecord } from '../../src/log.js'
 import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
-import { recordLineBytes } from '../../src/wal/record-json.js'
-import { recordMsgpackBytes } from '../../src/wal/record-msgpack.js'
+import { recordLineBytes } from '../../src/records/record-json.js'
+import { recordMsgpackBytes } from '../../src/records/record-msgpack.js'
 
 function payloadOf (record: LogRecord): EncodedPayload {
   if (record.op === 'batch') return encodeBatch(record.entries, record.txId)

@@ -9,7 +9,7 @@ import { Packr, unpack } from 'msgpackr'
 import { RecordType, type RecordFrame } from '../../src/wal/format.js'
 import type { LogRecord } from '../../src/log.js'
 import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
-import { recordMsgpackBytes } from '../../src/wal/record-msgpack.js'
+import { recordMsgpackBytes } from '../../src/records/record-msgpack.js'
 
 const timestamp = 1764000000000
 

@@ -2,8 +2,8 @@
 // with seq put before its entries and timestamp after, the entries copied byte for byte. Vectors
 // stay msgpackr's float32 typed-array extension, so a consumer holding float32 vectors reads them
 // without parsing a decimal, and the stream costs little more than reading the files.
-import type { RecordFrame } from './format.js'
-import { checkRecordBody } from './record-json.js'
+import type { RecordBytes } from './record-bytes.js'
+import { checkRecordBody } from './record-shape.js'
 
 // seq and timestamp are written as msgpackr writes numbers past 2^16 (uint32, and float64 past
 // 2^32), so that msgpackr's default unpack gives numbers rather than BigInts.
@@ -29,24 +29,23 @@ function writeUint (out: Buffer, value: number, at: number): number {
 }
 
 /**
- * The record in `frame` as one msgpack map, a view of a shared buffer valid until the next call;
- * undefined when the payload is not a record body of the frame's type, which only a bug or
- * deliberate tampering can produce (the frame's CRC held).
+ * The record as one msgpack map, a view of a shared buffer valid until the next call; undefined
+ * when the payload is not a record body of the record's type (checkRecordBody).
  */
-export function recordMsgpackBytes (frame: RecordFrame): Buffer | undefined {
+export function recordMsgpackBytes (record: RecordBytes): Buffer | undefined {
   // Checked as the NDJSON line is, so that both forms refuse the same records.
-  const entries = checkRecordBody(frame)
-  if (entries === undefined) return undefined
-  const fieldsBytes = frame.payloadEnd - entries.start
+  const shape = checkRecordBody(record)
+  if (shape === undefined) return undefined
+  const fieldsBytes = record.payloadEnd - shape.start
   const size = 3 + SEQ_KEY.length + 9 + fieldsBytes + TIMESTAMP_KEY.length + 9
   if (size > scratch.length && size <= KEPT_RECORD_BYTES) scratch = Buffer.allocUnsafeSlow(Math.min(Math.max(size, scratch.length * 2), KEPT_RECORD_BYTES))
   const out = size <= scratch.length ? scratch : Buffer.allocUnsafeSlow(size)
   out[0] = MAP16
-  out.writeUInt16BE(entries.count + 2, 1)
+  out.writeUInt16BE(shape.count + 2, 1)
   let at = 3 + SEQ_KEY.copy(out, 3)
-  at = writeUint(out, frame.seq, at)
-  at += frame.source.copy(out, at, entries.start, frame.payloadEnd)
+  at = writeUint(out, record.seq, at)
+  at += record.source.copy(out, at, shape.start, record.payloadEnd)
   at += TIMESTAMP_KEY.copy(out, at)
-  at = writeUint(out, frame.timestamp, at)
+  at = writeUint(out, record.timestamp, at)
   return out.subarray(0, at)
 }
