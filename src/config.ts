@@ -41,6 +41,7 @@ export const ConfigSchema = Type.Object({
   // The service keeps room for checkpoints by default; the engine, for a library caller, keeps none.
   VECWAL_MIN_FREE_BYTES: Type.Integer({ default: 64 * MiB, minimum: 0, description: 'below this many free bytes on the data directory\'s file system, writes get 507 WAL_DISK_FULL while checkpoints still pass (0: never)' }),
   VECWAL_BODY_LIMIT_BYTES: Type.Integer({ default: 16 * MiB, minimum: 1024, description: 'largest request body; past it 413' }),
+  VECWAL_BODY_BUDGET_BYTES: Type.Integer({ default: 256 * MiB, minimum: 1024, description: 'bytes of request bodies received at once, all requests together (each reserves its Content-Length, or the body limit if unknown); past it 503 with Retry-After' }),
   VECWAL_IDLE_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 100, description: 'a connection that sends nothing and takes nothing this long is closed: a stalled upload, a recovery reader that stopped reading, a kept-alive connection between requests (at least 1 s there)' }),
   VECWAL_DIMENSIONS: Type.Optional(Type.Integer({ minimum: 1, maximum: ENTRY_LIMITS.vectorMaxLength, description: 'when set, every vector must have exactly this many values' })),
   VECWAL_LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
@@ -73,6 +74,7 @@ export interface Config {
   queueLimitBytes: number
   minFreeBytes: number
   bodyLimitBytes: number
+  bodyBudgetBytes: number
   idleTimeoutMs: number
   dimensions?: number
   logLevel: string
@@ -141,6 +143,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, openFiles: num
     queueLimitBytes: vars.VECWAL_QUEUE_LIMIT_BYTES,
     minFreeBytes: vars.VECWAL_MIN_FREE_BYTES,
     bodyLimitBytes: vars.VECWAL_BODY_LIMIT_BYTES,
+    bodyBudgetBytes: vars.VECWAL_BODY_BUDGET_BYTES,
     idleTimeoutMs: vars.VECWAL_IDLE_TIMEOUT_MS,
     dimensions: vars.VECWAL_DIMENSIONS,
     logLevel: vars.VECWAL_LOG_LEVEL,

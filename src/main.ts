@@ -50,6 +50,7 @@ export async function startService (config: Config, logger: Logger = createLogge
       bodyLimitBytes: config.bodyLimitBytes,
       idleTimeoutMs: config.idleTimeoutMs,
       maxStreams: config.maxStreams,
+      bodyBudgetBytes: config.bodyBudgetBytes,
       maxConnections: config.maxConnections,
       requestTimeoutMs: config.requestTimeoutMs,
       dimensions: config.dimensions,

@@ -25,6 +25,7 @@ import { operationsRoutes } from './routes/operations.js'
 import { recoveryRoutes } from './routes/recovery.js'
 import { transactionRoutes } from './routes/transactions.js'
 import { writeRoutes } from './routes/writes.js'
+import { registerBodyBudget } from './body-budget.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -48,6 +49,8 @@ export interface AppOptions {
   maxConnections?: number
   /** Recovery streams open at once (unset: no cap). */
   maxStreams?: number
+  /** Bytes of request bodies received at once, all requests together (unset: no cap). */
+  bodyBudgetBytes?: number
   dimensions?: number
   tokens?: readonly TokenGrant[]
   protectMetrics?: boolean
@@ -188,6 +191,7 @@ export async function buildApp (options: AppOptions): Promise<App> {
     if (request.is404) return
     tokens.check(request.routeOptions.config.access, request, reply)
   })
+  if (options.bodyBudgetBytes !== undefined) registerBodyBudget(app, options.bodyBudgetBytes, options.bodyLimitBytes)
   // Fastify skips body validation when there is no body at all: a route with a body schema must
   // not see `undefined`.
   app.addHook('preValidation', async (request) => {

@@ -17,6 +17,7 @@ export const ForbiddenError = createError('HTTP_FORBIDDEN', 'the token lacks the
 export const TooManyAuthFailuresError = createError('HTTP_TOO_MANY_AUTH_FAILURES', 'more than %s failed authentications from this address within a minute; retry in %s s', 429)
 export const ShuttingDownError = createError('HTTP_SHUTTING_DOWN', 'the service is shutting down', 503)
 export const TooManyStreamsError = createError('HTTP_TOO_MANY_STREAMS', 'the limit of %s open recovery streams is reached; retry shortly', 503)
+export const TooManyBodiesError = createError('HTTP_TOO_MANY_BODIES', 'request bodies being received hold the limit of %s bytes; retry shortly', 503)
 export const InternalError = createError('HTTP_INTERNAL', 'internal error', 500)
 
 /**
@@ -24,7 +25,8 @@ export const InternalError = createError('HTTP_INTERNAL', 'internal error', 500)
  * (HTTP_TOO_MANY_AUTH_FAILURES sends the seconds left in its address's window instead).
  */
 export const HTTP_RETRY_AFTER: Readonly<Record<string, number>> = {
-  HTTP_TOO_MANY_STREAMS: 1
+  HTTP_TOO_MANY_STREAMS: 1,
+  HTTP_TOO_MANY_BODIES: 1
 }
 
 interface EngineErrorMapping {
