@@ -189,6 +189,7 @@ class Decoder {
     const reader = this.reader
     const start = reader.take(reader.length)
     if (reader.extType === UNDEFINED_EXTENSION) return undefined
+    if (reader.extType === RECORD_DEFINITION) this.refuse('holds a msgpackr record with a two-byte id (maxOwnStructures past 64), which vecwal does not read: pack with msgpackr\'s default maxOwnStructures, or useRecords: false')
     if (reader.extType !== TYPED_ARRAY_EXTENSION) this.refuse(`holds msgpack extension type ${reader.extType}, which no entry field takes`)
     if (reader.length === 0 || reader.src[start] !== FLOAT32_ARRAY_CODE) this.refuse('holds a typed array other than a Float32Array, which no entry field takes')
     const bytes = reader.length - 1

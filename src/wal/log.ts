@@ -110,10 +110,11 @@ export class WriteAheadLog implements Log {
     }
     await io.mkdir(options.dir, 0o700)
     const lock = DirLock.acquire(options.dir)
+    let writer: SegmentWriter | undefined
     try {
       const plan = await planOpen(io, options.dir)
       await applyOpenPlan(io, options.dir, plan, { repair: options.repair ?? false, logger })
-      const writer = await SegmentWriter.open({
+      writer = await SegmentWriter.open({
         dir: options.dir,
         io,
         durability: settings.durability,
@@ -141,6 +142,8 @@ export class WriteAheadLog implements Log {
       logger.info({ dir: options.dir, lastSeq: writer.lastSeq, checkpoint: plan.checkpoint, segments: writer.segments.length }, 'log opened')
       return log
     } catch (err) {
+      // A step after the active segment was opened failed: its descriptor goes with the lock.
+      await writer?.close().catch(() => {})
       lock.release()
       throw err
     }

@@ -173,3 +173,9 @@ t.test('what the walk cannot follow is refused, naming the place', async t => {
   for (let i = 0; i < 20; i++) deep = [deep]
   t.match(msgpackStringsRefusal(Buffer.from(msgpackEncode(deep))), /is nested deeper than any valid body$/)
 })
+
+t.test("msgpackr's two-byte record ids (maxOwnStructures past 64) are refused with a message that says what to do", async t => {
+  const packr = new Packr({ maxOwnStructures: 200, moreTypes: true })
+  const rows = Array.from({ length: 70 }, (_, i) => ({ [`k${i}`]: i }))
+  t.match(msgpackStringsRefusal(packr.pack({ entries: rows })), /a msgpackr record with a two-byte id .*useRecords: false/)
+})
