@@ -17,7 +17,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
 import { CorruptLogError } from '../../src/wal/errors.js'
-import { readU64, RECORD_HEADER_BYTES, writeRecord, type RecordTypeCode } from '../../src/wal/format.js'
+import { MAX_PAYLOAD_BYTES, readU64, RECORD_HEADER_BYTES, writeRecord, type RecordTypeCode } from '../../src/wal/format.js'
 import { WriteAheadLog } from '../../src/wal/log.js'
 import { startChild } from '../helpers/child-service.js'
 import { seeded } from '../helpers/fault-ledger.js'
@@ -124,19 +124,21 @@ function ranges (unit: number, from: number, to: number): Array<{ from: number, 
 }
 
 /**
- * Whether the hole left the mark of a torn write the log may cut: walking the frames from the
- * damaged one to the first whole one after it, a header all zeros before any header partly zeroed.
- * With no whole frame after the damage it is an ordinary torn tail, cut in any case.
+ * Whether the hole left the mark of a torn write the log may cut (docs/format.md): walking by the
+ * lengths the headers give, from the damaged frame to the first whole one after it, a header all
+ * zeros comes before any header that is neither zero nor whole (length 0 or past the maximum, or
+ * an unknown type). With no whole frame after the damage it is an ordinary torn tail, cut in any case.
  */
 function tornMarked (frames: readonly RawRecord[], damaged: RawRecord, before: Buffer, after: Buffer): boolean {
   const unchanged = (f: RawRecord): boolean => after.subarray(f.offset, f.offset + f.size).equals(before.subarray(f.offset, f.offset + f.size))
-  const following = frames.filter(f => f.offset > damaged.offset)
-  if (!following.some(unchanged)) return true
-  for (const f of frames.filter(f => f.offset >= damaged.offset)) {
-    if (unchanged(f)) return false
-    const header = after.subarray(f.offset, f.offset + RECORD_HEADER_BYTES)
+  const whole = frames.find(f => f.offset > damaged.offset && unchanged(f))
+  if (whole === undefined) return true
+  for (let at = damaged.offset; at + RECORD_HEADER_BYTES <= whole.offset;) {
+    const header = after.subarray(at, at + RECORD_HEADER_BYTES)
     if (header.every(b => b === 0)) return true
-    if (!header.equals(before.subarray(f.offset, f.offset + RECORD_HEADER_BYTES))) return false
+    const length = header.readUInt32LE(4)
+    if (length === 0 || length > MAX_PAYLOAD_BYTES || header[24] < 1 || header[24] > 5) return false
+    at += RECORD_HEADER_BYTES + length
   }
   return false
 }
@@ -236,10 +238,12 @@ t.test('the same sector or page zeroed inside acknowledged writes refuses to ope
 t.test('the service starts by itself on a log with a torn last write, and verify names the cut', async t => {
   const [scenario] = fc.sample(scenarioArbitrary, { numRuns: 1, seed: Math.floor(Math.random() * 2 ** 30) })
   const torn = await tornLog(t, scenario)
-  // A page's worth of sectors from the first sector boundary inside the write (two pages or more).
-  const from = Math.ceil((torn.synced + 1) / SECTOR_BYTES) * SECTOR_BYTES
+  // A page from the sector holding a frame header of the write (not its first frame's, whose sector
+  // may hold synced bytes): the mark a power cut leaves, with later pages written back.
+  const marked = torn.frames.find(f => f.seq > torn.acknowledged + 1 && Math.floor(f.offset / SECTOR_BYTES) * SECTOR_BYTES > torn.synced)
+  const from = Math.floor((marked?.offset ?? 0) / SECTOR_BYTES) * SECTOR_BYTES
   const hole = { from, to: from + PAGE_BYTES }
-  t.ok(hole.to < torn.bytes.length, 'a later page of the write is written back')
+  t.ok(marked !== undefined && hole.to < torn.bytes.length, 'a header of the write is zeroed, and a later page of it written back')
   const dir = tempDir(t)
   for (const name of fs.readdirSync(torn.dir)) if (name !== 'LOCK') fs.copyFileSync(path.join(torn.dir, name), path.join(dir, name))
   writeBackHole(path.join(dir, torn.segment), torn.synced, hole.from, hole.to)
