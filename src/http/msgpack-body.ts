@@ -52,6 +52,19 @@ function isUtf8At (src: Buffer, start: number, end: number): boolean {
   return true
 }
 
+/**
+ * The little-endian float32 values in `bytes` (a multiple of 4 long): a view of them where they lie
+ * aligned, else a copy. Float32Arrays are little-endian on the hosts vecwal is built for
+ * (docs/format.md). A view keeps the body alive only while the request holds it; what outlives the
+ * request (a staged transaction's entry) copies its vector.
+ */
+export function float32Values (bytes: Uint8Array): Float32Array {
+  if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4)
+  const values = new Float32Array(bytes.length / 4)
+  new Uint8Array(values.buffer).set(bytes)
+  return values
+}
+
 /** A body that is msgpack but not one vecwal takes, and why (the place named when known). */
 class Refusal {
   constructor (readonly reason: string) {}
@@ -194,12 +207,7 @@ class Decoder {
     if (reader.length === 0 || reader.src[start] !== FLOAT32_ARRAY_CODE) this.refuse('holds a typed array other than a Float32Array, which no entry field takes')
     const bytes = reader.length - 1
     if (bytes % 4 !== 0) this.refuse('holds a Float32Array whose bytes are not a multiple of 4')
-    const src = reader.src
-    const byteOffset = src.byteOffset + start + 1
-    if (byteOffset % 4 === 0) return new Float32Array(src.buffer, byteOffset, bytes / 4)
-    const values = new Float32Array(bytes / 4)
-    new Uint8Array(values.buffer).set(src.subarray(start + 1, reader.pos))
-    return values
+    return float32Values(reader.src.subarray(start + 1, reader.pos))
   }
 
   /** `d4 72 ID`, then the key list (an array), then the first record's values, as msgpackr reads it. */

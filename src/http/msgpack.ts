@@ -11,7 +11,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { ENTRY_LIMITS } from '../entry.js'
 import { InvalidRequestError } from './errors.js'
-import { decodeMsgpackBody } from './msgpack-body.js'
+import { decodeMsgpackBody, float32Values } from './msgpack-body.js'
 
 export const MSGPACK = 'application/msgpack'
 
@@ -27,11 +27,7 @@ const setAside = new WeakMap<FastifyRequest, SetAside[]>()
  */
 const BIN_FLOAT32 = /;\s*bin\s*=\s*"?float32le"?\s*(;|$)/i
 
-/**
- * A vector sent as float32 values, or undefined for any other value (the schema judges those). A
- * bin holds them little-endian, as the typed-array extension does on the little-endian hosts
- * vecwal is built for (docs/format.md), so a copy into a Float32Array reads them as sent.
- */
+/** A vector sent as float32 values, or undefined for any other value (the schema judges those). */
 function asFloat32 (vector: unknown, path: string, binIsFloat32: boolean): Float32Array | undefined {
   if (vector instanceof Float32Array) return vector
   if (!(vector instanceof Uint8Array)) return undefined
@@ -39,9 +35,7 @@ function asFloat32 (vector: unknown, path: string, binIsFloat32: boolean): Float
     throw new InvalidRequestError(`body${path}/vector is a bin: send Content-Type: application/msgpack; bin=float32le if it holds little-endian float32 values; from msgpackr, pack with new Packr({ moreTypes: true }) (without it msgpackr writes a Float32Array as a bin of other bytes)`)
   }
   if (vector.length % 4 !== 0) throw new InvalidRequestError(`body${path}/vector as bin must hold little-endian float32 values: a multiple of 4 bytes, not ${vector.length}`)
-  const values = new Float32Array(vector.length / 4)
-  new Uint8Array(values.buffer).set(vector)
-  return values
+  return float32Values(vector)
 }
 
 function isEntryLike (value: unknown): value is Record<string, unknown> {
