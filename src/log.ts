@@ -48,8 +48,11 @@ export const LogStatusSchema = Type.Object({
   segments: Type.Optional(Type.Array(SegmentStatusSchema, { description: 'the segment files, oldest first (segment backend)' })),
   bytes: Type.Integer({ description: 'bytes the log holds' }),
   queuedBytes: Type.Integer({ description: 'bytes waiting to be written, or being written' }),
+  queueLimitBytes: Type.Integer({ description: 'the limit of queuedBytes: past it writes are refused (503 WAL_QUEUE_FULL)' }),
   openTransactions: Type.Integer(),
-  diskFull: Type.Boolean({ description: 'free space is below VECWAL_MIN_FREE_BYTES: writes are refused (507), checkpoints pass' })
+  diskFull: Type.Boolean({ description: 'free space is below VECWAL_MIN_FREE_BYTES: writes are refused (507), checkpoints pass' }),
+  /** A backend that keeps no files on a local disk leaves this out. */
+  freeBytes: Type.Optional(Type.Integer({ description: 'free bytes of the data directory\'s file system, as last asked (segment backend; absent while VECWAL_MIN_FREE_BYTES is 0, which never asks)' }))
 }, { title: 'Status' })
 export type LogStatus = Static<typeof LogStatusSchema>
 

@@ -55,24 +55,30 @@ export function createMetrics (status: () => LogStatus | undefined): Metrics {
 
   const requestChildren = new Map<string, ReturnType<typeof requestSeconds.labels>>()
 
-  const gauge = (name: string, help: string, read: (s: LogStatus) => number): void => {
+  // A reading of undefined (a figure this backend does not have) leaves the gauge without a sample:
+  // prom-client would otherwise show an unset gauge as 0, which an alert would take for a fact.
+  const gauge = (name: string, help: string, read: (s: LogStatus) => number | undefined): void => {
     const metric: client.Gauge = new client.Gauge({
       name,
       help,
       registers,
       collect () {
         const current = status()
-        if (current !== undefined) metric.set(read(current))
+        const reading = current === undefined ? undefined : read(current)
+        if (reading === undefined) metric.remove()
+        else metric.set(reading)
       }
     })
   }
   gauge('vecwal_write_queue_bytes', 'Bytes waiting in the write queue or being written', s => s.queuedBytes)
+  gauge('vecwal_write_queue_limit_bytes', 'The write queue limit: past it writes get 503 WAL_QUEUE_FULL', s => s.queueLimitBytes)
   gauge('vecwal_last_seq', 'The last durable sequence number', s => s.lastSeq)
   gauge('vecwal_checkpoint_seq', 'The last checkpoint (0: none)', s => s.checkpoint)
   gauge('vecwal_segments', 'Segment files in the log (0 for a backend that keeps none)', s => s.segments?.length ?? 0)
   gauge('vecwal_segments_bytes', 'Bytes of all segment files', s => s.bytes)
   gauge('vecwal_failed', '1 while the log is failed (a write or fsync failed, or another writer was found) and refuses writes', s => s.state === 'failed' ? 1 : 0)
   gauge('vecwal_disk_full', '1 while free disk space is below VECWAL_MIN_FREE_BYTES and writes are refused', s => s.diskFull ? 1 : 0)
+  gauge('vecwal_disk_free_bytes', 'Free bytes of the data directory\'s file system, as last asked (segment backend, while VECWAL_MIN_FREE_BYTES is above 0)', s => s.freeBytes)
   gauge('vecwal_open_transactions', 'Transactions open and staging in memory', s => s.openTransactions)
 
   return {

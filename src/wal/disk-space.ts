@@ -48,6 +48,11 @@ export class DiskSpaceGuard {
     return this.free < this.minFreeBytes
   }
 
+  /** The free bytes last known; undefined when never asked (no minimum set). */
+  get knownFreeBytes (): number | undefined {
+    return Number.isFinite(this.free) ? Math.max(0, this.free) : undefined
+  }
+
   /** A batch of this many bytes was written: less is free until the next statfs. */
   spent (bytes: number): void {
     this.free -= bytes

@@ -258,8 +258,10 @@ export class WriteAheadLog implements Log {
       segments,
       bytes: segments.reduce((sum, s) => sum + s.bytes, 0),
       queuedBytes: this.queue.queuedBytes,
+      queueLimitBytes: this.settings.queueLimitBytes,
       openTransactions: this.transactions.count,
-      diskFull: this.space.belowMinimum
+      diskFull: this.space.belowMinimum,
+      freeBytes: this.space.knownFreeBytes
     }
   }
 

@@ -42,6 +42,8 @@ const DOCUMENTED: Array<[string, string]> = [
   ['vecwal_group_commit_records', 'histogram'],
   ['vecwal_group_commit_bytes', 'histogram'],
   ['vecwal_write_queue_bytes', 'gauge'],
+  ['vecwal_write_queue_limit_bytes', 'gauge'],
+  ['vecwal_disk_free_bytes', 'gauge'],
   ['vecwal_last_seq', 'gauge'],
   ['vecwal_checkpoint_seq', 'gauge'],
   ['vecwal_segments', 'gauge'],
@@ -78,7 +80,7 @@ t.test('values follow writes, checkpoints and requests', async t => {
   t.equal((await service.call('POST', '/v1/checkpoints', { seq: 7 })).status, 201)
   t.equal(await post({ op: 'insert', id: 'bad', vector: ['1'] }), 400)
   const after = await scrape(service)
-  const status = await (await service.call('GET', '/v1/status')).json() as { bytes: number, segments: unknown[] }
+  const status = await (await service.call('GET', '/v1/status')).json() as { bytes: number, segments: unknown[], queueLimitBytes: number, freeBytes: number }
 
   const delta = (name: string, labels: Record<string, string> = {}): number => value(after, name, labels) - value(before, name, labels)
   t.equal(delta('vecwal_entries_appended_total', { op: 'insert' }), 4, 'inserts, batch entries one by one')
@@ -96,6 +98,10 @@ t.test('values follow writes, checkpoints and requests', async t => {
   t.equal(value(after, 'vecwal_segments_bytes'), status.bytes)
   t.equal(value(after, 'vecwal_write_queue_bytes'), 0, 'nothing is waiting')
   t.equal(value(after, 'vecwal_failed'), 0)
+  t.equal(value(after, 'vecwal_write_queue_limit_bytes'), 64 * 1024 * 1024, 'the default VECWAL_QUEUE_LIMIT_BYTES')
+  t.equal(status.queueLimitBytes, 64 * 1024 * 1024)
+  t.ok(status.freeBytes > 0, `the status tells ${status.freeBytes} free bytes`)
+  t.ok(after.samples.some(x => x.name === 'vecwal_disk_free_bytes' && x.value > 0), 'so does the gauge')
 
   const requests = (route: string, code: string): number => value(after, 'vecwal_http_request_duration_seconds_count', { method: 'POST', route, status: code })
   t.equal(requests('/v1/entries', '201'), 6, 'requests by route and status')
@@ -103,6 +109,16 @@ t.test('values follow writes, checkpoints and requests', async t => {
   t.equal(requests('/v1/batch', '201'), 1)
   t.equal(requests('/v1/checkpoints', '201'), 1)
   t.equal(value(after, 'vecwal_http_request_duration_seconds_count', { method: 'GET', route: '/metrics', status: '200' }), 1, 'the first scrape is counted by the second')
+})
+
+t.test('the queue limit follows VECWAL_QUEUE_LIMIT_BYTES; no free-space sample when the engine never asks', async t => {
+  const service = await startTestService(t, { VECWAL_QUEUE_LIMIT_BYTES: '123456', VECWAL_MIN_FREE_BYTES: '0' })
+  const s = await scrape(service)
+  t.equal(value(s, 'vecwal_write_queue_limit_bytes'), 123456)
+  t.equal(s.types.get('vecwal_disk_free_bytes'), 'gauge', 'the gauge is declared')
+  t.notOk(s.samples.some(x => x.name === 'vecwal_disk_free_bytes'), 'but has no sample: an unknown is not 0 free bytes')
+  const status = await (await service.call('GET', '/v1/status')).json() as Record<string, unknown>
+  t.notOk('freeBytes' in status, 'the status leaves freeBytes out')
 })
 
 const promtoolMissing = spawnSync('promtool', ['--version']).error !== undefined
