@@ -1,33 +1,9 @@
 // GET /metrics parsed: the documented names and types exist, values follow the writes, and the
 // output passes `promtool check metrics`.
-import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { startTestService, type TestService } from '../helpers/http.js'
-
-interface Sample { name: string, labels: Record<string, string>, value: number }
-interface Scrape { text: string, types: Map<string, string>, samples: Sample[] }
-
-/** Parses the Prometheus text format: TYPE lines and samples (labels without escaped quotes suffice here). */
-function parse (text: string): Scrape {
-  const types = new Map<string, string>()
-  const samples: Sample[] = []
-  for (const line of text.split('\n')) {
-    const type = /^# TYPE (\S+) (\S+)$/.exec(line)
-    if (type !== null) types.set(type[1], type[2])
-    if (line === '' || line.startsWith('#')) continue
-    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
-    if (sample === null) throw new Error(`not a sample line: ${line}`)
-    const labels = Object.fromEntries([...(sample[2] ?? '').matchAll(/([a-zA-Z_]\w*)="([^"]*)"/g)].map(m => [m[1], m[2]]))
-    samples.push({ name: sample[1], labels, value: Number(sample[3]) })
-  }
-  return { text, types, samples }
-}
-
-async function scrape (service: TestService): Promise<Scrape> {
-  const response = await service.call('GET', '/metrics')
-  if (response.status !== 200) throw new Error(`/metrics answered ${response.status}`)
-  return parse(await response.text())
-}
+import { startTestService } from '../helpers/http.js'
+import { scrape, type Scrape } from '../helpers/metrics-scrape.js'
+import { PROMTOOL_MISSING_IN_CI, promtool, promtoolMissing, skipPromtool } from '../helpers/promtool.js'
 
 /** The sample's value; 0 when no sample has this name and these labels (a labelled series not yet seen). */
 function value (s: Scrape, name: string, labels: Record<string, string> = {}): number {
@@ -121,13 +97,9 @@ t.test('the queue limit follows VECWAL_QUEUE_LIMIT_BYTES; no free-space sample w
   t.notOk('freeBytes' in status, 'the status leaves freeBytes out')
 })
 
-const promtoolMissing = spawnSync('promtool', ['--version']).error !== undefined
-// Outside CI a machine without promtool skips the check; CI must have it (Debian package prometheus).
-const skipPromtool = promtoolMissing && process.env.CI === undefined ? 'promtool is not on PATH (Debian package prometheus); CI runs this check' : false
-
 t.test('promtool check metrics accepts the output', { skip: skipPromtool }, async t => {
   if (promtoolMissing) {
-    t.fail('promtool is not on PATH; CI must install it (Debian package prometheus)')
+    t.fail(PROMTOOL_MISSING_IN_CI)
     return
   }
   const service = await startTestService(t)
@@ -135,7 +107,7 @@ t.test('promtool check metrics accepts the output', { skip: skipPromtool }, asyn
   await service.call('POST', '/v1/entries', { op: 'insert', id: 'a', vector: ['x'] })
   await service.call('POST', '/v1/checkpoints')
   const { text } = await scrape(service)
-  const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })
+  const check = promtool(['check', 'metrics'], { input: text })
   t.equal(check.status, 0, `promtool: ${check.stdout}${check.stderr}`)
   t.equal(`${check.stdout}${check.stderr}`.trim(), '', 'no lint findings')
 })
