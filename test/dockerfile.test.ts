@@ -33,6 +33,8 @@ t.test('the Dockerfile builds and starts with the package.json scripts', async t
 
   t.ok(args(build, 'RUN').includes('npm run build'), 'the build stage runs npm run build')
   t.type(pkg.scripts.build, 'string', 'which package.json defines')
+  const copiedForBuild = args(build, 'COPY').flatMap(c => c.split(' ').slice(0, -1))
+  for (const project of pkg.scripts.build.matchAll(/-p (\S+)/g)) t.ok(copiedForBuild.includes(project[1]), `${project[1]}, which the build compiles by, is copied in`)
   t.ok(args(build, 'RUN').some(r => /^npm ci\b/.test(r) && !r.includes('--omit=dev')), 'with dev dependencies (the compiler) installed')
 
   t.ok(args(final, 'RUN').some(r => /^npm ci\b.*--omit=dev/.test(r)), 'the final stage installs production dependencies only')
