@@ -22,8 +22,18 @@ const FROM_OTHER_BRANCHES = [
 
 interface Query { where: string, expr: string }
 
-interface Panel { title: string, targets?: Array<{ expr: string }>, panels?: Panel[] }
-interface Dashboard { panels: Panel[], templating: { list: Array<{ name: string, query?: unknown }> } }
+interface Panel {
+  id: number
+  title: string
+  gridPos: { x: number, y: number, w: number, h: number }
+  targets?: Array<{ expr: string, refId: string, datasource?: { uid: string } }>
+  panels?: Panel[]
+}
+interface Dashboard { panels: Panel[], templating: { list: Array<{ name: string, type: string, query?: unknown }> } }
+
+function readDashboard (): Dashboard {
+  return JSON.parse(fs.readFileSync(path.join(ROOT, 'ops', 'grafana', 'vecwal.json'), 'utf8')) as Dashboard
+}
 
 /**
  * Grafana's variables made PromQL: interval variables become a duration, any other `$name` or
@@ -34,7 +44,7 @@ function asPromql (expr: string): string {
 }
 
 function dashboardQueries (): Query[] {
-  const dashboard = JSON.parse(fs.readFileSync(path.join(ROOT, 'ops', 'grafana', 'vecwal.json'), 'utf8')) as Dashboard
+  const dashboard = readDashboard()
   const queries: Query[] = []
   const walk = (panels: Panel[]): void => {
     for (const panel of panels) {
@@ -118,6 +128,19 @@ t.test('every query of the dashboard and of the alert rules names metrics the se
     const unknown = names.filter(name => !exposed.has(name))
     t.same(unknown, [], `${where}: ${expr}`)
   }
+})
+
+t.test('the dashboard is laid out as Grafana reads it: unique ids, panels inside 24 columns, one data source variable', async t => {
+  const dashboard = readDashboard()
+  const ids = dashboard.panels.map(p => p.id)
+  t.equal(new Set(ids).size, ids.length, 'panel ids are unique')
+  for (const panel of dashboard.panels) {
+    t.ok(panel.gridPos.x >= 0 && panel.gridPos.w > 0 && panel.gridPos.x + panel.gridPos.w <= 24, `${panel.title} fits in 24 columns`)
+    const refIds = (panel.targets ?? []).map(target => target.refId)
+    t.equal(new Set(refIds).size, refIds.length, `${panel.title}: its queries' refIds are unique`)
+    for (const target of panel.targets ?? []) t.equal(target.datasource?.uid, '${datasource}', `${panel.title}: queries the chosen data source`)
+  }
+  t.same(dashboard.templating.list.filter(v => v.type === 'datasource').map(v => v.name), ['datasource'])
 })
 
 t.test('the dashboard shows every vecwal metric the service exposes', async t => {
