@@ -12,8 +12,8 @@ import { exposedNames, scrape } from '../helpers/metrics-scrape.js'
 import { ROOT } from '../helpers/project.js'
 import { metricNames } from '../helpers/promql.js'
 
-// Metrics that come with the consumers, idempotency and follow branches (shared design); until they
-// are merged the service does not expose them yet.
+// Metrics that come with the consumers, idempotency and follow branches (shared design): until they
+// are merged the service does not expose them. Delete this list once all three are merged.
 const FROM_OTHER_BRANCHES = [
   'vecwal_consumer_checkpoint_seq', 'vecwal_consumer_lag_seqs', 'vecwal_consumer_lag_bytes', 'vecwal_consumer_passed_by_retention',
   'vecwal_idempotency_keys', 'vecwal_idempotency_keys_evicted_total', 'vecwal_idempotent_replays_total',
