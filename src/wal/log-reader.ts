@@ -140,6 +140,8 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
         if (frame.type === RecordType.checkpoint && !range.includeCheckpoints) continue
         yielded++
         yield { frame, segment: segment.name, offset: step.offset }
+        // A follow read at its limit must not wait for a record it will not give.
+        if (yielded >= range.limit) return
       }
       // The segment ended, yet the log says it holds the next seq wanted: records are missing.
       if (next <= range.to && segmentHolding(segments, next) === segment) {
