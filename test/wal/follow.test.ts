@@ -62,7 +62,7 @@ t.test('a caught-up byte stream sends what it has, then waits for the next commi
   const two = await pending
   t.same(JSON.parse(two.value.toString()).seq, 2, 'woken by the commit')
   t.notOk(read.caughtUp())
-  await chunks.return(undefined)
+  await chunks.return?.(undefined)
 })
 
 t.test('a failed log ends its followers with WAL_FAILED after every durable record', async t => {
