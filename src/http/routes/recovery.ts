@@ -329,12 +329,12 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
     const chunks = mediaType === MSGPACK ? read.msgpack : mediaType === SSE ? sseEvents(read.ndjson, recycle) : read.ndjson
     try {
       await writeChunks(chunks, res, mediaType === SSE ? keepNothing : recycle, turns)
+      // A client that left gets nothing more; one still there learns why its stream ends.
       const reason: EndReason = !follow ? 'complete' : closing || log.state === 'closed' ? 'shutdown' : 'limit'
-      if (follow || mediaType === SSE) res.write(endBytes(mediaType, reason))
-      res.end()
+      if (!res.destroyed) res.end(follow || mediaType === SSE ? endBytes(mediaType, reason) : undefined)
     } catch (err) {
       if (follow && (err as { code?: string }).code === 'WAL_FAILED') {
-        res.end(endBytes(mediaType, 'failed', err as Error))
+        if (!res.destroyed) res.end(endBytes(mediaType, 'failed', err as Error))
       } else {
         // Damage: what was read before it went out; the response is cut off rather than ended, so
         // that no client takes it for the whole stream.
