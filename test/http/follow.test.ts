@@ -13,7 +13,7 @@ const keepOrder = (keys: string[]): string[] => keys
 
 async function post (service: TestService, e: Entry): Promise<number> {
   const response = await service.call('POST', '/v1/entries', entryBody(e, 'json', keepOrder).toString())
-  t.equal(response.status, 201)
+  if (response.status !== 201) throw new Error(`the write answered ${response.status}: ${await response.text()}`)
   return ((await response.json()) as { seq: number }).seq
 }
 
@@ -91,6 +91,26 @@ t.test('followers count against VECWAL_MAX_STREAMS and show in vecwal_follow_str
   t.match(await (await service.call('GET', '/metrics')).text(), /\nvecwal_follow_streams 2\n/)
   for (const f of followers) f.close()
   await Promise.all(followers.map(async f => await f.ended))
+  // The route lets a follower go once its read has ended, just after the connection closed.
+  let metrics = ''
+  for (let tries = 0; tries < 100 && !/\nvecwal_follow_streams 0\n/.test(metrics); tries++) {
+    metrics = await (await service.call('GET', '/metrics')).text()
+  }
+  t.match(metrics, /\nvecwal_follow_streams 0\n/, 'followers that left are counted no more')
+})
+
+t.test('a follower with a limit ends after that many records with a limit line', async t => {
+  const service = await startTestService(t)
+  const generated = fc.sample(entry, { numRuns: 3, seed: 11 })
+  await post(service, generated[0])
+  const followers = await Promise.all(FORMS.map(async form => await openStream(service.url, '/v1/recovery?after=0&follow=true&limit=2', { accept: ACCEPT[form] })))
+  await post(service, generated[1])
+  await post(service, generated[2])
+  for (const [i, form] of FORMS.entries()) {
+    const got = parseFollowed(form, await followers[i].ended)
+    t.same(got.records.map(r => r.seq), [1, 2], `${form}: two records`)
+    t.same(got.end, { end: 'limit' }, `${form}: then the limit line`)
+  }
 })
 
 t.test('a failed log ends followers with a failed line, after every durable record', async t => {
