@@ -1,6 +1,7 @@
 // Follow reads of the segment engine: every record exactly once and in order while writers append
 // concurrently and segments rotate, in all three forms; a failure ends them with WAL_FAILED after
 // every durable record, close and abort end them cleanly; long poll wakes on a commit.
+import path from 'node:path'
 import t from 'tap'
 import fc from 'fast-check'
 import { unpackMultiple } from 'msgpackr'
@@ -45,6 +46,30 @@ t.test('followers of each form get every record once, in order, across rotation,
   t.same((lines as LogRecord[]).map(l => l.seq), everything.map(r => r.seq), 'NDJSON: every seq once, in order')
   t.same((maps as LogRecord[]).map(m => m.seq), everything.map(r => r.seq), 'msgpack: every seq once, in order')
   t.same(everything.map(r => r.seq), Array.from({ length: everything.length }, (_, i) => i + 4), 'gap-free from after + 1')
+})
+
+t.test('a follower keeps its place: each segment is opened once and no byte is read twice', async t => {
+  const io = new RecordingIO()
+  const log = await openLog(t, { dir: tempDir(t), segmentBytes: 4096, durability: 'none', io })
+  const generated = fc.sample(entry, { numRuns: 120, seed: 21 })
+  const read = log.read({ after: 0, follow: true })
+  const following = collect(read.records)
+  // One at a time: the follower is woken, and catches up, after every append.
+  for (const e of generated) {
+    await log.append(e)
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  const segments = log.status().segments.map(s => s.name)
+  await log.close()
+  t.equal((await following).length, generated.length)
+  const reads = io.events.filter(e => e.op === 'read' && e.phase === 'start')
+  const opens = io.events.filter(e => e.op === 'openRead' && e.phase === 'start').map(e => path.basename(e.path))
+  t.same(opens, segments, 'each segment opened once, in order')
+  for (const name of segments) {
+    const ranges = reads.filter(e => path.basename(e.path) === name).map(e => [e.position ?? 0, (e.position ?? 0) + (e.length ?? 0)])
+    const overlaps = ranges.filter(([from], i) => i > 0 && from < ranges[i - 1][1])
+    t.same(overlaps, [], `${name}: ${ranges.length} reads, each after the one before`)
+  }
 })
 
 t.test('a caught-up byte stream sends what it has, then waits for the next commit', async t => {
