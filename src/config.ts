@@ -3,6 +3,7 @@
 import fs from 'node:fs'
 import envSchema from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
+import { DEFAULT_HEARTBEAT_MS } from './http/routes/recovery.js'
 import { parseTokens, type TokenGrant } from './http/auth.js'
 import type { AuthFailureLimits } from './http/auth-failures.js'
 import { ENTRY_LIMITS } from './entry.js'
@@ -57,7 +58,8 @@ export const ConfigSchema = Type.Object({
   VECWAL_TLS_CERT: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate file; with VECWAL_TLS_KEY serves HTTPS' })),
   VECWAL_TLS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file' })),
   VECWAL_GROUP_COMMIT: Type.Boolean({ default: true, description: 'false gives every write its own fsync: a benchmark reference, never for production' }),
-  VECWAL_MAX_STREAMS: Type.Integer({ default: 16, minimum: 1, description: 'recovery streams open at once; past it 503 with Retry-After' }),
+  VECWAL_MAX_STREAMS: Type.Integer({ default: 16, minimum: 1, description: 'recovery streams open at once, follow streams included; past it 503 with Retry-After' }),
+  VECWAL_HEARTBEAT_MS: Type.Optional(Type.Integer({ minimum: 10, description: `a follow stream (follow=true) silent this long sends a heartbeat; must be below VECWAL_IDLE_TIMEOUT_MS (default: ${DEFAULT_HEARTBEAT_MS}, or half VECWAL_IDLE_TIMEOUT_MS if that is less)` })),
   VECWAL_MAX_CONNECTIONS: Type.Optional(Type.Integer({ minimum: 1, description: `connections open at once; past it a new one is closed at once (default: the soft limit of open files less VECWAL_MAX_STREAMS and ${DESCRIPTOR_HEADROOM}, kept for segment files and the runtime)` })),
   VECWAL_REQUEST_TIMEOUT_MS: Type.Integer({ default: 120_000, minimum: 100, description: 'a request (headers and body) not received whole this long after it began gets 408 and its connection is closed; responses are not limited' })
 })
@@ -86,6 +88,7 @@ export interface Config {
   tls?: { cert: Buffer, key: Buffer }
   groupCommit: boolean
   maxStreams: number
+  heartbeatMs: number
   maxConnections: number
   requestTimeoutMs: number
 }
@@ -125,6 +128,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, openFiles: num
     throw new ConfigError(`bad configuration: VECWAL_MAX_CONNECTIONS: the open files limit of ${openFiles} leaves no descriptor for connections ` +
       `once VECWAL_MAX_STREAMS (${vars.VECWAL_MAX_STREAMS}) and ${DESCRIPTOR_HEADROOM} for files and the runtime are kept back; raise it (ulimit -n)`)
   }
+  const heartbeatMs = vars.VECWAL_HEARTBEAT_MS ?? Math.min(DEFAULT_HEARTBEAT_MS, Math.floor(vars.VECWAL_IDLE_TIMEOUT_MS / 2))
+  if (heartbeatMs >= vars.VECWAL_IDLE_TIMEOUT_MS) {
+    throw new ConfigError(`bad configuration: VECWAL_HEARTBEAT_MS (${heartbeatMs}) must be below VECWAL_IDLE_TIMEOUT_MS (${vars.VECWAL_IDLE_TIMEOUT_MS}), or idle followers are cut`)
+  }
   let tls: Config['tls']
   if (vars.VECWAL_TLS_CERT !== undefined && vars.VECWAL_TLS_KEY !== undefined) {
     try {
@@ -155,6 +162,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, openFiles: num
     tls,
     groupCommit: vars.VECWAL_GROUP_COMMIT,
     maxStreams: vars.VECWAL_MAX_STREAMS,
+    heartbeatMs,
     maxConnections,
     requestTimeoutMs: vars.VECWAL_REQUEST_TIMEOUT_MS
   }

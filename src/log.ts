@@ -69,12 +69,31 @@ export interface ReadOptions {
   after?: number
   limit?: number
   includeCheckpoints?: boolean
+  // Follow (issue #12): a read that goes on as the log grows.
+  /**
+   * Read on past the last seq: each new record as soon as it is durable, never before. The streams
+   * then end only when `limit` records were read, `signal` aborts (cleanly, at a record boundary),
+   * the log closes (cleanly, after its last record) or the log fails (they throw WAL_FAILED, after
+   * every record that was durable).
+   */
+  follow?: boolean
+  /** Ends a follow read: its stream ends cleanly at the next record boundary. */
+  signal?: AbortSignal
+}
+
+/** What a long poll waits for: a record after `after`, for at most `timeoutMs`. */
+export interface WaitOptions {
+  /** Default: the last checkpoint. */
+  after?: number
+  timeoutMs: number
+  /** Ends the wait early. */
+  signal?: AbortSignal
 }
 
 export interface LogRead {
   /** The checkpoint when the read began. */
   checkpoint: number
-  /** The last durable seq when the read began: the read ends there. */
+  /** The last durable seq when the read began: a read that does not follow ends there. */
   lastSeq: number
   // Three forms of the same records: read one of them. Each starts reading on its first pull.
   /** The records, decoded. */
@@ -88,6 +107,11 @@ export interface LogRead {
    * write is done), for a backend that fills chunks again rather than allocating more.
    */
   recycle?: (chunk: Buffer) => void
+  /**
+   * For a follow read: true while it has given out every durable record and waits for the next.
+   * Every byte its streams yielded so far then ends on a record boundary.
+   */
+  caughtUp: () => boolean
 }
 
 export interface CheckpointResult {
@@ -129,6 +153,12 @@ export interface Log {
   /** Records that the consumer holds everything up to `seq` (default: the last seq). */
   checkpoint: (seq?: number) => Promise<CheckpointResult>
   read: (options?: ReadOptions) => LogRead
+  /**
+   * Long poll: resolves once a record after `after` is durable, or when the time is up, the signal
+   * aborts, or the log closes or fails, whichever comes first; at once if one is there already or
+   * `after` lies past the last seq (a read then says why).
+   */
+  waitForRecords: (options: WaitOptions) => Promise<void>
   status: () => LogStatus
   /** Makes everything queued durable and closes; the log answers nothing after. */
   close: () => Promise<void>

@@ -50,6 +50,7 @@ export async function startService (config: Config, logger: Logger = createLogge
       bodyLimitBytes: config.bodyLimitBytes,
       idleTimeoutMs: config.idleTimeoutMs,
       maxStreams: config.maxStreams,
+      heartbeatMs: config.heartbeatMs,
       bodyBudgetBytes: config.bodyBudgetBytes,
       maxConnections: config.maxConnections,
       requestTimeoutMs: config.requestTimeoutMs,

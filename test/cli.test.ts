@@ -49,7 +49,10 @@ t.test('a bad value stops the CLI with a message naming the variable', async t =
     ['VECWAL_TOKENS_FILE', '/nonexistent/vecwal-tokens'],
     ['VECWAL_IDLE_TIMEOUT_MS', '10'],
     ['VECWAL_AUTH_FAILURES_PER_MINUTE', '0'],
-    ['VECWAL_AUTH_TRACKED_ADDRESSES', '2.5']
+    ['VECWAL_AUTH_TRACKED_ADDRESSES', '2.5'],
+    ['VECWAL_HEARTBEAT_MS', '5'],
+    // The default idle timeout is 60 s: a heartbeat as long would let it cut idle followers.
+    ['VECWAL_HEARTBEAT_MS', '60000']
   ]
   for (const [name, value] of cases) {
     let error: unknown
@@ -61,6 +64,8 @@ t.test('a bad value stops the CLI with a message naming the variable', async t =
     t.ok(error instanceof ConfigError, `${name}=${value} is refused`)
     t.match((error as Error | undefined)?.message, name, 'naming the variable')
   }
+  t.equal(loadConfig({ VECWAL_IDLE_TIMEOUT_MS: '400' }).heartbeatMs, 200, 'unset, the heartbeat is half a short idle timeout')
+  t.equal(loadConfig({}).heartbeatMs, 15_000, 'and 15 s under the default one')
   const unknown = await runCli(['frobnicate'], {})
   t.equal(unknown.code, 2, 'an unknown command exits 2')
   t.match(unknown.stderr, /unknown command or option: frobnicate/)

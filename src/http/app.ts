@@ -22,7 +22,7 @@ import { OPENAPI_UI_PREFIX, openapiPlugin } from './openapi.js'
 import { apiSchemas } from './schemas.js'
 import { checkpointRoutes } from './routes/checkpoints.js'
 import { operationsRoutes } from './routes/operations.js'
-import { recoveryRoutes } from './routes/recovery.js'
+import { DEFAULT_HEARTBEAT_MS, recoveryRoutes } from './routes/recovery.js'
 import { transactionRoutes } from './routes/transactions.js'
 import { writeRoutes } from './routes/writes.js'
 import { registerBodyBudget } from './body-budget.js'
@@ -47,8 +47,10 @@ export interface AppOptions {
   requestTimeoutMs?: number
   /** Connections open at once; past it Node closes a new one as soon as it is accepted (unset: no cap). */
   maxConnections?: number
-  /** Recovery streams open at once (unset: no cap). */
+  /** Recovery streams open at once, follow streams included (unset: no cap). */
   maxStreams?: number
+  /** A follow stream that sent nothing this long sends a heartbeat (unset: DEFAULT_HEARTBEAT_MS). */
+  heartbeatMs?: number
   /** Bytes of request bodies received at once, all requests together (unset: no cap). */
   bodyBudgetBytes?: number
   dimensions?: number
@@ -233,7 +235,13 @@ export async function buildApp (options: AppOptions): Promise<App> {
   await app.register(writeRoutes, { log, schemas })
   await app.register(transactionRoutes, { log, schemas })
   await app.register(checkpointRoutes, { log, schemas })
-  await app.register(recoveryRoutes, { log, schemas, maxStreams: options.maxStreams ?? Number.POSITIVE_INFINITY })
+  await app.register(recoveryRoutes, {
+    log,
+    schemas,
+    maxStreams: options.maxStreams ?? Number.POSITIVE_INFINITY,
+    heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    metrics
+  })
   await app.register(operationsRoutes, { log, metrics })
   return app
 }

@@ -12,6 +12,8 @@ export interface Metrics {
   /** Hand this to the engine so it reports commits and fsyncs. */
   observer: Required<LogObserver>
   observeRequest: (method: string, route: string, statusCode: number, seconds: number) => void
+  /** Recovery streams that follow the log, open now. */
+  followStreams: { inc: () => void, dec: () => void }
 }
 
 export function createMetrics (status: () => LogStatus | undefined): Metrics {
@@ -53,6 +55,8 @@ export function createMetrics (status: () => LogStatus | undefined): Metrics {
     registers
   })
 
+  const followStreams = new client.Gauge({ name: 'vecwal_follow_streams', help: 'Recovery streams open now that follow the log (follow=true)', registers })
+
   const requestChildren = new Map<string, ReturnType<typeof requestSeconds.labels>>()
 
   // A reading of undefined (a figure this backend does not have) leaves the gauge without a sample:
@@ -83,6 +87,10 @@ export function createMetrics (status: () => LogStatus | undefined): Metrics {
 
   return {
     registry,
+    followStreams: {
+      inc () { followStreams.inc() },
+      dec () { followStreams.dec() }
+    },
     observer: {
       committed (records, committedBytes) {
         bytes.inc(committedBytes)

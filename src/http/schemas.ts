@@ -7,6 +7,9 @@ import { LogStatusSchema } from '../log.js'
 const SAFE_SEQ = { minimum: 0, maximum: Number.MAX_SAFE_INTEGER }
 const strict = { additionalProperties: false }
 
+/** The longest a long poll waits, in seconds. */
+export const MAX_WAIT_SECONDS = 60
+
 export const Seq = Type.Integer({ ...SAFE_SEQ, description: 'a sequence number; 0 means none' })
 
 export const ErrorResponse = Type.Object({
@@ -37,7 +40,15 @@ export function apiSchemas (options: EntrySchemaOptions = {}) {
     TxParams: Type.Object({ txId: Type.String({ minLength: 1, maxLength: 64 }) }),
     RecoveryQuery: Type.Object({
       after: Type.Optional(Type.Integer({ ...SAFE_SEQ, description: 'stream the records after this seq; default: the last checkpoint' })),
-      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'at most this many records' }))
+      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'at most this many records' })),
+      follow: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], {
+        description: 'true: after the records there are, keep the stream open and send each new record once it is durable'
+      })),
+      wait: Type.Optional(Type.Integer({
+        minimum: 0,
+        maximum: MAX_WAIT_SECONDS,
+        description: 'long poll: wait up to this many seconds for a first record after `after`, then answer (not with follow=true)'
+      }))
     }, strict)
   }
 }

@@ -26,7 +26,7 @@ export class FrameReader {
     private readonly io: FileIO,
     private readonly fd: number,
     start: number,
-    private readonly end: number,
+    private end: number,
     private readonly chunkBytes = DEFAULT_CHUNK_BYTES
   ) {
     this.buf = Buffer.allocUnsafe(chunkBytes)
@@ -36,6 +36,16 @@ export class FrameReader {
   /** File position of the next frame. */
   get offset (): number {
     return this.bufStart + this.pos
+  }
+
+  /** Where the range ends now. */
+  get rangeEnd (): number {
+    return this.end
+  }
+
+  /** Moves the range's end on to `end`, past bytes written (and made durable) since: a follower reads on where it stopped. */
+  extendTo (end: number): void {
+    this.end = Math.max(this.end, end)
   }
 
   /**

@@ -16,6 +16,8 @@ export interface GroupCommitOptions {
   maxBatchRecords: number
   /** Told of each committed batch. */
   onCommit?: (records: number, bytes: number) => void
+  /** Told after each batch, whatever became of it: followers of the log look again. */
+  onSettled?: () => void
 }
 
 interface Waiting {
@@ -106,6 +108,8 @@ export class GroupCommitQueue {
         for (const w of this.waiting) w.reject(failed)
         this.waiting = []
         this.bytes = 0
+      } finally {
+        this.options.onSettled?.()
       }
     }
     this.draining = undefined

@@ -2,7 +2,7 @@
 // however long the log, and a consumer that stops pulling stops the reading. Every record is
 // checked again on the way out (CRC, seq continuity): damage is reported, never skipped.
 import path from 'node:path'
-import { CorruptLogError, RangeGoneError } from './errors.js'
+import { CorruptLogError, LogFailedError, RangeGoneError } from './errors.js'
 import type { FileIO } from './file-io.js'
 import { RecordType, SEGMENT_HEADER_BYTES, type RecordFrame } from './format.js'
 import { FrameReader } from './frame-reader.js'
@@ -16,11 +16,29 @@ import type { SegmentInfo } from './open-plan.js'
 export interface ReadRange {
   /** The first seq wanted. */
   from: number
-  /** The last seq to read: the last durable seq when the read began. */
+  /** The last seq to read: the last durable seq when the read began (unbounded for a follow read). */
   to: number
   limit: number
   includeCheckpoints: boolean
+  /** Read on past the records durable now, waiting for each new one. */
+  follow?: FollowTail
 }
+
+/** How a follow read learns of new records, and why none will come any more. */
+export interface FollowTail {
+  /** Resolves at the log's next commit, close or failure. */
+  changed: () => Promise<void>
+  /** Undefined while records may still come; 'closed' once the log closed, or the error it failed with. */
+  stopped: () => 'closed' | Error | undefined
+  /** The reader's own end: once aborted, the read stops at the next record boundary and ends cleanly. */
+  signal?: AbortSignal
+  /** True while the read has yielded every durable record and waits for the next one. */
+  waiting: boolean
+}
+
+/** Yielded by a follow read when it has caught up, before it waits: a byte stream flushes its partial chunk. */
+export const CAUGHT_UP = Symbol('caught up')
+export type FrameItem = LocatedFrame | typeof CAUGHT_UP
 
 /** The segment that holds `seq`, if retention has not deleted it. */
 function segmentHolding (segments: readonly SegmentInfo[], seq: number): SegmentInfo | undefined {
@@ -36,6 +54,15 @@ function segmentHolding (segments: readonly SegmentInfo[], seq: number): Segment
   return undefined
 }
 
+/** Resolves with true when `signal` is aborted, never without one. */
+function abortedPromise (signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise(resolve => {
+    if (signal === undefined) return
+    if (signal.aborted) resolve(true)
+    else signal.addEventListener('abort', () => { resolve(true) }, { once: true })
+  })
+}
+
 /** A record frame and where it lies: its payload is valid until the reader moves on. */
 export interface LocatedFrame {
   frame: RecordFrame
@@ -43,15 +70,27 @@ export interface LocatedFrame {
   offset: number
 }
 
-/** The frames in the range, in seq order, each checked (CRC, seq continuity) before it is yielded. */
-export async function * readFrames (io: FileIO, dir: string, segments: readonly SegmentInfo[], range: ReadRange): AsyncGenerator<LocatedFrame> {
+/**
+ * The frames in the range, in seq order, each checked (CRC, seq continuity) before it is yielded.
+ * A follow read keeps its place in the segment it is in: woken by a commit, it reads on from where
+ * it stopped (never from the segment's start), and moves to the next segment once the one it is in
+ * is sealed and read to its end.
+ */
+export function readFrames (io: FileIO, dir: string, segments: readonly SegmentInfo[], range: ReadRange & { follow?: undefined }): AsyncGenerator<LocatedFrame>
+export function readFrames (io: FileIO, dir: string, segments: readonly SegmentInfo[], range: ReadRange): AsyncGenerator<FrameItem>
+export async function * readFrames (io: FileIO, dir: string, segments: readonly SegmentInfo[], range: ReadRange): AsyncGenerator<FrameItem> {
+  const { follow } = range
+  const aborted = abortedPromise(follow?.signal)
   let next = range.from
   let yielded = 0
   while (next <= range.to && yielded < range.limit) {
-    const segment = segmentHolding(segments, next)
+    const active = segments[segments.length - 1]
+    // A follow read that has every record waits in the active segment, from its end.
+    const segment = segmentHolding(segments, next) ?? (follow !== undefined && next === active.lastSeq + 1 ? active : undefined)
     if (segment === undefined) throw new RangeGoneError(next - 1, segments[0]?.baseSeq ?? next)
+    const atEnd = next === segment.lastSeq + 1
     // A snapshot: bytes past it may be mid-write, and the records up to it are durable.
-    const end = segment.bytes
+    const start = atEnd ? segment.bytes : SEGMENT_HEADER_BYTES
     let fd: number
     try {
       fd = await io.openRead(path.join(dir, segment.name))
@@ -60,11 +99,36 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
       throw err
     }
     try {
-      const frames = new FrameReader(io, fd, SEGMENT_HEADER_BYTES, end)
-      let expected = segment.baseSeq
+      const frames = new FrameReader(io, fd, start, segment.bytes)
+      let expected = atEnd ? next : segment.baseSeq
+      let flushed = false
       for (;;) {
+        if (follow?.signal?.aborted === true) return
         const step = frames.buffered() ?? await frames.next()
-        if (step.kind === 'end') break
+        if (step.kind === 'end') {
+          if (follow === undefined) break
+          if (segment.bytes > frames.rangeEnd) {
+            frames.extendTo(segment.bytes)
+            continue
+          }
+          if (segments[segments.length - 1] !== segment) break
+          if (!flushed) {
+            flushed = true
+            yield CAUGHT_UP
+            continue
+          }
+          // Taken before the log is looked at, so that a commit in between is not missed.
+          const changed = follow.changed()
+          const stopped = follow.stopped()
+          if (stopped === 'closed') return
+          if (stopped !== undefined) throw new LogFailedError(stopped)
+          follow.waiting = true
+          const abort = await Promise.race([changed.then(() => false), aborted])
+          follow.waiting = false
+          if (abort) return
+          flushed = false
+          continue
+        }
         if (step.kind === 'short') throw new CorruptLogError(segment.name, step.offset, 'record cut short')
         if (step.kind === 'bad') throw new CorruptLogError(segment.name, step.offset, step.reason)
         const { frame } = step
@@ -76,10 +140,12 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
         if (frame.type === RecordType.checkpoint && !range.includeCheckpoints) continue
         yielded++
         yield { frame, segment: segment.name, offset: step.offset }
+        // A follow read at its limit must not wait for a record it will not give.
+        if (yielded >= range.limit) return
       }
       // The segment ended, yet the log says it holds the next seq wanted: records are missing.
       if (next <= range.to && segmentHolding(segments, next) === segment) {
-        throw new CorruptLogError(segment.name, end, `segment ends before seq ${next}`)
+        throw new CorruptLogError(segment.name, frames.rangeEnd, `segment ends before seq ${next}`)
       }
     } finally {
       await io.close(fd)
@@ -90,8 +156,10 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
 const BODY_MISMATCH = 'record body does not match its type'
 
 /** The records in the range, decoded. */
-export async function * readRecords (frames: AsyncIterable<LocatedFrame>): AsyncGenerator<LogRecord> {
-  for await (const { frame, segment, offset } of frames) {
+export async function * readRecords (frames: AsyncIterable<FrameItem>): AsyncGenerator<LogRecord> {
+  for await (const item of frames) {
+    if (item === CAUGHT_UP) continue
+    const { frame, segment, offset } = item
     // Checked as the stream forms check it, so that every form refuses the same records.
     const body = checkRecordBody(frame) === undefined ? undefined : decodeBody(frame)
     if (body === undefined) throw new CorruptLogError(segment, offset, BODY_MISMATCH)
@@ -119,18 +187,29 @@ const KEPT_CHUNKS = 16
  */
 export class ChunkPool {
   private readonly free: Buffer[] = []
-  private readonly out = new WeakSet<Buffer>()
+  /** Each buffer out (a whole chunk, or the filled part of one), and the chunk it lies in. */
+  private readonly out = new WeakMap<Buffer, Buffer>()
 
   take (): Buffer {
     const chunk = this.free.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES)
-    this.out.add(chunk)
+    this.out.set(chunk, chunk)
     return chunk
   }
 
-  /** Takes back a chunk the stream yielded, once nothing holds its bytes any more. */
-  give (chunk: Buffer): void {
-    if (!this.out.delete(chunk) || this.free.length >= KEPT_CHUNKS) return
-    this.free.push(chunk)
+  /** The first `used` bytes of `chunk`, to go out in its place: handed back, they return the whole chunk. */
+  part (chunk: Buffer, used: number): Buffer {
+    const filled = chunk.subarray(0, used)
+    this.out.delete(chunk)
+    this.out.set(filled, chunk)
+    return filled
+  }
+
+  /** Takes back a buffer the stream yielded, once nothing holds its bytes any more. */
+  give (buffer: Buffer): void {
+    const chunk = this.out.get(buffer)
+    if (chunk === undefined) return
+    this.out.delete(buffer)
+    if (this.free.length < KEPT_CHUNKS) this.free.push(chunk)
   }
 }
 
@@ -140,11 +219,21 @@ export class ChunkPool {
  * stream may overwrite while this one waits: a record is copied whole before any of its chunks
  * goes out.
  */
-async function * readEncoded (frames: AsyncIterable<LocatedFrame>, pool: ChunkPool, encode: (frame: RecordFrame) => Buffer | undefined): AsyncGenerator<Buffer> {
+async function * readEncoded (frames: AsyncIterable<FrameItem>, pool: ChunkPool, encode: (frame: RecordFrame) => Buffer | undefined): AsyncGenerator<Buffer> {
   let chunk = pool.take()
   let used = 0
   try {
-    for await (const { frame, segment, offset } of frames) {
+    for await (const item of frames) {
+      if (item === CAUGHT_UP) {
+        // A follower gets what it has been sent whole before the read waits for more.
+        if (used > 0) {
+          yield pool.part(chunk, used)
+          chunk = pool.take()
+          used = 0
+        }
+        continue
+      }
+      const { frame, segment, offset } = item
       const bytes = encode(frame)
       if (bytes === undefined) throw new CorruptLogError(segment, offset, BODY_MISMATCH)
       const full: Buffer[] = []
@@ -162,18 +251,18 @@ async function * readEncoded (frames: AsyncIterable<LocatedFrame>, pool: ChunkPo
     }
   } catch (err) {
     // At damage, every record before it goes out first.
-    if (used > 0) yield chunk.subarray(0, used)
+    if (used > 0) yield pool.part(chunk, used)
     throw err
   }
-  if (used > 0) yield chunk.subarray(0, used)
+  if (used > 0) yield pool.part(chunk, used)
 }
 
 /** The records as NDJSON lines (record-json.ts). */
-export function readNdjson (frames: AsyncIterable<LocatedFrame>, pool: ChunkPool): AsyncGenerator<Buffer> {
+export function readNdjson (frames: AsyncIterable<FrameItem>, pool: ChunkPool): AsyncGenerator<Buffer> {
   return readEncoded(frames, pool, recordLineBytes)
 }
 
 /** The records as concatenated msgpack maps (record-msgpack.ts). */
-export function readMsgpack (frames: AsyncIterable<LocatedFrame>, pool: ChunkPool): AsyncGenerator<Buffer> {
+export function readMsgpack (frames: AsyncIterable<FrameItem>, pool: ChunkPool): AsyncGenerator<Buffer> {
   return readEncoded(frames, pool, recordMsgpackBytes)
 }

@@ -1,6 +1,6 @@
 // The engine's one entry point: open a directory, append, checkpoint, read, stage transactions.
 import type { EntryInput } from '../entry.js'
-import type { CheckpointResult, Durability, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions, SegmentStatus } from '../log.js'
+import type { CheckpointResult, Durability, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions, SegmentStatus, WaitOptions } from '../log.js'
 import { DirLock } from './dir-lock.js'
 import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js'
 import {
@@ -9,7 +9,8 @@ import {
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
 import { silentLogger, type WalLogger } from './logger.js'
-import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type LocatedFrame } from './log-reader.js'
+import { CommitSignal } from './commit-signal.js'
+import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type FollowTail, type FrameItem } from './log-reader.js'
 import { encodeBatch, encodeCheckpoint, encodeEntry } from './payload.js'
 import { applyOpenPlan } from './open-apply.js'
 import { planOpen } from './open-plan.js'
@@ -69,6 +70,8 @@ export class WriteAheadLog implements Log {
   private lastCheckpoint: number
   /** The highest checkpoint queued, so two concurrent checkpoints cannot land out of order. */
   private queuedCheckpoint: number
+  /** Set once close has made everything queued durable: followers end after the last record. */
+  private drained = false
 
   private constructor (
     private readonly dir: string,
@@ -80,6 +83,7 @@ export class WriteAheadLog implements Log {
     private readonly space: DiskSpaceGuard,
     private readonly observer: LogObserver,
     private readonly logger: WalLogger,
+    private readonly commits: CommitSignal,
     checkpoint: number
   ) {
     this.lastCheckpoint = checkpoint
@@ -124,6 +128,7 @@ export class WriteAheadLog implements Log {
       const space = new DiskSpaceGuard(options.dir, settings.minFreeBytes, options.freeBytes ?? statfsFreeBytes, settings.freeSpaceCheckMs)
       await space.refresh()
       const committed = options.observer?.committed
+      const commits = new CommitSignal()
       const queue = new GroupCommitQueue(writer, {
         queueLimitBytes: settings.queueLimitBytes,
         maxBatchBytes: settings.maxBatchBytes,
@@ -131,9 +136,10 @@ export class WriteAheadLog implements Log {
         onCommit: (records, bytes) => {
           space.spent(bytes)
           committed?.(records, bytes)
-        }
+        },
+        onSettled: () => { commits.notify() }
       })
-      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, space, options.observer ?? {}, logger, plan.checkpoint)
+      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, space, options.observer ?? {}, logger, commits, plan.checkpoint)
       // A crash may have come between a checkpoint and the deletions it allowed.
       await log.applyRetention()
       if (settings.durability === 'none') {
@@ -218,9 +224,15 @@ export class WriteAheadLog implements Log {
     return deleted
   }
 
+  /** Why no more records will come: undefined while the log takes writes. */
+  private stopped (): 'closed' | Error | undefined {
+    return this.queue.failed ?? (this.drained ? 'closed' : undefined)
+  }
+
   /**
    * Checks the range at once (throwing RangeAheadError or RangeGoneError) and returns a stream
-   * of the records after `after`, up to the last seq durable now.
+   * of the records after `after`, up to the last seq durable now, or on as the log grows when
+   * following.
    */
   read (options: ReadOptions = {}): WalRead {
     const after = options.after ?? this.lastCheckpoint
@@ -230,21 +242,54 @@ export class WriteAheadLog implements Log {
     if (after > lastSeq) throw new RangeAheadError(after, lastSeq)
     const oldest = this.writer.segments[0].baseSeq
     if (after + 1 < oldest) throw new RangeGoneError(after, oldest)
+    const follow: FollowTail | undefined = options.follow === true
+      ? { changed: () => this.commits.next(), stopped: () => this.stopped(), signal: options.signal, waiting: false }
+      : undefined
     const range = {
       from: after + 1,
-      to: lastSeq,
+      to: follow === undefined ? lastSeq : Number.POSITIVE_INFINITY,
       limit: options.limit ?? Number.POSITIVE_INFINITY,
-      includeCheckpoints: options.includeCheckpoints ?? false
+      includeCheckpoints: options.includeCheckpoints ?? false,
+      follow
     }
-    const frames = (): AsyncGenerator<LocatedFrame> => readFrames(this.io, this.dir, this.writer.segments, range)
+    const frames = (): AsyncGenerator<FrameItem> => readFrames(this.io, this.dir, this.writer.segments, range)
     const chunks = new ChunkPool()
     return {
+      caughtUp: () => follow?.waiting ?? false,
       checkpoint: this.lastCheckpoint,
       lastSeq,
       records: readRecords(frames()),
       ndjson: readNdjson(frames(), chunks),
       msgpack: readMsgpack(frames(), chunks),
       recycle: chunk => { chunks.give(chunk) }
+    }
+  }
+
+  async waitForRecords (options: WaitOptions): Promise<void> {
+    const after = options.after ?? this.lastCheckpoint
+    assertSeq('after', after)
+    const { signal } = options
+    let done = false
+    let timer: NodeJS.Timeout | undefined
+    let end: (() => void) | undefined
+    const over = new Promise<void>(resolve => {
+      end = () => {
+        done = true
+        resolve()
+      }
+      timer = setTimeout(end, options.timeoutMs)
+      signal?.addEventListener('abort', end, { once: true })
+    })
+    try {
+      for (;;) {
+        // Taken before the log is looked at, so that a commit in between is not missed.
+        const changed = this.commits.next()
+        if (done || this.lastSeq !== after || signal?.aborted === true || this.stopped() !== undefined) return
+        await Promise.race([changed, over])
+      }
+    } finally {
+      clearTimeout(timer)
+      if (end !== undefined) signal?.removeEventListener('abort', end)
     }
   }
 
@@ -270,6 +315,8 @@ export class WriteAheadLog implements Log {
     if (this.queue.isClosed) throw new LogClosedError()
     this.transactions.clear()
     await this.queue.close()
+    this.drained = true
+    this.commits.notify()
     try {
       await this.writer.close()
     } finally {

@@ -164,4 +164,45 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
     await rejectsWith(t, log.append({ op: 'delete', id: 'c' }), 'WAL_CLOSED', 'an append')
     await rejectsWith(t, log.close(), 'WAL_CLOSED', 'a second close')
   })
+
+  // Follow (issue #12): a read that goes on as the log grows.
+  t.test('follow: records appended concurrently reach a follower once each, in seq order; close ends it after the last', async t => {
+    await fc.assert(fc.asyncProperty(entries(0, 5), entries(1, 30), async (before, later) => {
+      const { log } = await open(t)
+      for (const e of before) await log.append(e as EntryInput)
+      const following = (async () => {
+        const seqs: number[] = []
+        for await (const record of log.read({ after: 0, follow: true }).records) seqs.push(record.seq)
+        return seqs
+      })()
+      await Promise.all(later.map(async e => await log.append(e as EntryInput)))
+      await log.close()
+      const seqs = await following
+      const all = before.length + later.length
+      if (seqs.join() !== Array.from({ length: all }, (_, i) => i + 1).join()) throw new Error(`the follower got ${seqs.join()} of 1..${all}`)
+      return true
+    }), { numRuns: 10 })
+  })
+
+  t.test('follow: a failed log ends a follower with WAL_FAILED, after the records that were durable', failing, async t => {
+    const { log, failWrites } = await open(t)
+    if (failWrites === undefined) throw new Error('the factory gave no failWrites, though the traits say it can')
+    await log.append({ op: 'delete', id: 'durable' })
+    const seqs: number[] = []
+    const following = (async () => { for await (const record of log.read({ after: 0, follow: true }).records) seqs.push(record.seq) })()
+    failWrites()
+    await rejectsWith(t, log.append({ op: 'delete', id: 'lost' }), 'WAL_FAILED', 'the failing write')
+    await rejectsWith(t, following, 'WAL_FAILED', 'the follower')
+    t.same(seqs, [1], 'it got the durable record and nothing else')
+  })
+
+  t.test('long poll: waitForRecords resolves once a record after `after` is durable, or when its time is up', async t => {
+    const { log } = await open(t)
+    const waiting = log.waitForRecords({ after: 0, timeoutMs: 60_000 })
+    await log.append({ op: 'delete', id: 'a' })
+    await waiting
+    t.equal(log.lastSeq, 1, 'woken by the append')
+    await log.waitForRecords({ after: 1, timeoutMs: 10 })
+    t.equal(log.lastSeq, 1, 'nothing new: the time ran out')
+  })
 }

@@ -55,7 +55,9 @@ t.test('OpenAPI', async t => {
     const entry = document.paths['/v1/entries'].post.requestBody.content['application/json'].schema
     t.same(entry.oneOf.map((s: Json) => s.properties.op.enum[0]), ['insert', 'update', 'delete'], 'one schema per op')
     t.ok(entry.oneOf.every((s: Json) => s.additionalProperties === false), 'unknown fields are refused')
-    t.same(Object.keys(document.paths['/v1/recovery'].get.responses['200'].content), ['application/x-ndjson', 'application/msgpack'], 'recovery in both forms')
+    t.same(Object.keys(document.paths['/v1/recovery'].get.responses['200'].content), ['application/x-ndjson', 'application/msgpack', 'text/event-stream'], 'recovery in all three forms')
+    const parameters = document.paths['/v1/recovery'].get.parameters.map((p: Json) => `${p.in} ${p.name}`)
+    t.same(parameters.sort(), ['header last-event-id', 'query after', 'query follow', 'query limit', 'query wait'], 'every query parameter and header of recovery')
   })
 
   t.test('the recovery headers are documented as headers', async t => {

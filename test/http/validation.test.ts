@@ -173,7 +173,11 @@ t.test('recovery query: strict integers, no unknown parameters', async t => {
     ['after=0x1', 'after'],
     ['after=', 'after'],
     ['after=1&after=2', 'after'],
-    ['after=0&follow=true', 'follow']
+    ['after=0&tail=true', 'tail'],
+    ['follow=1', 'follow'],
+    ['wait=61', 'wait'],
+    ['wait=-1', 'wait'],
+    ['wait=1.5', 'wait']
   ]
   for (const [query, names] of cases) {
     await t.test(query, async t => {

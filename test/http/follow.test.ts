@@ -1,0 +1,141 @@
+// GET /v1/recovery?follow=true over a real server: every record exactly once and in order in all
+// three forms while writers post concurrently across segment rotation; heartbeats keep an idle
+// follower past the idle timeout; long poll; the stream cap; shutdown and the failed state end
+// followers each with their own last line; SSE's Last-Event-ID.
+import t from 'tap'
+import fc from 'fast-check'
+import { entry, entryBody, type Entry } from '../helpers/bodies.js'
+import { assertError, failingIO, recoverAll, startTestService, type TestService } from '../helpers/http.js'
+import { ACCEPT, holds, openStream, parseFollowed, type FollowForm } from '../helpers/follow.js'
+
+const FORMS: readonly FollowForm[] = ['ndjson', 'msgpack', 'sse']
+const keepOrder = (keys: string[]): string[] => keys
+
+async function post (service: TestService, e: Entry): Promise<number> {
+  const response = await service.call('POST', '/v1/entries', entryBody(e, 'json', keepOrder).toString())
+  if (response.status !== 201) throw new Error(`the write answered ${response.status}: ${await response.text()}`)
+  return ((await response.json()) as { seq: number }).seq
+}
+
+t.test('followers of each form get every record once, in order, across rotation, then a shutdown line', async t => {
+  const service = await startTestService(t, { VECWAL_SEGMENT_BYTES: '4096', VECWAL_HEARTBEAT_MS: '20' })
+  const generated = fc.sample(entry, { numRuns: 160, seed: 1212 })
+  for (const e of generated.slice(0, 10)) await post(service, e)
+  const followers = await Promise.all(FORMS.map(async form => await openStream(service.url, '/v1/recovery?after=2&follow=true', { accept: ACCEPT[form] })))
+  for (const f of followers) t.equal(f.status, 200)
+  // Four writers at once: their fsyncs are shared, their records interleave.
+  await Promise.all([0, 1, 2, 3].map(async w => {
+    for (let i = 10 + w; i < generated.length; i += 4) await post(service, generated[i])
+  }))
+  const expected = await recoverAll(service, 2)
+  const last = expected.at(-1)?.seq as number
+  t.ok(service.log.status().segments.length > 5, 'several rotations happened while the followers read')
+  await Promise.all(FORMS.map(async (form, i) => { await followers[i].until(holds(form, last)) }))
+  await service.stop()
+  for (const [i, form] of FORMS.entries()) {
+    const got = parseFollowed(form, await followers[i].ended)
+    t.same(got.records.map(r => r.seq), expected.map(r => r.seq), `${form}: every seq once, in order`)
+    t.same(got.end, { end: 'shutdown' }, `${form}: the last line says the server stopped`)
+    if (form === 'ndjson') t.same(got.records, expected, 'NDJSON: the lines a bounded read gives')
+    if (form === 'sse') {
+      t.same(got.ids, expected.map(r => String(r.seq)), 'SSE: each event\'s id is its seq')
+      t.equal(got.retry, 1000, 'SSE: retry is set')
+    }
+  }
+})
+
+t.test('an idle follower gets heartbeats and outlives the idle timeout', async t => {
+  const service = await startTestService(t, { VECWAL_IDLE_TIMEOUT_MS: '400', VECWAL_HEARTBEAT_MS: '100' })
+  const [one, two] = fc.sample(entry, { numRuns: 2, seed: 4 })
+  await post(service, one)
+  const followers = await Promise.all(FORMS.map(async form => await openStream(service.url, '/v1/recovery?after=0&follow=true', { accept: ACCEPT[form] })))
+  // Several idle timeouts go by with no record.
+  for (const [i, form] of FORMS.entries()) await followers[i].until(bytes => parseFollowed(form, bytes).heartbeats >= 8)
+  const seq = await post(service, two)
+  for (const [i, form] of FORMS.entries()) {
+    await followers[i].until(holds(form, seq))
+    const got = parseFollowed(form, followers[i].bytes())
+    t.same(got.records.map(r => r.seq), [1, 2], `${form}: both records, heartbeats between them taken for none`)
+    t.ok(got.heartbeats >= 8, `${form}: ${got.heartbeats} heartbeats`)
+  }
+  const raw = followers[0].bytes().toString()
+  t.match(raw, /^\{"seq":1,[^\n]*\n\n+\{"seq":2,/, 'an NDJSON heartbeat is an empty line')
+  t.match(followers[2].bytes().toString(), /\n: heartbeat\n\n/, 'an SSE heartbeat is a comment')
+  t.ok(followers[1].bytes().includes(Buffer.from([0xc0, 0xc0])), 'a msgpack heartbeat is nil (0xc0)')
+  for (const f of followers) f.close()
+})
+
+t.test('long poll: answers once a record comes, or empty when the time is up', async t => {
+  const service = await startTestService(t)
+  const [one, two] = fc.sample(entry, { numRuns: 2, seed: 6 })
+  await post(service, one)
+  const polling = service.call('GET', '/v1/recovery?after=1&wait=30')
+  const seq = await post(service, two)
+  const response = await polling
+  t.equal(response.status, 200)
+  t.same((await response.text()).split('\n').filter(l => l !== '').map(l => (JSON.parse(l) as { seq: number }).seq), [seq], 'the new record, long before 30 s')
+  const empty = await service.call('GET', `/v1/recovery?after=${seq}&wait=1`)
+  t.equal(empty.status, 200)
+  t.equal(await empty.text(), '', 'nothing new within a second: an empty answer')
+  await assertError(t, await service.call('GET', '/v1/recovery?wait=61'), 400, 'HTTP_INVALID_REQUEST', /wait/)
+  await assertError(t, await service.call('GET', '/v1/recovery?wait=1&follow=true'), 400, 'HTTP_INVALID_REQUEST', /wait/)
+  await assertError(t, await service.call('GET', '/v1/recovery?follow=yes'), 400, 'HTTP_INVALID_REQUEST', /follow/)
+})
+
+t.test('followers count against VECWAL_MAX_STREAMS and show in vecwal_follow_streams', async t => {
+  const service = await startTestService(t, { VECWAL_MAX_STREAMS: '2' })
+  const followers = await Promise.all([0, 1].map(async () => await openStream(service.url, '/v1/recovery?after=0&follow=true')))
+  const refused = await service.call('GET', '/v1/recovery?after=0&follow=true')
+  await assertError(t, refused, 503, 'HTTP_TOO_MANY_STREAMS')
+  t.equal(refused.headers.get('retry-after'), '1')
+  t.match(await (await service.call('GET', '/metrics')).text(), /\nvecwal_follow_streams 2\n/)
+  for (const f of followers) f.close()
+  await Promise.all(followers.map(async f => await f.ended))
+  // The route lets a follower go once its read has ended, just after the connection closed.
+  let metrics = ''
+  for (let tries = 0; tries < 100 && !/\nvecwal_follow_streams 0\n/.test(metrics); tries++) {
+    metrics = await (await service.call('GET', '/metrics')).text()
+  }
+  t.match(metrics, /\nvecwal_follow_streams 0\n/, 'followers that left are counted no more')
+})
+
+t.test('a follower with a limit ends after that many records with a limit line', async t => {
+  const service = await startTestService(t)
+  const generated = fc.sample(entry, { numRuns: 3, seed: 11 })
+  await post(service, generated[0])
+  const followers = await Promise.all(FORMS.map(async form => await openStream(service.url, '/v1/recovery?after=0&follow=true&limit=2', { accept: ACCEPT[form] })))
+  await post(service, generated[1])
+  await post(service, generated[2])
+  for (const [i, form] of FORMS.entries()) {
+    const got = parseFollowed(form, await followers[i].ended)
+    t.same(got.records.map(r => r.seq), [1, 2], `${form}: two records`)
+    t.same(got.end, { end: 'limit' }, `${form}: then the limit line`)
+  }
+})
+
+t.test('a failed log ends followers with a failed line, after every durable record', async t => {
+  const { io, fail } = failingIO()
+  const service = await startTestService(t, {}, undefined, { io })
+  const [one, two] = fc.sample(entry, { numRuns: 2, seed: 8 })
+  await post(service, one)
+  const followers = await Promise.all(FORMS.map(async form => await openStream(service.url, '/v1/recovery?after=0&follow=true', { accept: ACCEPT[form] })))
+  for (const [i, form] of FORMS.entries()) await followers[i].until(holds(form, 1))
+  fail()
+  const refused = await service.call('POST', '/v1/entries', entryBody(two, 'json', keepOrder).toString())
+  t.equal(refused.status, 503)
+  for (const [i, form] of FORMS.entries()) {
+    const got = parseFollowed(form, await followers[i].ended)
+    t.same(got.records.map(r => r.seq), [1], `${form}: the durable record only`)
+    t.match(got.end, { end: 'failed', code: 'WAL_FAILED' }, `${form}: the last line says the log failed`)
+  }
+})
+
+t.test('SSE: Last-Event-ID wins over after; a bounded read ends with a complete event', async t => {
+  const service = await startTestService(t)
+  for (const e of fc.sample(entry, { numRuns: 5, seed: 10 })) await post(service, e)
+  const stream = await openStream(service.url, '/v1/recovery?after=0', { accept: ACCEPT.sse, 'last-event-id': '3' })
+  const got = parseFollowed('sse', await stream.ended)
+  t.same(got.ids, ['4', '5'], 'resumed after the Last-Event-ID')
+  t.same(got.end, { end: 'complete' })
+  await assertError(t, await service.call('GET', '/v1/recovery', undefined, { accept: ACCEPT.sse, 'last-event-id': 'x1' }), 400, 'HTTP_INVALID_REQUEST', /Last-Event-ID/)
+})
