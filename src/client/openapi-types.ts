@@ -665,8 +665,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Stream the records after a seq, as NDJSON or msgpack
-         * @description In seq order, checkpoint records left out. NDJSON unless the Accept header names `application/msgpack` (at least as highly as NDJSON): then concatenated msgpack maps with the same keys, vectors as msgpackr's Float32Array extension. X-Vecwal-Last-Seq is the last durable seq when the stream starts; the stream ends there. 410 if `after` lies before the oldest retained record, 416 if past the last seq. 503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams are open already.
+         * Stream the records after a seq, as NDJSON, msgpack or Server-Sent Events; follow the log, or long-poll
+         * @description In seq order, checkpoint records left out. NDJSON unless the Accept header names `application/msgpack` or `text/event-stream` at least as highly: msgpack is concatenated maps with the same keys, vectors as msgpackr's Float32Array extension; SSE is one event a record, `id: <seq>` and `data: <the NDJSON line>`, after a first `retry: 1000`, and ends with `event: end` (`data: {"end":"complete"}` for a read that does not follow). SSE takes the `Last-Event-ID` header, which wins over `after`. X-Vecwal-Last-Seq is the last durable seq when the stream starts; a stream that does not follow ends there. `follow=true` keeps the stream open past it, sending each new record once it is durable, a heartbeat every VECWAL_HEARTBEAT_MS of silence (NDJSON: an empty line; msgpack: a nil byte 0xc0; SSE: the comment `: heartbeat`), and a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"}` (failed with the code and message). `wait=S` (a read that does not follow) waits up to S seconds for a first record after `after`, then answers. 410 if `after` lies before the oldest retained record, 416 if past the last seq. 503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.
          */
         get: {
             parameters: {
@@ -675,25 +675,33 @@ export interface paths {
                     after?: number;
                     /** @description at most this many records */
                     limit?: number;
+                    /** @description true: after the records there are, keep the stream open and send each new record once it is durable */
+                    follow?: "true" | "false";
+                    /** @description long poll: wait up to this many seconds for a first record after `after`, then answer (not with follow=true) */
+                    wait?: number;
                 };
-                header?: never;
+                header?: {
+                    /** @description SSE: resume after this seq (wins over `after`); EventSource sends it when it reconnects */
+                    "last-event-id"?: string;
+                };
                 path?: never;
                 cookie?: never;
             };
             requestBody?: never;
             responses: {
-                /** @description One record a line (NDJSON), or one msgpack map a record */
+                /** @description One record a line (NDJSON), one msgpack map a record, or one SSE event a record */
                 200: {
                     headers: {
                         /** @description the last checkpoint */
                         "x-vecwal-checkpoint"?: number;
-                        /** @description the last durable seq when the stream started; it ends there */
+                        /** @description the last durable seq when the stream started; a stream that does not follow ends there */
                         "x-vecwal-last-seq"?: number;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/x-ndjson": string;
                         "application/msgpack": string;
+                        "text/event-stream": string;
                     };
                 };
                 /** @description Default Response */
