@@ -8,7 +8,8 @@ export const RecordType = {
   update: 2,
   delete: 3,
   batch: 4,
-  checkpoint: 5
+  checkpoint: 5,
+  consumer: 6
 } as const
 export type RecordTypeName = keyof typeof RecordType
 export type RecordTypeCode = (typeof RecordType)[RecordTypeName]

@@ -45,7 +45,7 @@ export async function inspectDirectory (dir: string): Promise<Inspection> {
   const plan = await planOpen(nodeFileIO, dir)
   const segments = plan.segments.map(s => ({ ...s, records: 0 }))
   const bySegment = new Map(segments.map(s => [s.name, s]))
-  const recordsByType = { insert: 0, update: 0, delete: 0, batch: 0, checkpoint: 0 }
+  const recordsByType = { insert: 0, update: 0, delete: 0, batch: 0, checkpoint: 0, consumer: 0 }
   const checkpoints: Inspection['checkpoints'] = []
   let readDamage: Inspection['readDamage']
   try {

@@ -173,3 +173,33 @@ export class RecordTooLargeError extends WalError {
     super('WAL_RECORD_TOO_LARGE', `a record of ${bytes} bytes is past the limit of ${limit}`)
   }
 }
+
+export class ConsumerNotFoundError extends WalError {
+  constructor (name: string) {
+    super('WAL_CONSUMER_NOT_FOUND', `there is no consumer ${name}`)
+  }
+}
+
+export class ConsumerExistsError extends WalError {
+  constructor (name: string, start: number, asked: number) {
+    super('WAL_CONSUMER_EXISTS', `consumer ${name} exists, created at ${start}, not ${asked}`)
+  }
+}
+
+export class ConsumerLimitError extends WalError {
+  constructor (limit: number) {
+    super('WAL_CONSUMER_LIMIT', `the log holds its limit of ${limit} consumers; delete one first`)
+  }
+}
+
+export class InvalidConsumerNameError extends WalError {
+  constructor (name: string) {
+    super('WAL_INVALID_ARGUMENT', `consumer name ${JSON.stringify(name)} is not 1-64 letters, digits, '.', '_' or '-'`)
+  }
+}
+
+export class InvalidTimeError extends WalError {
+  constructor (value: unknown) {
+    super('WAL_INVALID_ARGUMENT', `since must be a time in ms since the epoch, not ${String(value)}`)
+  }
+}

@@ -20,6 +20,8 @@ export interface ReadRange {
   to: number
   limit: number
   includeCheckpoints: boolean
+  /** Only records whose timestamp is at or after this (ms since the epoch); timestamps never decrease. */
+  since?: number
 }
 
 /** The segment that holds `seq`, if retention has not deleted it. */
@@ -73,7 +75,8 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
         if (frame.seq < next) continue
         if (frame.seq > range.to || yielded >= range.limit) return
         next = frame.seq + 1
-        if (frame.type === RecordType.checkpoint && !range.includeCheckpoints) continue
+        if ((frame.type === RecordType.checkpoint || frame.type === RecordType.consumer) && !range.includeCheckpoints) continue
+        if (range.since !== undefined && frame.timestamp < range.since) continue
         yielded++
         yield { frame, segment: segment.name, offset: step.offset }
       }

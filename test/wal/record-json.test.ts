@@ -10,13 +10,14 @@ import { Packr } from 'msgpackr'
 import { formatFloat32 } from '../../src/records/float32-decimal.js'
 import { RecordType, type RecordFrame } from '../../src/wal/format.js'
 import type { LogRecord } from '../../src/log.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
+import { encodeBatch, encodeCheckpoint, encodeConsumer, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
 import { recordLineBytes } from '../../src/records/record-json.js'
 import { recordMsgpackBytes } from '../../src/records/record-msgpack.js'
 
 function payloadOf (record: LogRecord): EncodedPayload {
   if (record.op === 'batch') return encodeBatch(record.entries, record.txId)
-  if (record.op === 'checkpoint') return encodeCheckpoint(record.checkpoint)
+  if (record.op === 'checkpoint') return encodeCheckpoint(record.checkpoint, record.consumer)
+  if (record.op === 'consumer') return encodeConsumer(record)
   return encodeEntry(record)
 }
 
