@@ -21,6 +21,7 @@ import type { Metrics } from './metrics.js'
 import { OPENAPI_UI_PREFIX, openapiPlugin } from './openapi.js'
 import { apiSchemas } from './schemas.js'
 import { checkpointRoutes } from './routes/checkpoints.js'
+import { consumerRoutes } from './routes/consumers.js'
 import { operationsRoutes } from './routes/operations.js'
 import { recoveryRoutes } from './routes/recovery.js'
 import { transactionRoutes } from './routes/transactions.js'
@@ -233,6 +234,7 @@ export async function buildApp (options: AppOptions): Promise<App> {
   await app.register(writeRoutes, { log, schemas })
   await app.register(transactionRoutes, { log, schemas })
   await app.register(checkpointRoutes, { log, schemas })
+  await app.register(consumerRoutes, { log, schemas })
   await app.register(recoveryRoutes, { log, schemas, maxStreams: options.maxStreams ?? Number.POSITIVE_INFINITY })
   await app.register(operationsRoutes, { log, metrics })
   return app

@@ -6,9 +6,9 @@ import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { Log } from '../../log.js'
-import { TooManyStreamsError } from '../errors.js'
+import { InvalidRequestError, TooManyStreamsError } from '../errors.js'
 import { MSGPACK } from '../msgpack.js'
-import type { ApiSchemas } from '../schemas.js'
+import { sinceMs, type ApiSchemas } from '../schemas.js'
 import { writeErrors } from './writes.js'
 
 const NDJSON = 'application/x-ndjson'
@@ -132,14 +132,16 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
         '`application/msgpack` (at least as highly as NDJSON): then concatenated msgpack maps with the same ' +
         'keys, vectors as msgpackr\'s Float32Array extension. ' +
         'X-Vecwal-Last-Seq is the last durable seq when the stream starts; the stream ends there. ' +
-        '410 if `after` lies before the oldest retained record, 416 if past the last seq. ' +
+        'It starts after `after`, else after the checkpoint of `consumer`, else (with `since`) at the oldest retained record, else after the consumer `default`\'s checkpoint; ' +
+        'with `since`, only the records stamped at or after that moment. ' +
+        '410 if the start lies before the oldest retained record (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. ' +
         '503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams are open already.',
       querystring: schemas.RecoveryQuery,
       response: {
         200: {
           description: 'One record a line (NDJSON), or one msgpack map a record',
           headers: {
-            'x-vecwal-checkpoint': Type.Integer({ description: 'the last checkpoint' }),
+            'x-vecwal-checkpoint': Type.Integer({ description: 'the checkpoint of `consumer`, or of the consumer `default`' }),
             'x-vecwal-last-seq': Type.Integer({ description: 'the last durable seq when the stream started; it ends there' })
           },
           content: {
@@ -153,7 +155,10 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
   }, async (request, reply) => {
     if (responses.size >= maxStreams) throw new TooManyStreamsError(maxStreams)
     const mediaType = recoveryMediaType(request.headers.accept)
-    const read = log.read({ after: request.query.after, limit: request.query.limit })
+    const { after, limit, consumer, since } = request.query
+    const sinceTime = since === undefined ? undefined : sinceMs(since)
+    if (since !== undefined && sinceTime === undefined) throw new InvalidRequestError(`querystring/since ${since} names no moment`)
+    const read = log.read({ after, limit, consumer, since: sinceTime })
     // Written by hand rather than sent as a stream: a chunk handed back once its write is done is
     // filled again, where a piped stream's chunks are each garbage. onResponse still runs.
     reply.hijack()
