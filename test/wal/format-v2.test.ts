@@ -1,0 +1,50 @@
+// Version 2 logs, written before consumers (format version 3), still open, read back exactly as the
+// version 2 code read them, and take appends in a new version 3 segment, their own files untouched:
+// test/fixtures/format-v2/ was written once by the version 2 code (three segments, a batch with a
+// txId, a checkpoint, a write of six records across a rotation) and test/fixtures/format-v2.ndjson
+// is how that code read it back.
+import fs from 'node:fs'
+import path from 'node:path'
+import fc from 'fast-check'
+import t from 'tap'
+import type { EntryInput } from '../../src/entry.js'
+import { FORMAT_VERSION, segmentFileName } from '../../src/wal/format.js'
+import { entry } from '../helpers/bodies.js'
+import { ROOT } from '../helpers/project.js'
+import { collect, copyDir, openLog, segmentFiles } from '../helpers/wal.js'
+
+const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'format-v2')
+const FIXTURE_LINES = fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'format-v2.ndjson'), 'utf8')
+const FIXTURE_LAST_SEQ = 11
+
+t.test('a version 2 log opens, reads back as the version 2 code read it, and its checkpoint is the consumer default\'s', async t => {
+  const dir = copyDir(t, FIXTURE)
+  const log = await openLog(t, { dir })
+  t.equal(Buffer.concat(await collect(log.read({ after: 0, includeCheckpoints: true }).ndjson)).toString('utf8'), FIXTURE_LINES)
+  t.equal(log.checkpointSeq, 2)
+  t.same(log.consumers.list().map(c => [c.name, c.checkpoint, c.start]), [['default', 2, 0]])
+  t.same(log.status().segments.map(s => s.name), [...segmentFiles(FIXTURE), segmentFileName(FIXTURE_LAST_SEQ + 1)], 'a new segment takes the appends')
+})
+
+t.test('appends and consumers after opening a version 2 log go to a version 3 segment; the version 2 files stay as they were', async t => {
+  await fc.assert(fc.asyncProperty(fc.array(entry, { minLength: 1, maxLength: 12 }), async sent => {
+    const dir = copyDir(t, FIXTURE)
+    let log = await openLog(t, { dir })
+    for (const e of sent) await log.append(e as EntryInput)
+    await log.consumers.create('reader', 3)
+    await log.consumers.checkpoint('reader', 5)
+    await log.close()
+    for (const name of segmentFiles(FIXTURE)) {
+      if (!fs.readFileSync(path.join(dir, name)).equals(fs.readFileSync(path.join(FIXTURE, name)))) throw new Error(`${name} changed`)
+    }
+    const newest = fs.readFileSync(path.join(dir, segmentFileName(FIXTURE_LAST_SEQ + 1)))
+    if (newest.readUInt16LE(4) !== FORMAT_VERSION) throw new Error('the new segment is not of the current version')
+    log = await openLog(t, { dir })
+    const lines = Buffer.concat(await collect(log.read({ after: 0, includeCheckpoints: true }).ndjson)).toString('utf8')
+    if (!lines.startsWith(FIXTURE_LINES)) throw new Error('the version 2 records do not read back first')
+    if (log.lastSeq !== FIXTURE_LAST_SEQ + sent.length + 2) throw new Error(`last seq ${log.lastSeq}`)
+    t.same(log.consumers.list().map(c => [c.name, c.checkpoint]), [['default', 2], ['reader', 5]])
+    await log.close()
+    return true
+  }), { numRuns: 5 })
+})
