@@ -21,6 +21,11 @@ export function recordTypeName (code: number): RecordTypeName | undefined {
   return typeNames[code]
 }
 
+/** Checkpoint and consumer records: the log's own bookkeeping, which reads leave out unless asked. */
+export function isBookkeeping (code: number): boolean {
+  return code === RecordType.checkpoint || code === RecordType.consumer
+}
+
 export interface RecordBytes {
   seq: number
   timestamp: number

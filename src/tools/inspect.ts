@@ -20,8 +20,8 @@ export interface Inspection {
   segments: SegmentReport[]
   lastSeq: number
   recordsByType: Record<RecordTypeName, number>
-  /** Checkpoint records: the seq each was written at and the seq it marks. */
-  checkpoints: Array<{ seq: number, checkpoint: number }>
+  /** Checkpoint records: the seq each was written at, the seq it marks, and its consumer (none: `default`). */
+  checkpoints: Array<{ seq: number, checkpoint: number, consumer?: string }>
   /** Damage found reading the kept records (a body that does not match its type), which opening does not check. */
   readDamage?: { file: string, offset: number, reason: string }
   /** `.broken` files already in the directory, set aside earlier. */
@@ -57,7 +57,7 @@ export async function inspectDirectory (dir: string): Promise<Inspection> {
       if (report !== undefined) report.records++
       if (frame.type === RecordType.checkpoint) {
         const body = decodeBody(frame)
-        if (body?.op === 'checkpoint') checkpoints.push({ seq: frame.seq, checkpoint: body.checkpoint })
+        if (body?.op === 'checkpoint') checkpoints.push({ seq: frame.seq, checkpoint: body.checkpoint, ...(body.consumer === undefined ? {} : { consumer: body.consumer }) })
       }
     }
   } catch (err) {

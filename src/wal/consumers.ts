@@ -77,6 +77,20 @@ export function lowestCheckpoint (states: ReadonlyMap<string, ConsumerState>): n
   return lowest
 }
 
+/** What a consumer's state says of it, whatever the log's extent: the status less its lag. */
+export type ConsumerSummary = Omit<ConsumerStatus, 'lagSeqs' | 'lagBytes'>
+
+/** Every consumer, by name, as its state says, in a log whose oldest record is `oldest`. */
+export function summarize (states: ReadonlyMap<string, ConsumerState>, oldest: number): ConsumerSummary[] {
+  return [...states].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([name, state]) => ({
+    name,
+    checkpoint: state.checkpoint,
+    start: state.start,
+    checkpointedAt: state.checkpointedAt === 0 ? null : new Date(state.checkpointedAt).toISOString(),
+    passedByRetention: state.checkpoint + 1 < oldest
+  }))
+}
+
 /** What the registry needs of the log: a place to write records, the log's extent, and retention. */
 export interface ConsumerHost {
   place: (payload: EncodedPayload) => Promise<Placed>
@@ -154,7 +168,7 @@ export class ConsumerRegistry implements Consumers {
   }
 
   list (): ConsumerStatus[] {
-    return [...this.states].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([name, state]) => this.status(name, state))
+    return summarize(this.states, this.host.segments[0].baseSeq).map(summary => this.withLag(summary))
   }
 
   get (name: string): ConsumerStatus {
@@ -210,15 +224,12 @@ export class ConsumerRegistry implements Consumers {
   }
 
   private status (name: string, state: ConsumerState): ConsumerStatus {
+    const [summary] = summarize(new Map([[name, state]]), this.host.segments[0].baseSeq)
+    return this.withLag(summary)
+  }
+
+  private withLag (summary: ConsumerSummary): ConsumerStatus {
     const { lastSeq, segments } = this.host
-    return {
-      name,
-      checkpoint: state.checkpoint,
-      start: state.start,
-      lagSeqs: Math.max(lastSeq - state.checkpoint, 0),
-      lagBytes: bytesAfter(segments, state.checkpoint),
-      checkpointedAt: state.checkpointedAt === 0 ? null : new Date(state.checkpointedAt).toISOString(),
-      passedByRetention: state.checkpoint + 1 < segments[0].baseSeq
-    }
+    return { ...summary, lagSeqs: Math.max(lastSeq - summary.checkpoint, 0), lagBytes: bytesAfter(segments, summary.checkpoint) }
   }
 }

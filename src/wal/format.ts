@@ -3,7 +3,7 @@ import { crc32c } from '@node-rs/crc32'
 import { recordTypeName, type RecordBytes, type RecordTypeCode } from '../records/record-bytes.js'
 
 // A frame's type byte holds a record type code; src/records owns the list.
-export { RecordType, recordTypeName, type RecordTypeCode, type RecordTypeName } from '../records/record-bytes.js'
+export { isBookkeeping, RecordType, recordTypeName, type RecordTypeCode, type RecordTypeName } from '../records/record-bytes.js'
 
 /** "VWAL" read as a little-endian u32. */
 export const SEGMENT_MAGIC = 0x4c415756

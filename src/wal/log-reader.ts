@@ -4,7 +4,7 @@
 import path from 'node:path'
 import { CorruptLogError, RangeGoneError } from './errors.js'
 import type { FileIO } from './file-io.js'
-import { RecordType, SEGMENT_HEADER_BYTES, type RecordFrame } from './format.js'
+import { isBookkeeping, SEGMENT_HEADER_BYTES, type RecordFrame } from './format.js'
 import { FrameReader } from './frame-reader.js'
 import { recordLineBytes } from '../records/record-json.js'
 import { recordMsgpackBytes } from '../records/record-msgpack.js'
@@ -75,7 +75,7 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
         if (frame.seq < next) continue
         if (frame.seq > range.to || yielded >= range.limit) return
         next = frame.seq + 1
-        if ((frame.type === RecordType.checkpoint || frame.type === RecordType.consumer) && !range.includeCheckpoints) continue
+        if (isBookkeeping(frame.type) && !range.includeCheckpoints) continue
         if (range.since !== undefined && frame.timestamp < range.since) continue
         yielded++
         yield { frame, segment: segment.name, offset: step.offset }
