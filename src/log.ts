@@ -78,7 +78,7 @@ export interface ReadOptions {
 }
 
 export interface LogRead {
-  /** The checkpoint when the read began. */
+  /** When the read began, the checkpoint of the read's `consumer`, or of the consumer `default`. */
   checkpoint: number
   /** The last durable seq when the read began: the read ends there. */
   lastSeq: number

@@ -3,12 +3,13 @@
 // test/fixtures/format-v2/ was written once by the version 2 code (three segments, a batch with a
 // txId, a checkpoint, a write of six records across a rotation) and test/fixtures/format-v2.ndjson
 // is how that code read it back.
+import { crc32c } from '@node-rs/crc32'
 import fs from 'node:fs'
 import path from 'node:path'
 import fc from 'fast-check'
 import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
-import { FORMAT_VERSION, segmentFileName } from '../../src/wal/format.js'
+import { encodeSegmentHeader, FORMAT_VERSION, segmentFileName } from '../../src/wal/format.js'
 import { entry } from '../helpers/bodies.js'
 import { ROOT } from '../helpers/project.js'
 import { collect, copyDir, openLog, segmentFiles } from '../helpers/wal.js'
@@ -47,4 +48,21 @@ t.test('appends and consumers after opening a version 2 log go to a version 3 se
     await log.close()
     return true
   }), { numRuns: 5 })
+})
+
+t.test('a newest version 2 segment that holds no record is written again as version 3 in place, and takes the appends', async t => {
+  const dir = copyDir(t, FIXTURE)
+  // A header-only version 2 segment after the fixture's last: what a version 2 writer leaves when it
+  // rotated and stopped before the next record.
+  const header = encodeSegmentHeader(FIXTURE_LAST_SEQ + 1)
+  header.writeUInt16LE(2, 4)
+  header.writeUInt32LE(crc32c(header.subarray(0, 16)), 16)
+  const name = segmentFileName(FIXTURE_LAST_SEQ + 1)
+  fs.writeFileSync(path.join(dir, name), header)
+  const log = await openLog(t, { dir })
+  t.same(log.status().segments.map(s => s.name), [...segmentFiles(FIXTURE), name], 'no other segment is made')
+  t.equal(fs.readFileSync(path.join(dir, name)).readUInt16LE(4), FORMAT_VERSION, 'its header now says version 3')
+  const [sent] = fc.sample(entry, 1)
+  t.equal(await log.append(sent as EntryInput), FIXTURE_LAST_SEQ + 1)
+  t.same(segmentFiles(dir), [...segmentFiles(FIXTURE), name], 'the append went into it')
 })
