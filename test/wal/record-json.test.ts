@@ -421,3 +421,17 @@ t.test('recordLineBytes: a line longer than the kept buffer is let go once its c
   }
   t.ok(collected, 'the buffer of the long line was collected')
 })
+
+t.test('recordLineBytes: checkpoints naming a consumer, and consumer records, print their fields in stored order', async t => {
+  const name = fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/)
+  const seq = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })
+  await fc.assert(fc.property(name, fc.constantFrom('create' as const, 'delete' as const, 'carry' as const), seq, seq, seq, seq, (consumer, event, start, checkpoint, checkpointedAt, at) => {
+    const named = { seq: at, op: 'checkpoint' as const, checkpoint, consumer, timestamp }
+    const record = { seq: at, op: 'consumer' as const, name: consumer, event, start, checkpoint, checkpointedAt, timestamp }
+    for (const expected of [named, record]) {
+      const line = recordToJsonLine(expected)
+      if (!line.endsWith('\n') || JSON.stringify(JSON.parse(line)) !== JSON.stringify(expected)) throw new Error(`${line} for ${JSON.stringify(expected)}`)
+    }
+  }), { numRuns: 200 })
+  t.pass('every line is the record, keys in order')
+})
