@@ -76,6 +76,8 @@ export class WriteAheadLog implements Log {
   private segmentsSeen: number
   /** Segments retention deleted since the log opened. */
   private deletedSegments = 0
+  /** Retention is writing carry records. */
+  private carrying = false
 
   private constructor (
     private readonly dir: string,
@@ -216,7 +218,9 @@ export class WriteAheadLog implements Log {
   private grew (): void {
     if (this.writer.segments.length === this.segmentsSeen) return
     this.segmentsSeen = this.writer.segments.length
-    void this.applyRetention()
+    // A segment that retention's own carry records started waits for the next: where the states of
+    // many consumers fill more than a segment, each retention would otherwise carry them again.
+    if (!this.carrying) void this.applyRetention()
   }
 
   /**
@@ -254,7 +258,12 @@ export class WriteAheadLog implements Log {
         if (count === 0) return 0
         const oldestBefore = this.writer.segments[0].baseSeq
         const passedBefore = new Set(this.consumers.passed(oldestBefore))
-        await this.consumers.carryForward(this.writer.segments[count].baseSeq)
+        this.carrying = true
+        try {
+          await this.consumers.carryForward(this.writer.segments[count].baseSeq)
+        } finally {
+          this.carrying = false
+        }
         const gone = await this.writer.deleteOldest(count)
         const oldest = this.writer.segments[0].baseSeq
         for (const name of this.consumers.passed(oldest)) {

@@ -114,3 +114,22 @@ t.test('at most 64 consumers: the next is refused until one goes', async t => {
   await log.consumers.delete('c0')
   t.match(await log.consumers.create('one-more'), { created: true })
 })
+
+t.test('consumers whose states fill more than a segment: retention past the byte cap carries them and stops', async t => {
+  const dir = tempDir(t)
+  const log = await openLog(t, { dir, segmentBytes: 4096, retainMaxBytes: 4096, durability: 'none' })
+  const names = fc.sample(fc.stringMatching(/^[A-Za-z0-9._-]{60,64}$/), 63)
+  for (const [i, name] of names.entries()) await log.consumers.create(`${i}${name}`.slice(0, 64))
+  for (const e of fc.sample(entryArbitrary, 200) as EntryInput[]) await log.append(e)
+  await log.consumers.create('last')
+  // Retention takes its turn among the consumer changes: once those queued have run, a retention
+  // that set itself off again would still be queued, and write.
+  const settled = async (): Promise<void> => { await log.consumers.serial(async () => {}) }
+  await settled()
+  const lastSeq = log.lastSeq
+  for (let i = 0; i < 3; i++) await settled()
+  t.equal(log.lastSeq, lastSeq, 'nothing more is written once the writes stop')
+  await log.close()
+  const reopened = await openLog(t, { dir, durability: 'none' })
+  t.equal(reopened.consumers.list().length, 64, 'every consumer is still there')
+})
