@@ -7,7 +7,7 @@ import {
   RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES
 } from './format.js'
 import { FrameReader, DEFAULT_CHUNK_BYTES } from './frame-reader.js'
-import { consumerChange, type ConsumerChange } from './consumers.js'
+import { consumerChange, DEFAULT_CONSUMER, type ConsumerChange } from './consumers.js'
 import { markDue, type SeqMark } from './seq-marks.js'
 
 export interface SegmentDamage {
@@ -83,6 +83,11 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
       const change = consumerChange(frame)
       if (change === undefined) {
         damage = { offset: step.offset, reason: `${recordTypeName(frame.type) as string} record body does not decode`, certain: true }
+        break
+      }
+      // Consumer records and checkpoints that name a consumer came with version 3.
+      if (header.version < 3 && (frame.type === RecordType.consumer || change.name !== DEFAULT_CONSUMER)) {
+        damage = { offset: step.offset, reason: `a version ${header.version} segment holds a version 3 record`, certain: true }
         break
       }
       consumerChanges.push(change)

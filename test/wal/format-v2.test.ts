@@ -9,7 +9,10 @@ import path from 'node:path'
 import fc from 'fast-check'
 import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
-import { encodeSegmentHeader, FORMAT_VERSION, segmentFileName } from '../../src/wal/format.js'
+import { CorruptLogError } from '../../src/wal/errors.js'
+import { encodeSegmentHeader, FORMAT_VERSION, RECORD_HEADER_BYTES, segmentFileName, writeRecord } from '../../src/wal/format.js'
+import { WriteAheadLog } from '../../src/wal/log.js'
+import { encodeCheckpoint, encodeConsumer } from '../../src/wal/payload.js'
 import { entry } from '../helpers/bodies.js'
 import { ROOT } from '../helpers/project.js'
 import { collect, copyDir, openLog, segmentFiles } from '../helpers/wal.js'
@@ -65,4 +68,24 @@ t.test('a newest version 2 segment that holds no record is written again as vers
   const [sent] = fc.sample(entry, 1)
   t.equal(await log.append(sent as EntryInput), FIXTURE_LAST_SEQ + 1)
   t.same(segmentFiles(dir), [...segmentFiles(FIXTURE), name], 'the append went into it')
+})
+
+t.test('a version 2 segment holding a version 3 record (a consumer record, or a checkpoint naming a consumer) refuses to open', async t => {
+  await fc.assert(fc.asyncProperty(fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/), fc.boolean(), async (name, asConsumerRecord) => {
+    const dir = copyDir(t, FIXTURE)
+    const newest = path.join(dir, segmentFiles(FIXTURE).at(-1) ?? '')
+    const payload = asConsumerRecord
+      ? encodeConsumer({ name, event: 'create', start: 0, checkpoint: 0, checkpointedAt: 0 })
+      : encodeCheckpoint(1, name)
+    const frame = Buffer.alloc(RECORD_HEADER_BYTES + payload.bytes.length)
+    writeRecord(frame, 0, FIXTURE_LAST_SEQ + 1, Date.now(), payload.type, payload.bytes)
+    const offset = fs.statSync(newest).size
+    fs.appendFileSync(newest, frame)
+    const outcome = await WriteAheadLog.open({ dir }).then(async log => { await log.close(); return undefined }, (err: unknown) => err)
+    if (!(outcome instanceof CorruptLogError) || outcome.offset !== offset || !/version 2 segment holds a version 3 record/.test(outcome.reason)) {
+      throw new Error(`opening gave ${String(outcome)}`)
+    }
+    return true
+  }), { numRuns: 6 })
+  t.pass('refused, naming the record\'s offset')
 })
