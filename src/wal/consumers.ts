@@ -5,7 +5,7 @@
 import type { CheckpointResult, Consumers, ConsumerStatus } from '../log.js'
 import { checkRecordBody, type ConsumerEvent } from '../records/record-shape.js'
 import {
-  CheckpointAheadError, CheckpointBackwardsError, ConsumerExistsError, ConsumerLimitError, ConsumerNotFoundError, InvalidArgumentError,
+  assertSeq, CheckpointAheadError, CheckpointBackwardsError, ConsumerExistsError, ConsumerLimitError, ConsumerNotFoundError,
   InvalidConsumerNameError, RangeAheadError, RangeGoneError
 } from './errors.js'
 import { RecordType, type RecordFrame } from './format.js'
@@ -107,10 +107,6 @@ const NAME = /^[A-Za-z0-9._-]{1,64}$/
 
 function assertName (name: string): void {
   if (!NAME.test(name)) throw new InvalidConsumerNameError(name)
-}
-
-function assertSeq (name: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(name, value)
 }
 
 /**

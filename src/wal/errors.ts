@@ -162,6 +162,11 @@ export class InvalidArgumentError extends WalError {
  * An entry no record may hold: a vector value that is not a finite 32-bit float, or a string with
  * a lone surrogate (no UTF-8 form). Stored, either would not read back as it was given.
  */
+/** Refuses a seq argument that is not a non-negative safe integer. */
+export function assertSeq (name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(name, value)
+}
+
 export class InvalidEntryError extends WalError {
   constructor (reason: string) {
     super('WAL_INVALID_ENTRY', `the entry cannot be stored: ${reason}`)

@@ -4,7 +4,7 @@ import type { CheckpointResult, Durability, Log, LogObserver, LogRead, LogState,
 import { DirLock } from './dir-lock.js'
 import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js'
 import { ConsumerRegistry, DEFAULT_CONSUMER } from './consumers.js'
-import { ConsumerNotFoundError, InvalidArgumentError, InvalidTimeError, LogClosedError, LogFailedError, RangeAheadError, RangeGoneError } from './errors.js'
+import { assertSeq, ConsumerNotFoundError, InvalidArgumentError, InvalidTimeError, LogClosedError, LogFailedError, RangeAheadError, RangeGoneError } from './errors.js'
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
 import { silentLogger, type WalLogger } from './logger.js'
@@ -64,10 +64,6 @@ export type WalStatus = LogStatus & { segments: SegmentStatus[] }
 
 /** The segment engine's reads: their chunks can always be handed back. */
 export type WalRead = LogRead & { recycle: (chunk: Buffer) => void }
-
-function assertSeq (name: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(name, value)
-}
 
 export class WriteAheadLog implements Log {
   readonly transactions: TransactionManager
