@@ -33,7 +33,7 @@ t.test('a version 2 log opens, reads back as the version 2 code read it, and its
 t.test('appends and consumers after opening a version 2 log go to a version 3 segment; the version 2 files stay as they were', async t => {
   await fc.assert(fc.asyncProperty(fc.array(entry, { minLength: 1, maxLength: 12 }), async sent => {
     const dir = copyDir(t, FIXTURE)
-    let log = await openLog(t, { dir })
+    let log = await openLog(t, { dir, durability: 'none' })
     for (const e of sent) await log.append(e as EntryInput)
     await log.consumers.create('reader', 3)
     await log.consumers.checkpoint('reader', 5)
@@ -43,7 +43,7 @@ t.test('appends and consumers after opening a version 2 log go to a version 3 se
     }
     const newest = fs.readFileSync(path.join(dir, segmentFileName(FIXTURE_LAST_SEQ + 1)))
     if (newest.readUInt16LE(4) !== FORMAT_VERSION) throw new Error('the new segment is not of the current version')
-    log = await openLog(t, { dir })
+    log = await openLog(t, { dir, durability: 'none' })
     const lines = Buffer.concat(await collect(log.read({ after: 0, includeCheckpoints: true }).ndjson)).toString('utf8')
     if (!lines.startsWith(FIXTURE_LINES)) throw new Error('the version 2 records do not read back first')
     if (log.lastSeq !== FIXTURE_LAST_SEQ + sent.length + 2) throw new Error(`last seq ${log.lastSeq}`)
