@@ -115,7 +115,7 @@ async function copyIn (args: string[], logDir: string, afterSeq: number): Promis
   try {
     const read = log.read({ after: afterSeq })
     for await (const record of read.records) {
-      const entries = record.op === 'batch' ? record.entries : record.op === 'checkpoint' ? [] : [record]
+      const entries = record.op === 'batch' ? record.entries : record.op === 'checkpoint' || record.op === 'consumer' ? [] : [record]
       const text = entries.map(entry => copyRow(entry, record.seq)).join('')
       if (!child.stdin.write(text)) await Promise.race([new Promise(resolve => child.stdin.once('drain', resolve)), exited])
     }

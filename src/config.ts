@@ -37,7 +37,8 @@ export const ConfigSchema = Type.Object({
   VECWAL_DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'directory of the segment files' }),
   VECWAL_DURABILITY: Type.Union(DurabilitySchema.anyOf, { default: WAL_DEFAULTS.durability, description: 'fsync: answer writes after fdatasync; none: after the write call (tests and benchmarks only)' }),
   VECWAL_SEGMENT_BYTES: Type.Integer({ default: WAL_DEFAULTS.segmentBytes, minimum: 4096, description: 'rotate to a new segment before one would pass this size' }),
-  VECWAL_RETAIN_SEGMENTS: Type.Integer({ default: WAL_DEFAULTS.retainSegments, minimum: 0, description: 'sealed segments kept after a checkpoint covers them' }),
+  VECWAL_RETAIN_SEGMENTS: Type.Integer({ default: WAL_DEFAULTS.retainSegments, minimum: 0, description: 'sealed segments kept after every consumer\'s checkpoint covers them' }),
+  VECWAL_RETAIN_MAX_BYTES: Type.Integer({ default: WAL_DEFAULTS.retainMaxBytes, minimum: 0, description: 'once the log holds more bytes, retention deletes its oldest sealed segments even past consumers\' checkpoints (such a consumer then reads 410 WAL_RANGE_GONE); 0: never' }),
   VECWAL_QUEUE_LIMIT_BYTES: Type.Integer({ default: WAL_DEFAULTS.queueLimitBytes, minimum: 4096, description: 'write queue limit; past it writes get 503 with Retry-After' }),
   // The service keeps room for checkpoints by default; the engine, for a library caller, keeps none.
   VECWAL_MIN_FREE_BYTES: Type.Integer({ default: 64 * MiB, minimum: 0, description: 'below this many free bytes on the data directory\'s file system, writes get 507 WAL_DISK_FULL while checkpoints still pass (0: never)' }),
@@ -73,6 +74,7 @@ export interface Config {
   durability: Durability
   segmentBytes: number
   retainSegments: number
+  retainMaxBytes: number
   queueLimitBytes: number
   minFreeBytes: number
   bodyLimitBytes: number
@@ -147,6 +149,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, openFiles: num
     durability: vars.VECWAL_DURABILITY,
     segmentBytes: vars.VECWAL_SEGMENT_BYTES,
     retainSegments: vars.VECWAL_RETAIN_SEGMENTS,
+    retainMaxBytes: vars.VECWAL_RETAIN_MAX_BYTES,
     queueLimitBytes: vars.VECWAL_QUEUE_LIMIT_BYTES,
     minFreeBytes: vars.VECWAL_MIN_FREE_BYTES,
     bodyLimitBytes: vars.VECWAL_BODY_LIMIT_BYTES,

@@ -13,7 +13,9 @@ export const LOG_ERROR_CODES = [
   'WAL_QUEUE_FULL', 'WAL_TX_MEMORY_FULL', 'WAL_DISK_FULL', 'WAL_SEGMENT_UNAVAILABLE', 'WAL_FAILED', 'WAL_CLOSED',
   'WAL_CORRUPT', 'WAL_CHECKPOINT_BACKWARDS', 'WAL_CHECKPOINT_AHEAD', 'WAL_TX_EMPTY', 'WAL_TX_NOT_FOUND',
   'WAL_TX_TOO_LARGE', 'WAL_RECORD_TOO_LARGE', 'WAL_RANGE_GONE', 'WAL_RANGE_AHEAD', 'WAL_INVALID_ARGUMENT',
-  'WAL_INVALID_ENTRY'
+  'WAL_INVALID_ENTRY',
+  // Named consumers (issue #12).
+  'WAL_CONSUMER_NOT_FOUND', 'WAL_CONSUMER_EXISTS', 'WAL_CONSUMER_LIMIT'
 ] as const
 export type LogErrorCode = typeof LOG_ERROR_CODES[number]
 
@@ -59,16 +61,23 @@ export type LogStatus = Static<typeof LogStatusSchema>
 export type RecordBody =
   | StoredEntry
   | { op: 'batch', entries: StoredEntry[], txId?: string }
-  | { op: 'checkpoint', checkpoint: number }
+  | { op: 'checkpoint', checkpoint: number, consumer?: string }
+  | { op: 'consumer', name: string, event: 'create' | 'delete' | 'carry', start: number, checkpoint: number, checkpointedAt: number }
 
 /** A record as readers see it: its body plus the seq and timestamp the log gave it. */
 export type LogRecord = RecordBody & { seq: number, timestamp: number }
 
 export interface ReadOptions {
-  /** Records after this seq; default: the last checkpoint. */
+  /** Records after this seq; default: the checkpoint of `consumer`, else the oldest retained record's seq - 1 with `since`, else the consumer `default`'s checkpoint. */
   after?: number
   limit?: number
+  /** Checkpoint and consumer records too (the log's own bookkeeping, left out by default). */
   includeCheckpoints?: boolean
+  // Named consumers (issue #12).
+  /** Start after this consumer's checkpoint (unless `after` is given). */
+  consumer?: string
+  /** Only records whose timestamp is at or after this moment (ms since the epoch). */
+  since?: number
   // Follow (issue #12): a read that goes on as the log grows.
   /**
    * Read on past the last seq: each new record as soon as it is durable, never before. The streams
@@ -91,7 +100,7 @@ export interface WaitOptions {
 }
 
 export interface LogRead {
-  /** The checkpoint when the read began. */
+  /** When the read began, the checkpoint of the read's `consumer`, or of the consumer `default`. */
   checkpoint: number
   /** The last durable seq when the read began: a read that does not follow ends there. */
   lastSeq: number
@@ -122,6 +131,40 @@ export interface CheckpointResult {
   deletedSegments: number
 }
 
+// Consumers: each keeps its own checkpoint; retention keeps every record above the lowest.
+export const ConsumerNameSchema = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9._-]+$',
+  description: 'a consumer name: 1-64 letters, digits, `.`, `_` or `-`'
+})
+
+export const ConsumerStatusSchema = Type.Object({
+  name: ConsumerNameSchema,
+  checkpoint: Type.Integer({ description: 'everything up to this seq is persisted by the consumer' }),
+  start: Type.Integer({ description: 'the checkpoint it was created at' }),
+  lagSeqs: Type.Integer({ description: 'the last seq minus the checkpoint' }),
+  lagBytes: Type.Integer({ description: 'bytes of the log after the checkpoint, counted from the sparse index: exact to within 1 MiB (a backend without byte counts: 0)' }),
+  checkpointedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'when it last checkpointed (RFC 3339), null if never' }),
+  passedByRetention: Type.Boolean({ description: 'VECWAL_RETAIN_MAX_BYTES let retention delete records after its checkpoint: reading from it answers 410' })
+}, { title: 'Consumer' })
+export type ConsumerStatus = Static<typeof ConsumerStatusSchema>
+
+export interface Consumers {
+  /**
+   * Creates a consumer at checkpoint `after` (default: just before the oldest retained record).
+   * An existing one is answered as it is (`created` false) when `after` is absent or its start;
+   * otherwise WAL_CONSUMER_EXISTS.
+   */
+  create: (name: string, after?: number) => Promise<{ consumer: ConsumerStatus, created: boolean }>
+  list: () => ConsumerStatus[]
+  /** WAL_CONSUMER_NOT_FOUND if there is none of that name. */
+  get: (name: string) => ConsumerStatus
+  delete: (name: string) => Promise<void>
+  /** As Log.checkpoint, for this consumer. */
+  checkpoint: (name: string, seq?: number) => Promise<CheckpointResult>
+}
+
 /** Transactions stage entries in memory and commit them as one batch record. */
 export interface Transactions {
   /** Opens a transaction; its id. */
@@ -146,11 +189,13 @@ export interface Log {
   readonly state: LogState
   readonly lastSeq: number
   readonly transactions: Transactions
+  /** Named consumers; `checkpoint` below is the consumer `default`'s. */
+  readonly consumers: Consumers
   /** Resolves with the entry's seq once it is durable. */
   append: (entry: EntryInput) => Promise<number>
   /** Resolves with the one seq of all the entries, once they are durable together. */
   appendBatch: (entries: readonly EntryInput[], txId?: string) => Promise<number>
-  /** Records that the consumer holds everything up to `seq` (default: the last seq). */
+  /** Records that the consumer `default` holds everything up to `seq` (default: the last seq). */
   checkpoint: (seq?: number) => Promise<CheckpointResult>
   read: (options?: ReadOptions) => LogRead
   /**

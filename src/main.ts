@@ -25,12 +25,13 @@ export type EngineOverrides = Pick<WalOptions, 'io'>
 
 export async function startService (config: Config, logger: Logger = createLogger(config.logLevel), overrides: EngineOverrides = {}): Promise<Service> {
   let log: WriteAheadLog | undefined
-  const metrics = createMetrics(() => log?.status())
+  const metrics = createMetrics(() => log?.status(), () => log?.consumers.list())
   log = await WriteAheadLog.open({
     dir: config.dataDir,
     durability: config.durability,
     segmentBytes: config.segmentBytes,
     retainSegments: config.retainSegments,
+    retainMaxBytes: config.retainMaxBytes,
     queueLimitBytes: config.queueLimitBytes,
     minFreeBytes: config.minFreeBytes,
     maxBatchRecords: config.groupCommit ? undefined : 1,

@@ -657,6 +657,434 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/consumers/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One consumer: its checkpoint, lag, last checkpoint time, and whether retention passed it
+         * @description 404 WAL_CONSUMER_NOT_FOUND if there is none of that name.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description a consumer name: 1-64 letters, digits, `.`, `_` or `-` */
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a consumer name: 1-64 letters, digits, `.`, `_` or `-` */
+                            name: string;
+                            /** @description everything up to this seq is persisted by the consumer */
+                            checkpoint: number;
+                            /** @description the checkpoint it was created at */
+                            start: number;
+                            /** @description the last seq minus the checkpoint */
+                            lagSeqs: number;
+                            /** @description bytes of the log after the checkpoint, counted from the sparse index: exact to within 1 MiB (a backend without byte counts: 0) */
+                            lagBytes: number;
+                            /** @description when it last checkpointed (RFC 3339), null if never */
+                            checkpointedAt: string | null;
+                            /** @description VECWAL_RETAIN_MAX_BYTES let retention delete records after its checkpoint: reading from it answers 410 */
+                            passedByRetention: boolean;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        /**
+         * Create a consumer
+         * @description It starts at checkpoint `after` (default: just before the oldest retained record) and holds retention there. 201 when created; 200, changing nothing, when it exists and `after` is absent or its start; 409 WAL_CONSUMER_EXISTS for another start; 409 WAL_CONSUMER_LIMIT past 64 consumers; 410 if `after` lies before the oldest retained record, 416 if past the last seq.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description a consumer name: 1-64 letters, digits, `.`, `_` or `-` */
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description its starting checkpoint: it reads the records after this seq; default: just before the oldest retained record */
+                        after?: number;
+                    };
+                    "application/msgpack": {
+                        /** @description its starting checkpoint: it reads the records after this seq; default: just before the oldest retained record */
+                        after?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a consumer name: 1-64 letters, digits, `.`, `_` or `-` */
+                            name: string;
+                            /** @description everything up to this seq is persisted by the consumer */
+                            checkpoint: number;
+                            /** @description the checkpoint it was created at */
+                            start: number;
+                            /** @description the last seq minus the checkpoint */
+                            lagSeqs: number;
+                            /** @description bytes of the log after the checkpoint, counted from the sparse index: exact to within 1 MiB (a backend without byte counts: 0) */
+                            lagBytes: number;
+                            /** @description when it last checkpointed (RFC 3339), null if never */
+                            checkpointedAt: string | null;
+                            /** @description VECWAL_RETAIN_MAX_BYTES let retention delete records after its checkpoint: reading from it answers 410 */
+                            passedByRetention: boolean;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a consumer name: 1-64 letters, digits, `.`, `_` or `-` */
+                            name: string;
+                            /** @description everything up to this seq is persisted by the consumer */
+                            checkpoint: number;
+                            /** @description the checkpoint it was created at */
+                            start: number;
+                            /** @description the last seq minus the checkpoint */
+                            lagSeqs: number;
+                            /** @description bytes of the log after the checkpoint, counted from the sparse index: exact to within 1 MiB (a backend without byte counts: 0) */
+                            lagBytes: number;
+                            /** @description when it last checkpointed (RFC 3339), null if never */
+                            checkpointedAt: string | null;
+                            /** @description VECWAL_RETAIN_MAX_BYTES let retention delete records after its checkpoint: reading from it answers 410 */
+                            passedByRetention: boolean;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        post?: never;
+        /**
+         * Delete a consumer
+         * @description Retention no longer waits for it. 404 WAL_CONSUMER_NOT_FOUND if there is none of that name.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description a consumer name: 1-64 letters, digits, `.`, `_` or `-` */
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/consumers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the consumers, by name */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            consumers: {
+                                /** @description a consumer name: 1-64 letters, digits, `.`, `_` or `-` */
+                                name: string;
+                                /** @description everything up to this seq is persisted by the consumer */
+                                checkpoint: number;
+                                /** @description the checkpoint it was created at */
+                                start: number;
+                                /** @description the last seq minus the checkpoint */
+                                lagSeqs: number;
+                                /** @description bytes of the log after the checkpoint, counted from the sparse index: exact to within 1 MiB (a backend without byte counts: 0) */
+                                lagBytes: number;
+                                /** @description when it last checkpointed (RFC 3339), null if never */
+                                checkpointedAt: string | null;
+                                /** @description VECWAL_RETAIN_MAX_BYTES let retention delete records after its checkpoint: reading from it answers 410 */
+                                passedByRetention: boolean;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/consumers/{name}/checkpoint": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record that the consumer has persisted everything up to seq
+         * @description As POST /v1/checkpoints, for this consumer: seq defaults to the last seq; 409 if it moves back or passes the last seq; 404 WAL_CONSUMER_NOT_FOUND if there is none of that name.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description a consumer name: 1-64 letters, digits, `.`, `_` or `-` */
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description a sequence number; 0 means none */
+                        seq?: number;
+                    };
+                    "application/msgpack": {
+                        /** @description a sequence number; 0 means none */
+                        seq?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            checkpoint: number;
+                            /** @description the seq of the checkpoint record itself */
+                            seq: number;
+                            deletedSegments: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/recovery": {
         parameters: {
             query?: never;
@@ -666,7 +1094,7 @@ export interface paths {
         };
         /**
          * Stream the records after a seq, as NDJSON, msgpack or Server-Sent Events; follow the log, or long-poll
-         * @description In seq order, checkpoint records left out. NDJSON unless the Accept header names `application/msgpack` or `text/event-stream` at least as highly: msgpack is concatenated maps with the same keys, vectors as msgpackr's Float32Array extension; SSE is one event a record, `id: <seq>` and `data: <the NDJSON line>`, after a first `retry: 1000`, and ends with `event: end` (`data: {"end":"complete"}` for a read that does not follow). SSE takes the `Last-Event-ID` header, which wins over `after`. X-Vecwal-Last-Seq is the last durable seq when the stream starts; a stream that does not follow ends there. `follow=true` keeps the stream open past it, sending each new record once it is durable, a heartbeat every VECWAL_HEARTBEAT_MS of silence (NDJSON: an empty line; msgpack: a nil byte 0xc0; SSE: the comment `: heartbeat`), and a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"}` (failed with the code and message). `wait=S` (a read that does not follow) waits up to S seconds for a first record after `after`, then answers. 410 if `after` lies before the oldest retained record, 416 if past the last seq. 503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.
+         * @description In seq order, checkpoint records left out. NDJSON unless the Accept header names `application/msgpack` or `text/event-stream` at least as highly: msgpack is concatenated maps with the same keys, vectors as msgpackr's Float32Array extension; SSE is one event a record, `id: <seq>` and `data: <the NDJSON line>`, after a first `retry: 1000`, and ends with `event: end` (`data: {"end":"complete"}` for a read that does not follow). SSE takes the `Last-Event-ID` header, which wins over `after`. It starts after `after`, else after the checkpoint of `consumer`, else (with `since`) at the oldest retained record, else after the consumer `default`'s checkpoint; with `since`, only the records stamped at or after that moment. X-Vecwal-Last-Seq is the last durable seq when the stream starts; a stream that does not follow ends there. `follow=true` keeps the stream open past it, sending each new record once it is durable, a heartbeat every VECWAL_HEARTBEAT_MS of silence (NDJSON: an empty line; msgpack: a nil byte 0xc0; SSE: the comment `: heartbeat`), and a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"}` (failed with the code and message). `wait=S` (a read that does not follow) waits up to S seconds for a first record after the start, then answers. 410 if the start lies before the oldest retained record (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. 503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.
          */
         get: {
             parameters: {
@@ -679,6 +1107,10 @@ export interface paths {
                     follow?: "true" | "false";
                     /** @description long poll: wait up to this many seconds for a first record after `after`, then answer (not with follow=true) */
                     wait?: number;
+                    /** @description start after this consumer's checkpoint (unless `after` is given); 404 if there is none */
+                    consumer?: string;
+                    /** @description only the records stamped at or after this moment: RFC 3339 (`2026-05-01T12:00:00Z`) or ms since the epoch; found from a sparse index (timestamps never decrease), not by reading the log from its start */
+                    since?: string;
                 };
                 header?: {
                     /** @description SSE: resume after this seq (wins over `after`); EventSource sends it when it reconnects */
@@ -692,7 +1124,7 @@ export interface paths {
                 /** @description One record a line (NDJSON), one msgpack map a record, or one SSE event a record */
                 200: {
                     headers: {
-                        /** @description the last checkpoint */
+                        /** @description the checkpoint of `consumer`, or of the consumer `default` */
                         "x-vecwal-checkpoint"?: number;
                         /** @description the last durable seq when the stream started; a stream that does not follow ends there */
                         "x-vecwal-last-seq"?: number;

@@ -21,6 +21,7 @@ import type { Metrics } from './metrics.js'
 import { OPENAPI_UI_PREFIX, openapiPlugin } from './openapi.js'
 import { apiSchemas } from './schemas.js'
 import { checkpointRoutes } from './routes/checkpoints.js'
+import { consumerRoutes } from './routes/consumers.js'
 import { operationsRoutes } from './routes/operations.js'
 import { DEFAULT_HEARTBEAT_MS, recoveryRoutes } from './routes/recovery.js'
 import { transactionRoutes } from './routes/transactions.js'
@@ -235,6 +236,7 @@ export async function buildApp (options: AppOptions): Promise<App> {
   await app.register(writeRoutes, { log, schemas })
   await app.register(transactionRoutes, { log, schemas })
   await app.register(checkpointRoutes, { log, schemas })
+  await app.register(consumerRoutes, { log, schemas })
   await app.register(recoveryRoutes, {
     log,
     schemas,

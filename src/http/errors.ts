@@ -53,7 +53,10 @@ export const ENGINE_ERRORS: Readonly<Record<LogErrorCode, EngineErrorMapping>> =
   WAL_RANGE_GONE: { statusCode: 410 },
   WAL_RANGE_AHEAD: { statusCode: 416 },
   WAL_INVALID_ARGUMENT: { statusCode: 400 },
-  WAL_INVALID_ENTRY: { statusCode: 400 }
+  WAL_INVALID_ENTRY: { statusCode: 400 },
+  WAL_CONSUMER_NOT_FOUND: { statusCode: 404 },
+  WAL_CONSUMER_EXISTS: { statusCode: 409 },
+  WAL_CONSUMER_LIMIT: { statusCode: 409 }
 }
 
 /** What a log's error code means over HTTP; undefined for any other code. */

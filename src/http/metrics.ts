@@ -1,7 +1,7 @@
 // Prometheus metrics (prom-client), all named vecwal_ but the process defaults. Counters and
 // histograms are fed as things happen; gauges read the log's status when scraped.
 import client from 'prom-client'
-import type { LogObserver, LogStatus } from '../log.js'
+import type { ConsumerStatus, LogObserver, LogStatus } from '../log.js'
 
 // prom-client's defaults include three gauges named like counters, which promtool rejects; the
 // same figures stay available, by type, in nodejs_active_handles/requests/resources.
@@ -16,7 +16,7 @@ export interface Metrics {
   followStreams: { inc: () => void, dec: () => void }
 }
 
-export function createMetrics (status: () => LogStatus | undefined): Metrics {
+export function createMetrics (status: () => LogStatus | undefined, consumers: () => ConsumerStatus[] | undefined = () => undefined): Metrics {
   const registry = new client.Registry()
   client.collectDefaultMetrics({ register: registry })
   for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name)
@@ -84,6 +84,26 @@ export function createMetrics (status: () => LogStatus | undefined): Metrics {
   gauge('vecwal_disk_full', '1 while free disk space is below VECWAL_MIN_FREE_BYTES and writes are refused', s => s.diskFull ? 1 : 0)
   gauge('vecwal_disk_free_bytes', 'Free bytes of the data directory\'s file system, as last asked (segment backend, while VECWAL_MIN_FREE_BYTES is above 0)', s => s.freeBytes)
   gauge('vecwal_open_transactions', 'Transactions open and staging in memory', s => s.openTransactions)
+
+  // One series per consumer, read from the log when scraped: a deleted consumer's series go with it.
+  const consumerGauge = (name: string, help: string, read: (c: ConsumerStatus) => number): void => {
+    const metric: client.Gauge<'consumer'> = new client.Gauge({
+      name,
+      help,
+      labelNames: ['consumer'],
+      registers,
+      collect () {
+        const current = consumers()
+        if (current === undefined) return
+        metric.reset()
+        for (const c of current) metric.set({ consumer: c.name }, read(c))
+      }
+    })
+  }
+  consumerGauge('vecwal_consumer_checkpoint_seq', 'The consumer\'s checkpoint', c => c.checkpoint)
+  consumerGauge('vecwal_consumer_lag_seqs', 'The last seq minus the consumer\'s checkpoint', c => c.lagSeqs)
+  consumerGauge('vecwal_consumer_lag_bytes', 'Bytes of the log after the consumer\'s checkpoint (exact to within 1 MiB)', c => c.lagBytes)
+  consumerGauge('vecwal_consumer_passed_by_retention', '1 once VECWAL_RETAIN_MAX_BYTES let retention delete records the consumer has not checkpointed', c => c.passedByRetention ? 1 : 0)
 
   return {
     registry,

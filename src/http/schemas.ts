@@ -2,7 +2,7 @@
 // validate requests, serialize responses and make the OpenAPI document.
 import { Type, type Static } from '@sinclair/typebox'
 import { entrySchemas, type EntrySchemaOptions } from '../entry.js'
-import { LogStatusSchema } from '../log.js'
+import { ConsumerNameSchema, ConsumerStatusSchema, LogStatusSchema } from '../log.js'
 
 const SAFE_SEQ = { minimum: 0, maximum: Number.MAX_SAFE_INTEGER }
 const strict = { additionalProperties: false }
@@ -11,6 +11,19 @@ const strict = { additionalProperties: false }
 export const MAX_WAIT_SECONDS = 60
 
 export const Seq = Type.Integer({ ...SAFE_SEQ, description: 'a sequence number; 0 means none' })
+
+/** A moment, as RFC 3339 or as ms since the epoch: the engine takes ms (sinceMs). */
+const Since = Type.String({
+  pattern: '^(\\d{1,16}|\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2}))$',
+  description: 'only the records stamped at or after this moment: RFC 3339 (`2026-05-01T12:00:00Z`) or ms since the epoch; ' +
+    'found from a sparse index (timestamps never decrease), not by reading the log from its start'
+})
+
+/** A `since` the schema let through, in ms since the epoch; undefined if it names no real moment (a 13th month). */
+export function sinceMs (since: string): number | undefined {
+  const ms = /^\d+$/.test(since) ? Number(since) : Date.parse(since)
+  return Number.isSafeInteger(ms) && ms >= 0 ? ms : undefined
+}
 
 export const ErrorResponse = Type.Object({
   statusCode: Type.Integer(),
@@ -48,7 +61,9 @@ export function apiSchemas (options: EntrySchemaOptions = {}) {
         minimum: 0,
         maximum: MAX_WAIT_SECONDS,
         description: 'long poll: wait up to this many seconds for a first record after `after`, then answer (not with follow=true)'
-      }))
+      })),
+      consumer: Type.Optional({ ...ConsumerNameSchema, description: 'start after this consumer\'s checkpoint (unless `after` is given); 404 if there is none' }),
+      since: Type.Optional(Since)
     }, strict)
   }
 }
@@ -60,6 +75,13 @@ export const BatchAppendedResponse = Type.Object({ seq: Type.Integer(), count: T
 export const TxOpenedResponse = Type.Object({ txId: Type.String() })
 export const TxStagedResponse = Type.Object({ txId: Type.String(), staged: Type.Integer() })
 export const TxAbortedResponse = Type.Object({ txId: Type.String(), aborted: Type.Boolean() })
+export const ConsumerParams = Type.Object({ name: ConsumerNameSchema })
+export const ConsumerBody = Type.Object({
+  after: Type.Optional(Type.Integer({ ...SAFE_SEQ, description: 'its starting checkpoint: it reads the records after this seq; default: just before the oldest retained record' }))
+}, { ...strict, title: 'ConsumerCreate' })
+export const ConsumerResponse = ConsumerStatusSchema
+export const ConsumerListResponse = Type.Object({ consumers: Type.Array(ConsumerStatusSchema) })
+
 export const CheckpointResponse = Type.Object({
   checkpoint: Type.Integer(),
   seq: Type.Integer({ description: 'the seq of the checkpoint record itself' }),

@@ -8,7 +8,8 @@ export const RecordType = {
   update: 2,
   delete: 3,
   batch: 4,
-  checkpoint: 5
+  checkpoint: 5,
+  consumer: 6
 } as const
 export type RecordTypeName = keyof typeof RecordType
 export type RecordTypeCode = (typeof RecordType)[RecordTypeName]
@@ -18,6 +19,11 @@ for (const [name, code] of Object.entries(RecordType)) typeNames[code] = name as
 
 export function recordTypeName (code: number): RecordTypeName | undefined {
   return typeNames[code]
+}
+
+/** Checkpoint and consumer records: the log's own bookkeeping, which reads leave out unless asked. */
+export function isBookkeeping (code: number): boolean {
+  return code === RecordType.checkpoint || code === RecordType.consumer
 }
 
 export interface RecordBytes {

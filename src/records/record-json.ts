@@ -223,6 +223,15 @@ function putLine (record: RecordBytes): void {
       break
     case 'checkpoint':
       putAscii(`,"checkpoint":${shape.checkpoint}`)
+      if (shape.consumerItem !== NO_PART) {
+        putAscii(',"consumer":')
+        putString(shape.consumerItem, shape.consumerStart, shape.consumerEnd)
+      }
+      break
+    case 'consumer':
+      putAscii(',"name":')
+      putString(shape.consumerItem, shape.consumerStart, shape.consumerEnd)
+      putAscii(`,"event":"${shape.event}","start":${shape.startSeq},"checkpoint":${shape.checkpoint},"checkpointedAt":${shape.checkpointedAt}`)
   }
   putAscii(`,"timestamp":${record.timestamp}}\n`)
 }

@@ -42,8 +42,19 @@ export interface RecordShape {
   txIdItem: number
   txIdStart: number
   txIdEnd: number
-  /** A checkpoint record's checkpoint. */
+  /** A checkpoint record's checkpoint; a consumer record's. */
   checkpoint: number
+  /**
+   * A checkpoint record's consumer (NO_PART for `default`), or a consumer record's name, as
+   * idItem, idStart and idEnd are an entry's.
+   */
+  consumerItem: number
+  consumerStart: number
+  consumerEnd: number
+  /** A consumer record's event, its start and checkpointedAt (0: never checkpointed). */
+  event: ConsumerEvent
+  startSeq: number
+  checkpointedAt: number
 }
 
 /** Thrown inside the walk when the payload is not a record body. */
@@ -64,6 +75,16 @@ const KEY_METADATA = utf8('metadata')
 const KEY_ENTRIES = utf8('entries')
 const KEY_TX_ID = utf8('txId')
 const KEY_CHECKPOINT = utf8('checkpoint')
+const KEY_CONSUMER = utf8('consumer')
+const KEY_NAME = utf8('name')
+const KEY_EVENT = utf8('event')
+const KEY_START = utf8('start')
+const KEY_CHECKPOINTED_AT = utf8('checkpointedAt')
+
+/** What a consumer record (type 6) states: the consumer was created, deleted, or carried forward past retention. */
+export const CONSUMER_EVENTS = ['create', 'delete', 'carry'] as const
+export type ConsumerEvent = typeof CONSUMER_EVENTS[number]
+const EVENT_BYTES = CONSUMER_EVENTS.map(utf8)
 
 const ENTRY_OPS = [RecordType.insert, RecordType.update, RecordType.delete].map(code => ({ code, name: utf8(recordTypeName(code) as string) }))
 
@@ -85,7 +106,13 @@ const shape: RecordShape = {
   txIdItem: NO_PART,
   txIdStart: 0,
   txIdEnd: 0,
-  checkpoint: 0
+  checkpoint: 0,
+  consumerItem: NO_PART,
+  consumerStart: 0,
+  consumerEnd: 0,
+  event: 'create',
+  startSeq: 0,
+  checkpointedAt: 0
 }
 
 /** The parts array with room for entry `index`, growing it if need be. */
@@ -199,6 +226,23 @@ function uint (): number {
   return value
 }
 
+/** Moves past the consumer name at the reader, noting where it lies. */
+function consumerName (): void {
+  shape.consumerItem = reader.pos
+  const length = reader.string()
+  shape.consumerStart = reader.take(length)
+  shape.consumerEnd = reader.pos
+}
+
+/** The consumer record event at the reader. */
+function eventName (): ConsumerEvent {
+  const length = reader.string()
+  const start = reader.take(length)
+  const index = EVENT_BYTES.findIndex(bytes => holds(bytes, start, length))
+  if (index < 0) throw new NotARecordBody()
+  return CONSUMER_EVENTS[index]
+}
+
 function walk (record: Pick<RecordBytes, 'type' | 'source' | 'payloadStart' | 'payloadEnd'>): void {
   const op = recordTypeName(record.type)
   if (op === undefined) throw new NotARecordBody()
@@ -206,6 +250,7 @@ function walk (record: Pick<RecordBytes, 'type' | 'source' | 'payloadStart' | 'p
   shape.parts = keptParts
   shape.entries = 0
   shape.txIdItem = NO_PART
+  shape.consumerItem = NO_PART
   reader.reset(record.source, record.payloadStart, record.payloadEnd)
   const count = reader.map()
   shape.count = count
@@ -232,9 +277,26 @@ function walk (record: Pick<RecordBytes, 'type' | 'source' | 'payloadStart' | 'p
       }
       break
     case 'checkpoint':
-      if (count !== 2) throw new NotARecordBody()
+      if (count !== 2 && count !== 3) throw new NotARecordBody()
       expectKey(KEY_CHECKPOINT)
       shape.checkpoint = uint()
+      if (count === 3) {
+        expectKey(KEY_CONSUMER)
+        consumerName()
+      }
+      break
+    case 'consumer':
+      if (count !== 6) throw new NotARecordBody()
+      expectKey(KEY_NAME)
+      consumerName()
+      expectKey(KEY_EVENT)
+      shape.event = eventName()
+      expectKey(KEY_START)
+      shape.startSeq = uint()
+      expectKey(KEY_CHECKPOINT)
+      shape.checkpoint = uint()
+      expectKey(KEY_CHECKPOINTED_AT)
+      shape.checkpointedAt = uint()
   }
   if (reader.pos !== reader.end) throw new NotARecordBody()
 }

@@ -3,6 +3,7 @@
 // `serve` would find. All but repair read only and take no lock: they may run beside a live server.
 import readline from 'node:readline/promises'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { summarize, type ConsumerSummary } from '../wal/consumers.js'
 import { DirLock } from '../wal/dir-lock.js'
 import { nodeFileIO } from '../wal/file-io.js'
 import { ChunkPool, readMsgpack, readNdjson } from '../wal/log-reader.js'
@@ -41,7 +42,7 @@ record before it, and exits 1 naming the file and offset.
   --from SEQ      the first seq to print (default: the oldest retained)
   --to SEQ        the last seq to print (default: the newest)
   --format F      ndjson (default) or msgpack
-  --checkpoints   print checkpoint records too (the recovery stream leaves them out)
+  --checkpoints   print checkpoint and consumer records too (the recovery stream leaves them out)
 `,
   repair: `Usage: vecwal repair DIR [--yes]
 
@@ -120,6 +121,11 @@ export async function verify (argv: string[], io: Io): Promise<number> {
   return EXIT.damaged
 }
 
+/** The consumers opening would rebuild, by name: what the kept checkpoint and consumer records state. */
+function consumerList (inspection: Inspection): ConsumerSummary[] {
+  return summarize(inspection.plan.consumers, inspection.plan.segments[0]?.baseSeq ?? 1)
+}
+
 export async function stat (argv: string[], io: Io): Promise<number> {
   const { positionals, values } = parse(argv, { json: { type: 'boolean' } })
   const inspection = await inspectDirectory(directoryArgument(positionals))
@@ -132,6 +138,7 @@ export async function stat (argv: string[], io: Io): Promise<number> {
       lastSeq: inspection.lastSeq,
       checkpoint,
       checkpoints: inspection.checkpoints,
+      consumers: consumerList(inspection),
       recordsByType: inspection.recordsByType,
       brokenFiles: inspection.brokenFiles,
       whole: isWhole(inspection),
@@ -145,6 +152,11 @@ export async function stat (argv: string[], io: Io): Promise<number> {
   io.out(`records: ${typeCounts(inspection)}\n`)
   const last = inspection.checkpoints.at(-1)
   io.out(`checkpoint: ${checkpoint}${last === undefined ? '' : ` (${inspection.checkpoints.length} checkpoint records, the last at seq ${last.seq})`}\n`)
+  const consumers = consumerList(inspection)
+  io.out(`consumers: ${consumers.length}\n`)
+  for (const c of consumers) {
+    io.out(`  ${c.name}: checkpoint ${c.checkpoint} (created at ${c.start}; last checkpoint ${c.checkpointedAt ?? 'never'}${c.passedByRetention ? '; passed by retention' : ''})\n`)
+  }
   if (inspection.brokenFiles.length > 0) io.out(`set aside earlier: ${inspection.brokenFiles.join(', ')}\n`)
   io.out(damageLines(inspection).map(l => `${l}\n`).join(''))
   return EXIT.ok

@@ -20,8 +20,8 @@ export interface Inspection {
   segments: SegmentReport[]
   lastSeq: number
   recordsByType: Record<RecordTypeName, number>
-  /** Checkpoint records: the seq each was written at and the seq it marks. */
-  checkpoints: Array<{ seq: number, checkpoint: number }>
+  /** Checkpoint records: the seq each was written at, the seq it marks, and its consumer (none: `default`). */
+  checkpoints: Array<{ seq: number, checkpoint: number, consumer?: string }>
   /** Damage found reading the kept records (a body that does not match its type), which opening does not check. */
   readDamage?: { file: string, offset: number, reason: string }
   /** `.broken` files already in the directory, set aside earlier. */
@@ -45,7 +45,7 @@ export async function inspectDirectory (dir: string): Promise<Inspection> {
   const plan = await planOpen(nodeFileIO, dir)
   const segments = plan.segments.map(s => ({ ...s, records: 0 }))
   const bySegment = new Map(segments.map(s => [s.name, s]))
-  const recordsByType = { insert: 0, update: 0, delete: 0, batch: 0, checkpoint: 0 }
+  const recordsByType = { insert: 0, update: 0, delete: 0, batch: 0, checkpoint: 0, consumer: 0 }
   const checkpoints: Inspection['checkpoints'] = []
   let readDamage: Inspection['readDamage']
   try {
@@ -57,7 +57,7 @@ export async function inspectDirectory (dir: string): Promise<Inspection> {
       if (report !== undefined) report.records++
       if (frame.type === RecordType.checkpoint) {
         const body = decodeBody(frame)
-        if (body?.op === 'checkpoint') checkpoints.push({ seq: frame.seq, checkpoint: body.checkpoint })
+        if (body?.op === 'checkpoint') checkpoints.push({ seq: frame.seq, checkpoint: body.checkpoint, ...(body.consumer === undefined ? {} : { consumer: body.consumer }) })
       }
     }
   } catch (err) {

@@ -5,7 +5,7 @@
 import path from 'node:path'
 import { Packr } from 'msgpackr'
 import { nodeFileIO } from '../wal/file-io.js'
-import { decodeSegmentHeader, RecordType, SEGMENT_HEADER_BYTES, type RecordFrame } from '../wal/format.js'
+import { decodeSegmentHeader, isBookkeeping, SEGMENT_HEADER_BYTES, type RecordFrame } from '../wal/format.js'
 import { FrameReader } from '../wal/frame-reader.js'
 import { listSegments } from '../wal/open-plan.js'
 import { recordLineBytes } from '../records/record-json.js'
@@ -86,6 +86,6 @@ export async function salvage (dir: string, options: SalvageOptions, write: (chu
 }
 
 function wanted (frame: RecordFrame, options: SalvageOptions): boolean {
-  if (frame.type === RecordType.checkpoint && !options.includeCheckpoints) return false
+  if (isBookkeeping(frame.type) && !options.includeCheckpoints) return false
   return frame.seq >= options.from && frame.seq <= options.to
 }

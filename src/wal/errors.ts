@@ -162,6 +162,11 @@ export class InvalidArgumentError extends WalError {
  * An entry no record may hold: a vector value that is not a finite 32-bit float, or a string with
  * a lone surrogate (no UTF-8 form). Stored, either would not read back as it was given.
  */
+/** Refuses a seq argument that is not a non-negative safe integer. */
+export function assertSeq (name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(name, value)
+}
+
 export class InvalidEntryError extends WalError {
   constructor (reason: string) {
     super('WAL_INVALID_ENTRY', `the entry cannot be stored: ${reason}`)
@@ -171,5 +176,35 @@ export class InvalidEntryError extends WalError {
 export class RecordTooLargeError extends WalError {
   constructor (bytes: number, limit: number) {
     super('WAL_RECORD_TOO_LARGE', `a record of ${bytes} bytes is past the limit of ${limit}`)
+  }
+}
+
+export class ConsumerNotFoundError extends WalError {
+  constructor (name: string) {
+    super('WAL_CONSUMER_NOT_FOUND', `there is no consumer ${name}`)
+  }
+}
+
+export class ConsumerExistsError extends WalError {
+  constructor (name: string, start: number, asked: number) {
+    super('WAL_CONSUMER_EXISTS', `consumer ${name} exists, created at ${start}, not ${asked}`)
+  }
+}
+
+export class ConsumerLimitError extends WalError {
+  constructor (limit: number) {
+    super('WAL_CONSUMER_LIMIT', `the log holds its limit of ${limit} consumers; delete one first`)
+  }
+}
+
+export class InvalidConsumerNameError extends WalError {
+  constructor (name: string) {
+    super('WAL_INVALID_ARGUMENT', `consumer name ${JSON.stringify(name)} is not 1-64 letters, digits, '.', '_' or '-'`)
+  }
+}
+
+export class InvalidTimeError extends WalError {
+  constructor (value: unknown) {
+    super('WAL_INVALID_ARGUMENT', `since must be a time in ms since the epoch, not ${String(value)}`)
   }
 }

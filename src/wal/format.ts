@@ -3,14 +3,17 @@ import { crc32c } from '@node-rs/crc32'
 import { recordTypeName, type RecordBytes, type RecordTypeCode } from '../records/record-bytes.js'
 
 // A frame's type byte holds a record type code; src/records owns the list.
-export { RecordType, recordTypeName, type RecordTypeCode, type RecordTypeName } from '../records/record-bytes.js'
+export { isBookkeeping, RecordType, recordTypeName, type RecordTypeCode, type RecordTypeName } from '../records/record-bytes.js'
 
 /** "VWAL" read as a little-endian u32. */
 export const SEGMENT_MAGIC = 0x4c415756
 /** The version new segments are written in. */
-export const FORMAT_VERSION = 2
-/** Version 1 frames do not name their write: bytes 25-27 of a frame are zero there. */
-export const FORMAT_VERSIONS = [1, 2] as const
+export const FORMAT_VERSION = 3
+/**
+ * Version 1 frames do not name their write: bytes 25-27 of a frame are zero there. Version 3 adds
+ * payloads (consumer records, a checkpoint's consumer) that only its segments may hold.
+ */
+export const FORMAT_VERSIONS = [1, 2, 3] as const
 export type FormatVersion = (typeof FORMAT_VERSIONS)[number]
 
 // Segment header: magic u32 | version u16 | flags u16 | base seq u64 | crc32c u32 | reserved u32

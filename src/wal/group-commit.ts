@@ -18,12 +18,20 @@ export interface GroupCommitOptions {
   onCommit?: (records: number, bytes: number) => void
   /** Told after each batch, whatever became of it: followers of the log look again. */
   onSettled?: () => void
+  /** The wall clock, in ms since the epoch; tests may replace it. */
+  clock?: () => number
+}
+
+/** Where a record went: its seq, and the timestamp its frame holds. */
+export interface Placed {
+  seq: number
+  timestamp: number
 }
 
 interface Waiting {
   payload: EncodedPayload
   size: number
-  resolve: (seq: number) => void
+  resolve: (placed: Placed) => void
   reject: (err: Error) => void
 }
 
@@ -34,7 +42,11 @@ export class GroupCommitQueue {
   private failure: Error | undefined
   private closed = false
 
-  constructor (private readonly writer: SegmentWriter, private readonly options: GroupCommitOptions) {}
+  private readonly clock: () => number
+
+  constructor (private readonly writer: SegmentWriter, private readonly options: GroupCommitOptions) {
+    this.clock = options.clock ?? Date.now
+  }
 
   /** Bytes queued or being written. */
   get queuedBytes (): number {
@@ -50,7 +62,13 @@ export class GroupCommitQueue {
     return this.closed
   }
 
-  append (payload: EncodedPayload): Promise<number> {
+  /** Resolves with the record's seq once it is durable. */
+  async append (payload: EncodedPayload): Promise<number> {
+    return (await this.place(payload)).seq
+  }
+
+  /** Resolves with the record's seq and timestamp once it is durable. */
+  place (payload: EncodedPayload): Promise<Placed> {
     if (this.failure !== undefined) return Promise.reject(new LogFailedError(this.failure))
     if (this.closed) return Promise.reject(new LogClosedError())
     if (payload.bytes.length > MAX_PAYLOAD_BYTES) {
@@ -82,10 +100,10 @@ export class GroupCommitQueue {
       const payloads = batch.map(w => w.payload)
       const bytes = batch.reduce((sum, w) => sum + w.size, 0)
       try {
-        const firstSeq = await this.writer.append(payloads, Date.now())
+        const { firstSeq, timestamp } = await this.writer.append(payloads, this.clock())
         this.bytes -= bytes
         this.options.onCommit?.(batch.length, bytes)
-        for (let i = 0; i < batch.length; i++) batch[i].resolve(firstSeq + i)
+        for (let i = 0; i < batch.length; i++) batch[i].resolve({ seq: firstSeq + i, timestamp })
       } catch (err) {
         this.bytes -= bytes
         if (err instanceof SegmentUnavailableError) {
@@ -94,7 +112,7 @@ export class GroupCommitQueue {
           const durable = err.durableRecords
           if (durable > 0) this.options.onCommit?.(durable, batch.slice(0, durable).reduce((sum, w) => sum + w.size, 0))
           for (let i = 0; i < batch.length; i++) {
-            if (i < durable) batch[i].resolve(err.firstSeq + i)
+            if (i < durable) batch[i].resolve({ seq: err.firstSeq + i, timestamp: this.writer.lastTimestamp })
             else batch[i].reject(err)
           }
           continue

@@ -4,7 +4,7 @@
 import path from 'node:path'
 import { CorruptLogError, LogFailedError, RangeGoneError } from './errors.js'
 import type { FileIO } from './file-io.js'
-import { RecordType, SEGMENT_HEADER_BYTES, type RecordFrame } from './format.js'
+import { isBookkeeping, SEGMENT_HEADER_BYTES, type RecordFrame } from './format.js'
 import { FrameReader } from './frame-reader.js'
 import { recordLineBytes } from '../records/record-json.js'
 import { recordMsgpackBytes } from '../records/record-msgpack.js'
@@ -22,6 +22,8 @@ export interface ReadRange {
   includeCheckpoints: boolean
   /** Read on past the records durable now, waiting for each new one. */
   follow?: FollowTail
+  /** Only records whose timestamp is at or after this (ms since the epoch); timestamps never decrease. */
+  since?: number
 }
 
 /** How a follow read learns of new records, and why none will come any more. */
@@ -137,7 +139,8 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
         if (frame.seq < next) continue
         if (frame.seq > range.to || yielded >= range.limit) return
         next = frame.seq + 1
-        if (frame.type === RecordType.checkpoint && !range.includeCheckpoints) continue
+        if (isBookkeeping(frame.type) && !range.includeCheckpoints) continue
+        if (range.since !== undefined && frame.timestamp < range.since) continue
         yielded++
         yield { frame, segment: segment.name, offset: step.offset }
         // A follow read at its limit must not wait for a record it will not give.

@@ -3,18 +3,18 @@ import type { EntryInput } from '../entry.js'
 import type { CheckpointResult, Durability, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions, SegmentStatus, WaitOptions } from '../log.js'
 import { DirLock } from './dir-lock.js'
 import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js'
-import {
-  CheckpointAheadError, CheckpointBackwardsError, InvalidArgumentError, LogClosedError, LogFailedError, RangeAheadError, RangeGoneError
-} from './errors.js'
+import { ConsumerRegistry, DEFAULT_CONSUMER } from './consumers.js'
+import { assertSeq, ConsumerNotFoundError, InvalidArgumentError, InvalidTimeError, LogClosedError, LogFailedError, RangeAheadError, RangeGoneError } from './errors.js'
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
 import { silentLogger, type WalLogger } from './logger.js'
 import { CommitSignal } from './commit-signal.js'
 import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type FollowTail, type FrameItem } from './log-reader.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry } from './payload.js'
+import { encodeBatch, encodeEntry } from './payload.js'
 import { applyOpenPlan } from './open-apply.js'
-import { planOpen } from './open-plan.js'
+import { planOpen, type OpenPlan } from './open-plan.js'
 import { SegmentWriter } from './segment-writer.js'
+import { seekTime } from './seq-marks.js'
 import { TransactionManager, type TransactionLimits } from './transactions.js'
 
 export interface WalOptions {
@@ -23,8 +23,12 @@ export interface WalOptions {
   durability?: Durability
   /** Rotate to a new segment before one would pass this size. */
   segmentBytes?: number
-  /** Sealed segments kept after a checkpoint covers them. */
+  /** Sealed segments kept after every consumer's checkpoint covers them. */
   retainSegments?: number
+  /** Past this many bytes, retention deletes the oldest sealed segments even past consumers' checkpoints; 0: never. */
+  retainMaxBytes?: number
+  /** The wall clock records are stamped with, in ms since the epoch; tests may replace it. */
+  clock?: () => number
   queueLimitBytes?: number
   maxBatchBytes?: number
   maxBatchRecords?: number
@@ -47,6 +51,7 @@ export const WAL_DEFAULTS = {
   durability: 'fsync' as Durability,
   segmentBytes: 64 * 1024 * 1024,
   retainSegments: 0,
+  retainMaxBytes: 0,
   queueLimitBytes: 64 * 1024 * 1024,
   maxBatchBytes: 8 * 1024 * 1024,
   maxBatchRecords: Number.POSITIVE_INFINITY,
@@ -61,17 +66,17 @@ export type WalStatus = LogStatus & { segments: SegmentStatus[] }
 /** The segment engine's reads: their chunks can always be handed back. */
 export type WalRead = LogRead & { recycle: (chunk: Buffer) => void }
 
-function assertSeq (name: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(name, value)
-}
-
 export class WriteAheadLog implements Log {
   readonly transactions: TransactionManager
-  private lastCheckpoint: number
-  /** The highest checkpoint queued, so two concurrent checkpoints cannot land out of order. */
-  private queuedCheckpoint: number
+  readonly consumers: ConsumerRegistry
   /** Set once close has made everything queued durable: followers end after the last record. */
   private drained = false
+  /** Segments the writer had when retention last looked: a new one may let it delete more. */
+  private segmentsSeen: number
+  /** Segments retention deleted since the log opened. */
+  private deletedSegments = 0
+  /** Retention is writing carry records. */
+  private carrying = false
 
   private constructor (
     private readonly dir: string,
@@ -84,10 +89,16 @@ export class WriteAheadLog implements Log {
     private readonly observer: LogObserver,
     private readonly logger: WalLogger,
     private readonly commits: CommitSignal,
-    checkpoint: number
+    consumers: OpenPlan['consumers']
   ) {
-    this.lastCheckpoint = checkpoint
-    this.queuedCheckpoint = checkpoint
+    this.segmentsSeen = writer.segments.length
+    this.consumers = new ConsumerRegistry({
+      place: async payload => await queue.place(payload),
+      get lastSeq () { return writer.lastSeq },
+      segments: writer.segments,
+      retain: async () => { await this.applyRetention() },
+      deletedSegments: () => this.deletedSegments
+    }, consumers)
     this.transactions = new TransactionManager(
       settings.transactions,
       async (entries, txId) => await this.appendBatch(entries, txId),
@@ -105,6 +116,7 @@ export class WriteAheadLog implements Log {
       durability: options.durability ?? WAL_DEFAULTS.durability,
       segmentBytes: options.segmentBytes ?? WAL_DEFAULTS.segmentBytes,
       retainSegments: options.retainSegments ?? WAL_DEFAULTS.retainSegments,
+      retainMaxBytes: options.retainMaxBytes ?? WAL_DEFAULTS.retainMaxBytes,
       queueLimitBytes: options.queueLimitBytes ?? WAL_DEFAULTS.queueLimitBytes,
       maxBatchBytes: options.maxBatchBytes ?? WAL_DEFAULTS.maxBatchBytes,
       maxBatchRecords: options.maxBatchRecords ?? WAL_DEFAULTS.maxBatchRecords,
@@ -124,28 +136,32 @@ export class WriteAheadLog implements Log {
         durability: settings.durability,
         segmentBytes: settings.segmentBytes,
         onSync: options.observer?.synced
-      }, plan.segments, plan.nextSeq)
+      }, plan.segments, plan.nextSeq, plan.lastTimestamp)
       const space = new DiskSpaceGuard(options.dir, settings.minFreeBytes, options.freeBytes ?? statfsFreeBytes, settings.freeSpaceCheckMs)
       await space.refresh()
       const committed = options.observer?.committed
       const commits = new CommitSignal()
+      let opened: WriteAheadLog | undefined
       const queue = new GroupCommitQueue(writer, {
         queueLimitBytes: settings.queueLimitBytes,
         maxBatchBytes: settings.maxBatchBytes,
         maxBatchRecords: settings.maxBatchRecords,
+        clock: options.clock,
         onCommit: (records, bytes) => {
           space.spent(bytes)
           committed?.(records, bytes)
+          opened?.grew()
         },
         onSettled: () => { commits.notify() }
       })
-      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, space, options.observer ?? {}, logger, commits, plan.checkpoint)
+      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, space, options.observer ?? {}, logger, commits, plan.consumers)
+      opened = log
       // A crash may have come between a checkpoint and the deletions it allowed.
       await log.applyRetention()
       if (settings.durability === 'none') {
         logger.warn({ durability: 'none' }, 'durability is none: writes are acknowledged before fsync and a crash can lose them')
       }
-      logger.info({ dir: options.dir, lastSeq: writer.lastSeq, checkpoint: plan.checkpoint, segments: writer.segments.length }, 'log opened')
+      logger.info({ dir: options.dir, lastSeq: writer.lastSeq, checkpoint: plan.checkpoint, consumers: plan.consumers.size, segments: writer.segments.length }, 'log opened')
       return log
     } catch (err) {
       // A step after the active segment was opened failed: its descriptor goes with the lock.
@@ -159,8 +175,9 @@ export class WriteAheadLog implements Log {
     return this.writer.lastSeq
   }
 
+  /** The consumer `default`'s checkpoint, 0 if it has none. */
   get checkpointSeq (): number {
-    return this.lastCheckpoint
+    return this.consumers.checkpointOf(DEFAULT_CONSUMER) ?? 0
   }
 
   get state (): LogState {
@@ -192,33 +209,77 @@ export class WriteAheadLog implements Log {
   }
 
   /**
-   * Records that the consumer has persisted everything up to `seq` (default: the last seq), then
-   * deletes the segments that checkpoint covers. Never called by the log itself.
+   * Records that the consumer `default` has persisted everything up to `seq` (default: the last
+   * seq), then deletes the segments retention lets go. Never called by the log itself.
    */
-  async checkpoint (seq: number = this.lastSeq): Promise<CheckpointResult> {
-    assertSeq('checkpoint', seq)
-    if (seq < this.queuedCheckpoint) throw new CheckpointBackwardsError(seq, this.queuedCheckpoint)
-    if (seq > this.lastSeq) throw new CheckpointAheadError(seq, this.lastSeq)
-    // Not lowered again if the append fails: a later checkpoint below one that was asked for could
-    // otherwise land after a lower one still in flight.
-    this.queuedCheckpoint = seq
-    const recordSeq = await this.queue.append(encodeCheckpoint(seq))
-    this.lastCheckpoint = Math.max(this.lastCheckpoint, seq)
-    return { checkpoint: seq, seq: recordSeq, deletedSegments: await this.applyRetention() }
+  async checkpoint (seq?: number): Promise<CheckpointResult> {
+    return await this.consumers.checkpoint(DEFAULT_CONSUMER, seq)
+  }
+
+  /** A batch was committed: if it started a segment, retention may delete more (the one before is sealed, and the log larger). */
+  private grew (): void {
+    if (this.writer.segments.length === this.segmentsSeen) return
+    this.segmentsSeen = this.writer.segments.length
+    // A segment that retention's own carry records started waits for the next: where the states of
+    // many consumers fill more than a segment, each retention would otherwise carry them again.
+    if (!this.carrying) void this.applyRetention()
   }
 
   /**
-   * Deletes what the checkpoint covers. The checkpoint is durable by now, so failing to delete is
-   * reported but fails nothing: the segments stay, and go at the next checkpoint or open.
+   * How many of the oldest segments retention lets go: the sealed ones whose records all lie at or
+   * below every consumer's checkpoint, keeping `retainSegments` sealed ones; then, while the log is
+   * larger than `retainMaxBytes`, more of the oldest sealed ones, whatever consumers they pass.
+   */
+  private deletable (): number {
+    const { segments } = this.writer
+    const sealed = segments.length - 1
+    const lowest = this.consumers.lowest()
+    let count = 0
+    if (lowest !== undefined) {
+      while (count < sealed - this.settings.retainSegments && segments[count].lastSeq <= lowest) count++
+    }
+    const { retainMaxBytes } = this.settings
+    if (retainMaxBytes > 0) {
+      let bytes = segments.reduce((sum, s) => sum + s.bytes, 0) - segments.slice(0, count).reduce((sum, s) => sum + s.bytes, 0)
+      for (; count < sealed && bytes > retainMaxBytes; count++) bytes -= segments[count].bytes
+    }
+    return count
+  }
+
+  /**
+   * Deletes what retention lets go, first writing forward the state of every consumer whose state
+   * only the deleted records hold. The checkpoints are durable by now, so failing to delete is
+   * reported but fails nothing: the segments stay, and go at the next retention or open.
    */
   private async applyRetention (): Promise<number> {
     let deleted: number
     try {
-      deleted = await this.writer.deleteCovered(this.lastCheckpoint, this.settings.retainSegments)
+      deleted = await this.consumers.serial(async () => {
+        // A closed log deletes nothing more: its directory may be another's by now.
+        const count = this.queue.isClosed ? 0 : this.deletable()
+        if (count === 0) return 0
+        const oldestBefore = this.writer.segments[0].baseSeq
+        const passedBefore = new Set(this.consumers.passed(oldestBefore))
+        this.carrying = true
+        try {
+          await this.consumers.carryForward(this.writer.segments[count].baseSeq)
+        } finally {
+          this.carrying = false
+        }
+        const gone = await this.writer.deleteOldest(count)
+        const oldest = this.writer.segments[0].baseSeq
+        for (const name of this.consumers.passed(oldest)) {
+          if (passedBefore.has(name)) continue
+          this.logger.warn({ consumer: name, checkpoint: this.consumers.checkpointOf(name), oldest, retainMaxBytes: this.settings.retainMaxBytes },
+            'retention passed a consumer: the log grew past VECWAL_RETAIN_MAX_BYTES, and records it has not checkpointed are deleted; it reads 410 until it checkpoints past them')
+        }
+        return gone
+      })
     } catch (err) {
-      this.logger.error({ err, checkpoint: this.lastCheckpoint }, 'retention could not delete covered segments')
+      if (!(err instanceof LogClosedError)) this.logger.error({ err, checkpoint: this.consumers.lowest() }, 'retention could not delete covered segments')
       return 0
     }
+    this.deletedSegments += deleted
     // Appends refused for want of space may go ahead at once.
     if (deleted > 0) await this.space.refresh()
     return deleted
@@ -235,28 +296,37 @@ export class WriteAheadLog implements Log {
    * following.
    */
   read (options: ReadOptions = {}): WalRead {
-    const after = options.after ?? this.lastCheckpoint
+    const { since } = options
+    if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) throw new InvalidTimeError(since)
+    const oldest = this.writer.segments[0].baseSeq
+    let start = options.after
+    if (start === undefined && options.consumer !== undefined) {
+      start = this.consumers.checkpointOf(options.consumer)
+      if (start === undefined) throw new ConsumerNotFoundError(options.consumer)
+    }
+    const after = start ?? (since === undefined ? this.checkpointSeq : oldest - 1)
     assertSeq('after', after)
     if (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 1)) throw new InvalidArgumentError('limit', options.limit)
     const lastSeq = this.lastSeq
     if (after > lastSeq) throw new RangeAheadError(after, lastSeq)
-    const oldest = this.writer.segments[0].baseSeq
     if (after + 1 < oldest) throw new RangeGoneError(after, oldest)
     const follow: FollowTail | undefined = options.follow === true
       ? { changed: () => this.commits.next(), stopped: () => this.stopped(), signal: options.signal, waiting: false }
       : undefined
     const range = {
-      from: after + 1,
+      // Timestamps never decrease: the records at or after `since` begin past the last mark before it.
+      from: Math.max(after + 1, since === undefined ? 0 : seekTime(this.writer.segments, since)),
       to: follow === undefined ? lastSeq : Number.POSITIVE_INFINITY,
       limit: options.limit ?? Number.POSITIVE_INFINITY,
       includeCheckpoints: options.includeCheckpoints ?? false,
+      since,
       follow
     }
     const frames = (): AsyncGenerator<FrameItem> => readFrames(this.io, this.dir, this.writer.segments, range)
     const chunks = new ChunkPool()
     return {
       caughtUp: () => follow?.waiting ?? false,
-      checkpoint: this.lastCheckpoint,
+      checkpoint: options.consumer === undefined ? this.checkpointSeq : after,
       lastSeq,
       records: readRecords(frames()),
       ndjson: readNdjson(frames(), chunks),
@@ -266,7 +336,7 @@ export class WriteAheadLog implements Log {
   }
 
   async waitForRecords (options: WaitOptions): Promise<void> {
-    const after = options.after ?? this.lastCheckpoint
+    const after = options.after ?? this.checkpointSeq
     assertSeq('after', after)
     const { signal } = options
     let done = false
@@ -297,7 +367,7 @@ export class WriteAheadLog implements Log {
     const segments = this.writer.segments.map(s => ({ name: s.name, firstSeq: s.baseSeq, lastSeq: s.lastSeq, bytes: s.bytes }))
     return {
       lastSeq: this.lastSeq,
-      checkpoint: this.lastCheckpoint,
+      checkpoint: this.checkpointSeq,
       state: this.state,
       durability: this.settings.durability,
       segments,

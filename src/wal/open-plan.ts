@@ -11,7 +11,9 @@
 import path from 'node:path'
 import type { FileIO } from './file-io.js'
 import { type FormatVersion, parseSegmentFileName, SEGMENT_HEADER_BYTES } from './format.js'
+import { applyConsumerChange, DEFAULT_CONSUMER, type ConsumerState } from './consumers.js'
 import { DEFAULT_CHUNK_BYTES } from './frame-reader.js'
+import type { SeqMark } from './seq-marks.js'
 import { findTornLastWrite, findWholeRecordAfter, scanSegment } from './segment-scan.js'
 
 export interface SegmentInfo {
@@ -22,6 +24,8 @@ export interface SegmentInfo {
   /** Durable bytes, header included. */
   bytes: number
   version: FormatVersion
+  /** Where some of its records lie (seq-marks.ts); empty while it holds no record. */
+  marks: SeqMark[]
 }
 
 /** A change to the directory that opening makes. */
@@ -44,7 +48,12 @@ export interface Corruption { file: string, offset: number, reason: string }
 export interface OpenPlan {
   /** The segments that form the log once the plan is applied, oldest first. */
   segments: SegmentInfo[]
+  /** Every consumer's state, as the kept records state them. */
+  consumers: Map<string, ConsumerState>
+  /** The consumer `default`'s checkpoint, 0 if it has none. */
   checkpoint: number
+  /** The timestamp of the last kept record, 0 if none: the next may not be earlier. */
+  lastTimestamp: number
   /** The seq the next record gets. */
   nextSeq: number
   /** Damage that refuses to open without the repair option; `steps` are then the repair's. */
@@ -67,7 +76,8 @@ export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
   const files = await listSegments(io, dir)
   const segments: SegmentInfo[] = []
   const steps: OpenStep[] = []
-  let checkpoint = 0
+  const consumers = new Map<string, ConsumerState>()
+  let lastTimestamp = 0
   let corruption: Corruption | undefined
 
   for (let i = 0; i < files.length && corruption === undefined; i++) {
@@ -91,8 +101,12 @@ export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
       } else if (previous !== undefined && scan.baseSeq !== previous.lastSeq + 1) {
         damage = { offset: 0, reason: `base seq ${scan.baseSeq} does not follow seq ${previous.lastSeq} of ${previous.name}` }
       } else {
-        const kept = { name, baseSeq, lastSeq: scan.lastSeq, bytes: scan.validEnd, version: scan.version }
-        checkpoint = Math.max(checkpoint, scan.checkpoint)
+        const kept = { name, baseSeq, lastSeq: scan.lastSeq, bytes: scan.validEnd, version: scan.version, marks: scan.marks }
+        const keep = (): void => {
+          segments.push(kept)
+          for (const change of scan.consumerChanges) applyConsumerChange(consumers, change)
+          if (scan.lastTimestamp > 0) lastTimestamp = scan.lastTimestamp
+        }
         damage = scan.damage
         if (scan.damage !== undefined && isLast && !scan.damage.certain) {
           const { offset, reason } = scan.damage
@@ -121,10 +135,10 @@ export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
           }
         }
         if (damage === undefined) {
-          segments.push(kept)
+          keep()
         } else if (damage.offset > SEGMENT_HEADER_BYTES) {
           // Repair keeps the records before the damage.
-          segments.push(kept)
+          keep()
           steps.push({ kind: 'repair-cut', segment: name, offset: damage.offset, size: scan.size, reason: damage.reason })
           cutsAtDamage = true
         }
@@ -142,7 +156,8 @@ export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
   }
   // A log with no segment left continues at the seq its first file would have held.
   const nextSeq = (segments.at(-1)?.lastSeq ?? (files[0]?.baseSeq ?? 1) - 1) + 1
-  return { segments, checkpoint, nextSeq, ...(corruption === undefined ? {} : { corruption }), steps }
+  const checkpoint = consumers.get(DEFAULT_CONSUMER)?.checkpoint ?? 0
+  return { segments, consumers, checkpoint, lastTimestamp, nextSeq, ...(corruption === undefined ? {} : { corruption }), steps }
 }
 
 async function sizeOf (io: FileIO, dir: string, name: string): Promise<number> {

@@ -7,7 +7,19 @@
 // lone surrogates) are made here, as the bytes are written, so a refused entry writes nothing.
 import type { EntryInput } from '../entry.js'
 import { FLOAT32_ARRAY_CODE, TYPED_ARRAY_EXTENSION } from '../msgpack/reader.js'
+import type { ConsumerEvent } from '../records/record-shape.js'
 import { InvalidEntryError } from './errors.js'
+
+/** What a consumer record (type 6) holds: docs/format.md. */
+export interface ConsumerRecord {
+  name: string
+  event: ConsumerEvent
+  /** The checkpoint it was created at. */
+  start: number
+  checkpoint: number
+  /** When it last checkpointed (ms since the epoch), 0 if never. */
+  checkpointedAt: number
+}
 
 /** The keys, as fixstr bytes. */
 function fixstr (text: string): Buffer {
@@ -20,12 +32,18 @@ const KEY_METADATA = fixstr('metadata')
 const KEY_ENTRIES = fixstr('entries')
 const KEY_TX_ID = fixstr('txId')
 const KEY_CHECKPOINT = fixstr('checkpoint')
+const KEY_CONSUMER = fixstr('consumer')
+const KEY_NAME = fixstr('name')
+const KEY_EVENT = fixstr('event')
+const KEY_START = fixstr('start')
+const KEY_CHECKPOINTED_AT = fixstr('checkpointedAt')
 const OPS: Record<string, Buffer> = {
   insert: fixstr('insert'),
   update: fixstr('update'),
   delete: fixstr('delete'),
   batch: fixstr('batch'),
-  checkpoint: fixstr('checkpoint')
+  checkpoint: fixstr('checkpoint'),
+  consumer: fixstr('consumer')
 }
 
 /** A lone surrogate: in a u-mode pattern a pair is one code point, never in category Cs. */
@@ -277,12 +295,36 @@ export function batchPayload (entries: readonly EntryInput[], txId?: string): Bu
   })
 }
 
-export function checkpointPayload (checkpoint: number): Buffer {
+/** A checkpoint; without a consumer (the consumer `default`), byte for byte the version 1 and 2 record. */
+export function checkpointPayload (checkpoint: number, consumer?: string): Buffer {
   return written(() => {
-    putMapHead(2)
+    putMapHead(consumer === undefined ? 2 : 3)
     putBytes(KEY_OP)
     putBytes(OPS.checkpoint)
     putBytes(KEY_CHECKPOINT)
     putUint(checkpoint)
+    if (consumer !== undefined) {
+      putBytes(KEY_CONSUMER)
+      putString('consumer', consumer)
+    }
+  })
+}
+
+/** A consumer record: one consumer's whole state, as an event made it. */
+export function consumerPayload (record: ConsumerRecord): Buffer {
+  return written(() => {
+    putMapHead(6)
+    putBytes(KEY_OP)
+    putBytes(OPS.consumer)
+    putBytes(KEY_NAME)
+    putString('name', record.name)
+    putBytes(KEY_EVENT)
+    putString('event', record.event)
+    putBytes(KEY_START)
+    putUint(record.start)
+    putBytes(KEY_CHECKPOINT)
+    putUint(record.checkpoint)
+    putBytes(KEY_CHECKPOINTED_AT)
+    putUint(record.checkpointedAt)
   })
 }

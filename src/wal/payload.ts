@@ -3,7 +3,7 @@
 // payload-writer.ts writes them (and makes the checks a stored entry must pass); src/records reads them.
 import type { EntryInput } from '../entry.js'
 import { RecordType, type RecordTypeCode } from '../records/record-bytes.js'
-import { batchPayload, checkpointPayload, entryPayload } from './payload-writer.js'
+import { batchPayload, checkpointPayload, consumerPayload, entryPayload, type ConsumerRecord } from './payload-writer.js'
 
 export interface EncodedPayload {
   type: RecordTypeCode
@@ -18,6 +18,10 @@ export function encodeBatch (entries: readonly EntryInput[], txId?: string): Enc
   return { type: RecordType.batch, bytes: batchPayload(entries, txId) }
 }
 
-export function encodeCheckpoint (checkpoint: number): EncodedPayload {
-  return { type: RecordType.checkpoint, bytes: checkpointPayload(checkpoint) }
+export function encodeCheckpoint (checkpoint: number, consumer?: string): EncodedPayload {
+  return { type: RecordType.checkpoint, bytes: checkpointPayload(checkpoint, consumer) }
+}
+
+export function encodeConsumer (record: ConsumerRecord): EncodedPayload {
+  return { type: RecordType.consumer, bytes: consumerPayload(record) }
 }

@@ -7,7 +7,8 @@ import {
   RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES
 } from './format.js'
 import { FrameReader, DEFAULT_CHUNK_BYTES } from './frame-reader.js'
-import { decodeBody } from '../records/record-object.js'
+import { consumerChange, DEFAULT_CONSUMER, type ConsumerChange } from './consumers.js'
+import { markDue, type SeqMark } from './seq-marks.js'
 
 export interface SegmentDamage {
   offset: number
@@ -29,8 +30,12 @@ export type SegmentScan =
     lastSeq: number
     /** The end of the last whole record: where a torn tail would be cut. */
     validEnd: number
-    /** The highest checkpoint recorded in this segment, 0 if none. */
-    checkpoint: number
+    /** What the segment's checkpoint and consumer records say of consumers, in seq order. */
+    consumerChanges: ConsumerChange[]
+    /** Where some of its records lie (seq-marks.ts). */
+    marks: SeqMark[]
+    /** The last whole record's timestamp, 0 if none. */
+    lastTimestamp: number
     damage?: SegmentDamage
   }
 
@@ -43,7 +48,9 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
 
   const frames = new FrameReader(io, fd, SEGMENT_HEADER_BYTES, size, chunkBytes)
   let expected = header.baseSeq
-  let checkpoint = 0
+  const consumerChanges: ConsumerChange[] = []
+  const marks: SeqMark[] = []
+  let lastTimestamp = 0
   let damage: SegmentDamage | undefined
   let lastWriteIndex: number | undefined
   for (;;) {
@@ -72,14 +79,21 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
       damage = { offset: step.offset, reason: `write index ${frame.writeIndex} where 0 or ${(lastWriteIndex ?? -1) + 1} was expected`, certain: true }
       break
     }
-    if (frame.type === RecordType.checkpoint) {
-      const body = decodeBody(frame)
-      if (body?.op !== 'checkpoint') {
-        damage = { offset: step.offset, reason: 'checkpoint record body does not decode', certain: true }
+    if (frame.type === RecordType.checkpoint || frame.type === RecordType.consumer) {
+      const change = consumerChange(frame)
+      if (change === undefined) {
+        damage = { offset: step.offset, reason: `${recordTypeName(frame.type) as string} record body does not decode`, certain: true }
         break
       }
-      checkpoint = Math.max(checkpoint, body.checkpoint)
+      // Consumer records and checkpoints that name a consumer came with version 3.
+      if (header.version < 3 && (frame.type === RecordType.consumer || change.name !== DEFAULT_CONSUMER)) {
+        damage = { offset: step.offset, reason: `a version ${header.version} segment holds a version 3 record`, certain: true }
+        break
+      }
+      consumerChanges.push(change)
     }
+    if (markDue(marks, step.offset)) marks.push({ seq: frame.seq, offset: step.offset, timestamp: frame.timestamp })
+    lastTimestamp = frame.timestamp
     lastWriteIndex = frame.writeIndex
     expected++
   }
@@ -92,7 +106,9 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
     ...(header.version === 1 || lastWriteIndex === undefined ? {} : { lastWriteFirstSeq: lastSeq - lastWriteIndex }),
     lastSeq,
     validEnd: damage?.offset ?? size,
-    checkpoint,
+    consumerChanges,
+    marks,
+    lastTimestamp,
     ...(damage === undefined ? {} : { damage })
   }
 }

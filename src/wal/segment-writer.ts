@@ -8,7 +8,7 @@ import type { FileIO } from './file-io.js'
 import { encodeSegmentHeader, FORMAT_VERSION, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeRecord } from './format.js'
 import type { EncodedPayload } from './payload.js'
 import type { SegmentInfo } from './open-plan.js'
-
+import { markDue, type SeqMark } from './seq-marks.js'
 
 export interface SegmentWriterOptions {
   dir: string
@@ -24,25 +24,58 @@ export class SegmentWriter {
   readonly segments: SegmentInfo[]
   private fd: number
   private tail: Promise<unknown> = Promise.resolve()
+  /** The last record's timestamp: the next is never earlier. */
+  private lastStamp: number
 
-  private constructor (private readonly options: SegmentWriterOptions, segments: SegmentInfo[], fd: number) {
+  private constructor (private readonly options: SegmentWriterOptions, segments: SegmentInfo[], fd: number, lastTimestamp: number) {
     this.segments = segments
     this.fd = fd
+    this.lastStamp = lastTimestamp
   }
 
-  /** Opens the newest segment opening kept for appending, or creates the first one at `nextSeq`. */
-  static async open (options: SegmentWriterOptions, kept: SegmentInfo[], nextSeq: number): Promise<SegmentWriter> {
+  /**
+   * Opens the newest segment opening kept for appending, or creates the first one at `nextSeq`.
+   * A newest segment of an older version takes no more records, so that every segment stays one
+   * version: a new one follows it, or, if it holds no record, its header is written again.
+   */
+  static async open (options: SegmentWriterOptions, kept: SegmentInfo[], nextSeq: number, lastTimestamp: number): Promise<SegmentWriter> {
     const active = kept.at(-1)
-    if (active !== undefined) {
-      const fd = await options.io.openWrite(path.join(options.dir, active.name))
-      return new SegmentWriter(options, kept, fd)
+    if (active === undefined) {
+      const { info, fd } = await createSegment(options, nextSeq)
+      return new SegmentWriter(options, [info], fd, lastTimestamp)
     }
-    const { info, fd } = await createSegment(options, nextSeq)
-    return new SegmentWriter(options, [info], fd)
+    const fd = await options.io.openWrite(path.join(options.dir, active.name))
+    const writer = new SegmentWriter(options, kept, fd, lastTimestamp)
+    if (active.version !== FORMAT_VERSION) {
+      try {
+        await writer.upgradeActive()
+      } catch (err) {
+        await writer.close().catch(() => {})
+        throw err
+      }
+    }
+    return writer
+  }
+
+  private async upgradeActive (): Promise<void> {
+    const active = this.active
+    if (active.lastSeq >= active.baseSeq) {
+      await this.rotate(active.lastSeq + 1, 0)
+      return
+    }
+    // A torn rewrite leaves a header-only newest segment that the opener sets aside: the log is the same.
+    await this.options.io.writeAll(this.fd, encodeSegmentHeader(active.baseSeq), 0)
+    await this.options.io.fdatasync(this.fd)
+    active.version = FORMAT_VERSION
   }
 
   get active (): SegmentInfo {
     return this.segments[this.segments.length - 1]
+  }
+
+  /** The timestamp of the last durable record (0 before any). */
+  get lastTimestamp (): number {
+    return this.lastStamp
   }
 
   /** The last durable seq. */
@@ -64,8 +97,10 @@ export class SegmentWriter {
    * only when a single record is larger than it. If the new segment's file cannot be created,
    * throws SegmentUnavailableError saying how many records went in before: the log stays usable.
    */
-  append (records: readonly EncodedPayload[], timestamp: number): Promise<number> {
+  append (records: readonly EncodedPayload[], now: number): Promise<{ firstSeq: number, timestamp: number }> {
     return this.exclusive(async () => {
+      // A clock stepped back is clamped, so that timestamps never decrease and a read by time can seek.
+      const timestamp = Math.max(now, this.lastStamp)
       const firstSeq = this.lastSeq + 1
       let start = 0
       while (start < records.length) {
@@ -86,12 +121,12 @@ export class SegmentWriter {
         const buffer = Buffer.allocUnsafe(bytes)
         let offset = 0
         let seq = active.lastSeq + 1
+        const marks: SeqMark[] = []
         // Each frame names its write, so that opening can tell a write torn by a power cut from
-        // damage to writes that were acknowledged (docs/format.md). A version 1 segment, still
-        // appended to after an upgrade, has no room for that: its frames keep zeros there.
-        const namesWrite = active.version !== 1
+        // damage to writes that were acknowledged (docs/format.md).
         for (let i = start; i < end; i++) {
-          offset = writeRecord(buffer, offset, seq++, timestamp, records[i].type, records[i].bytes, namesWrite ? i - start : 0)
+          if (markDue(marks.length > 0 ? marks : active.marks, active.bytes + offset)) marks.push({ seq, offset: active.bytes + offset, timestamp })
+          offset = writeRecord(buffer, offset, seq++, timestamp, records[i].type, records[i].bytes, i - start)
         }
         // A second writer (the directory lock defeated, a tool appending behind the log's back)
         // shows as a size this writer did not make; one fstat a write is the price of noticing.
@@ -106,9 +141,11 @@ export class SegmentWriter {
         // Only now do readers and status see the records.
         active.bytes += bytes
         active.lastSeq = seq - 1
+        active.marks.push(...marks)
+        this.lastStamp = timestamp
         start = end
       }
-      return firstSeq
+      return { firstSeq, timestamp }
     })
   }
 
@@ -120,15 +157,12 @@ export class SegmentWriter {
     await this.options.io.close(sealed)
   }
 
-  /**
-   * Deletes the sealed segments whose records all lie at or below `checkpoint`, keeping the newest
-   * `retain` sealed segments and never the active one. Returns how many it deleted.
-   */
-  deleteCovered (checkpoint: number, retain: number): Promise<number> {
+  /** Deletes the `count` oldest segments (retention decides which may go; never the active one). Returns how many it deleted. */
+  deleteOldest (count: number): Promise<number> {
     return this.exclusive(async () => {
-      const sealed = this.segments.length - 1
+      const deletable = Math.min(count, this.segments.length - 1)
       let deleted = 0
-      while (deleted < sealed - retain && this.segments[0].lastSeq <= checkpoint) {
+      while (deleted < deletable) {
         await this.options.io.unlink(path.join(this.options.dir, this.segments[0].name))
         this.segments.shift()
         deleted++
@@ -173,5 +207,5 @@ async function createSegment (options: SegmentWriterOptions, baseSeq: number, fi
     await options.io.close(fd).catch(() => {})
     throw err
   }
-  return { info: { name, baseSeq, lastSeq: baseSeq - 1, bytes: SEGMENT_HEADER_BYTES, version: FORMAT_VERSION }, fd }
+  return { info: { name, baseSeq, lastSeq: baseSeq - 1, bytes: SEGMENT_HEADER_BYTES, version: FORMAT_VERSION, marks: [] }, fd }
 }

@@ -29,6 +29,12 @@ async function records (log: Log, after = 0, includeCheckpoints = false): Promis
   return out
 }
 
+async function collectSeqs (records: AsyncIterable<LogRecord>): Promise<number[]> {
+  const seqs: number[] = []
+  for await (const record of records) seqs.push(record.seq)
+  return seqs
+}
+
 /** Why a record's entry is not `sent`, or undefined; vectors compared as float32 bits. */
 function differs (got: unknown, sent: Entry): string | undefined {
   const e = got as Record<string, unknown>
@@ -120,6 +126,55 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
     const seen: number[] = []
     for await (const r of read.records) seen.push(r.seq)
     t.same(seen, [1, 2, 3, 4, 5, 6], 'an append after the read began is not in it')
+  })
+
+  t.test('consumers: created at a start, listed by name, each with its own checkpoint (never back, never ahead), deleted; default is the checkpoint\'s', async t => {
+    const { log } = await open(t)
+    for (let i = 0; i < 6; i++) await log.append({ op: 'delete', id: `d${i}` })
+    t.same(log.consumers.list(), [], 'no consumer before any is made or any checkpoint taken')
+    const made = await log.consumers.create('index-a', 2)
+    t.match(made, { created: true, consumer: { name: 'index-a', checkpoint: 2, start: 2, lagSeqs: 5, checkpointedAt: null, passedByRetention: false } })
+    t.match(await log.consumers.create('index-a', 2), { created: false, consumer: { checkpoint: 2 } }, 'again at the same start: no change')
+    t.match(await log.consumers.create('index-a'), { created: false }, 'again with no start: no change')
+    await rejectsWith(t, log.consumers.create('index-a', 3), 'WAL_CONSUMER_EXISTS', 'again at another start')
+    await rejectsWith(t, log.consumers.create('late', 99), 'WAL_RANGE_AHEAD', 'a start past the last seq')
+    for (const bad of ['', 'has space', 'x'.repeat(65), 'a/b']) await rejectsWith(t, log.consumers.create(bad), 'WAL_INVALID_ARGUMENT', `name ${JSON.stringify(bad)}`)
+    t.match((await log.consumers.create('fresh')).consumer, { checkpoint: 0, start: 0 }, 'by default it starts before the oldest record')
+    await rejectsWith(t, log.consumers.checkpoint('index-a', 1), 'WAL_CHECKPOINT_BACKWARDS', 'a checkpoint below its own')
+    await rejectsWith(t, log.consumers.checkpoint('index-a', log.lastSeq + 1), 'WAL_CHECKPOINT_AHEAD', 'a checkpoint past the last seq')
+    await rejectsWith(t, log.consumers.checkpoint('nobody', 1), 'WAL_CONSUMER_NOT_FOUND', 'an unknown consumer')
+    const moved = await log.consumers.checkpoint('index-a', 4)
+    t.match(moved, { checkpoint: 4 })
+    const status = log.consumers.get('index-a')
+    t.match(status, { checkpoint: 4, start: 2, lagSeqs: log.lastSeq - 4 })
+    t.ok(status.checkpointedAt !== null && !Number.isNaN(Date.parse(status.checkpointedAt)), 'its checkpoint time is RFC 3339')
+    t.equal(log.status().checkpoint, 0, 'the checkpoint of the log is the consumer default\'s, untouched')
+    await log.checkpoint(3)
+    t.same(log.consumers.list().map(c => [c.name, c.checkpoint]), [['default', 3], ['fresh', 0], ['index-a', 4]], 'default appears at its first checkpoint; names in order')
+    t.equal(log.read({ consumer: 'index-a' }).checkpoint, 4, 'a read for a consumer starts after its checkpoint')
+    t.same((await collectSeqs(log.read({ consumer: 'index-a' }).records)), [5, 6], 'and gives the entries after it (consumer and checkpoint records left out)')
+    throwsWith(t, () => log.read({ consumer: 'nobody' }), 'WAL_CONSUMER_NOT_FOUND', 'a read for an unknown consumer')
+    await log.consumers.delete('index-a')
+    await rejectsWith(t, log.consumers.delete('index-a'), 'WAL_CONSUMER_NOT_FOUND', 'a consumer deleted twice')
+    throwsWith(t, () => log.consumers.get('index-a'), 'WAL_CONSUMER_NOT_FOUND', 'a deleted consumer')
+    t.same(log.consumers.list().map(c => c.name), ['default', 'fresh'])
+  })
+
+  t.test('since: a read gives exactly the records stamped at or after a moment, whatever the moment', async t => {
+    const { log } = await open(t)
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: -2, max: 2 }), async (writes, pick, shift) => {
+      for (let i = 0; i < writes; i++) {
+        await Promise.all([log.append({ op: 'delete', id: `w${i}` }), log.append({ op: 'delete', id: `x${i}` })])
+      }
+      const all = await records(log, 0)
+      for (let i = 1; i < all.length; i++) if (all[i].timestamp < all[i - 1].timestamp) throw new Error(`timestamp of seq ${all[i].seq} is before seq ${all[i - 1].seq}'s`)
+      const since = all[Math.min(pick * 2, all.length - 1)].timestamp + shift
+      const got = await collectSeqs(log.read({ since }).records)
+      const want = all.filter(r => r.timestamp >= since).map(r => r.seq)
+      if (got.join() !== want.join()) throw new Error(`since ${since}: ${got.join()} for ${want.join()}`)
+      return true
+    }), { numRuns: 10 })
+    throwsWith(t, () => log.read({ since: -1 }), 'WAL_INVALID_ARGUMENT', 'a negative since')
   })
 
   t.test('transactions: staged entries commit as one batch carrying the txId; aborted ones never reach the log', async t => {

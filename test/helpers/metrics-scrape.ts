@@ -30,3 +30,9 @@ export async function scrape (service: TestService): Promise<Scrape> {
 export function exposedNames (s: Scrape): Set<string> {
   return new Set([...s.types.keys(), ...s.samples.map(x => x.name)])
 }
+
+/** The sample's value; 0 when no sample has this name and these labels (a labelled series not yet seen). */
+export function value (s: Scrape, name: string, labels: Record<string, string> = {}): number {
+  const found = s.samples.find(x => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v))
+  return found?.value ?? 0
+}

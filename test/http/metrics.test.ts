@@ -2,14 +2,8 @@
 // output passes `promtool check metrics`.
 import t from 'tap'
 import { startTestService } from '../helpers/http.js'
-import { scrape, type Scrape } from '../helpers/metrics-scrape.js'
+import { scrape, value } from '../helpers/metrics-scrape.js'
 import { PROMTOOL_MISSING_IN_CI, promtool, promtoolMissing, skipPromtool } from '../helpers/promtool.js'
-
-/** The sample's value; 0 when no sample has this name and these labels (a labelled series not yet seen). */
-function value (s: Scrape, name: string, labels: Record<string, string> = {}): number {
-  const found = s.samples.find(x => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v))
-  return found?.value ?? 0
-}
 
 const DOCUMENTED: Array<[string, string]> = [
   ['vecwal_entries_appended_total', 'counter'],

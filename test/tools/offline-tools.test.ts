@@ -189,22 +189,27 @@ t.test('dump --force reads past damage, marking it where the damaged record stoo
   t.pass('every other record printed as served, the damaged one replaced by a mark naming its file and offset')
 })
 
-t.test('stat counts segments, records by type and checkpoints', async t => {
+t.test('stat counts segments, records by type, checkpoints, and lists the consumers as the log would rebuild them', async t => {
   await fc.assert(fc.asyncProperty(logArbitrary, fc.nat(), async (written, at) => {
     const dir = tempDir(t)
     const log = await openLog(t, { dir, segmentBytes, retainSegments: 1000 })
+    await log.consumers.create('reader')
     const checkpointAfter = at % written.length
     for (const [i, e] of written.entries()) {
       await log.append(e)
       if (i === checkpointAfter) await log.checkpoint()
     }
+    await log.consumers.checkpoint('reader', 1)
+    const consumers = log.consumers.list().map(({ lagSeqs, lagBytes, ...summary }) => summary)
     await log.close()
     const run = await inProcess('stat', [dir, '--json'])
-    const stat = JSON.parse(run.stdout.toString()) as { lastSeq: number, checkpoint: number, recordsByType: Record<string, number>, segments: Array<{ name: string }>, whole: boolean }
-    const expected = { insert: 0, update: 0, delete: 0, batch: 0, checkpoint: 1 }
+    const stat = JSON.parse(run.stdout.toString()) as { lastSeq: number, checkpoint: number, recordsByType: Record<string, number>, segments: Array<{ name: string }>, whole: boolean, consumers: unknown[] }
+    const expected = { insert: 0, update: 0, delete: 0, batch: 0, checkpoint: 2, consumer: 1 }
     for (const e of written) expected[e.op]++
-    const ok = run.code === 0 && stat.whole && stat.lastSeq === written.length + 1 && stat.checkpoint === checkpointAfter + 1 &&
-      JSON.stringify(stat.recordsByType) === JSON.stringify(expected) && stat.segments.map(s => s.name).join() === segmentFiles(dir).join()
+    const text = (await inProcess('stat', [dir])).stdout.toString()
+    const ok = run.code === 0 && stat.whole && stat.lastSeq === written.length + 3 && stat.checkpoint === checkpointAfter + 2 &&
+      JSON.stringify(stat.recordsByType) === JSON.stringify(expected) && stat.segments.map(s => s.name).join() === segmentFiles(dir).join() &&
+      JSON.stringify(stat.consumers) === JSON.stringify(consumers) && text.includes('consumers: 2\n') && text.includes('  reader: checkpoint 1 (created at 0; last checkpoint 20')
     fs.rmSync(dir, { recursive: true, force: true })
     return ok
   }), { numRuns: 10 })

@@ -1,12 +1,14 @@
 // The bytes on disk, field by field, as docs/format.md describes them.
 import { crc32c } from '@node-rs/crc32'
+import fc from 'fast-check'
 import t from 'tap'
 import {
   decodeSegmentHeader, encodeSegmentHeader, FORMAT_VERSION, MAX_PAYLOAD_BYTES, parseSegmentFileName, readRecord, readU64,
   RecordType, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, writeRecord, writeU64, type RecordTypeCode
 } from '../../src/wal/format.js'
 import { decodeBody } from '../../src/records/record-object.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry } from '../../src/wal/payload.js'
+import { encodeBatch, encodeCheckpoint, encodeConsumer, encodeEntry } from '../../src/wal/payload.js'
+import { checkRecordBody } from '../../src/records/record-shape.js'
 
 t.test('segment file names sort in seq order', async t => {
   const seqs = [1, 9, 10, 99, 100, 2 ** 32 + 1, Number.MAX_SAFE_INTEGER]
@@ -34,12 +36,12 @@ t.test('segment header', async t => {
   t.equal(header.subarray(0, 4).toString('latin1'), 'VWAL', 'the magic reads "VWAL"')
   t.equal(header.readUInt32LE(0), SEGMENT_MAGIC)
   t.equal(header.readUInt16LE(4), FORMAT_VERSION)
-  t.equal(FORMAT_VERSION, 2)
+  t.equal(FORMAT_VERSION, 3)
   t.equal(header.readUInt16LE(6), 0, 'flags')
   t.equal(header.readBigUInt64LE(8), BigInt(2 ** 32 + 7), 'base seq')
   t.equal(header.readUInt32LE(16), crc32c(header.subarray(0, 16)), 'CRC32C of bytes 0-15')
   t.equal(header.readUInt32LE(20), 0, 'reserved')
-  t.same(decodeSegmentHeader(header), { ok: true, baseSeq: 2 ** 32 + 7, version: 2 })
+  t.same(decodeSegmentHeader(header), { ok: true, baseSeq: 2 ** 32 + 7, version: 3 })
 
   const undetected: number[] = []
   for (let bit = 0; bit < 20 * 8; bit++) {
@@ -57,7 +59,8 @@ t.test('segment header', async t => {
     return other
   }
   t.same(decodeSegmentHeader(withVersion(1)), { ok: true, baseSeq: 2 ** 32 + 7, version: 1 }, 'version 1 is still read')
-  t.match(decodeSegmentHeader(withVersion(3)), { ok: false, reason: /unsupported format version 3/ })
+  t.same(decodeSegmentHeader(withVersion(2)), { ok: true, baseSeq: 2 ** 32 + 7, version: 2 }, 'version 2 is still read')
+  t.match(decodeSegmentHeader(withVersion(4)), { ok: false, reason: /unsupported format version 4/ })
   t.match(decodeSegmentHeader(withVersion(0)), { ok: false, reason: /unsupported format version 0/ })
 })
 
@@ -75,7 +78,7 @@ t.test('record frame', async t => {
   t.equal(frame[24], RecordType.insert, 'type')
   t.same([...frame.subarray(25, 28)], [0xef, 0xcd, 0xab], 'write index, a little-endian u24')
   t.ok(frame.subarray(28, size).equals(payload.bytes), 'payload')
-  t.same(RecordType, { insert: 1, update: 2, delete: 3, batch: 4, checkpoint: 5 })
+  t.same(RecordType, { insert: 1, update: 2, delete: 3, batch: 4, checkpoint: 5, consumer: 6 })
 
   const decoded = readRecord(buf, 10, 10 + size)
   t.match(decoded, { kind: 'record', frame: { seq: 2 ** 33, timestamp: 1_700_000_000_123, type: RecordType.insert, writeIndex, size } })
@@ -120,4 +123,32 @@ t.test('payloads: msgpack, vectors as float32 typed arrays', async t => {
   const checkpoint = encodeCheckpoint(42)
   t.same(decodeBody(asFrame(checkpoint.type, checkpoint.bytes)), { op: 'checkpoint', checkpoint: 42 })
   t.equal(decodeBody(asFrame(RecordType.insert, checkpoint.bytes)), undefined, 'a body that does not match its record type is refused')
+})
+
+/** msgpack fixstr bytes of ASCII `text`. */
+const fixstr = (text: string): number[] => [0xa0 | text.length, ...Buffer.from(text, 'latin1')]
+
+t.test('checkpoint and consumer payloads (version 3), byte by byte', async t => {
+  await fc.assert(fc.property(fc.stringMatching(/^[A-Za-z0-9._-]{1,31}$/), fc.integer({ min: 0, max: 0x7f }), (name, seq) => {
+    t.same([...encodeCheckpoint(seq).bytes], [0xde, 0, 2, ...fixstr('op'), ...fixstr('checkpoint'), ...fixstr('checkpoint'), seq],
+      'the consumer default\'s checkpoint is the version 1 and 2 record, byte for byte')
+    const named = encodeCheckpoint(seq, name)
+    t.equal(named.type, RecordType.checkpoint)
+    t.same([...named.bytes], [0xde, 0, 3, ...fixstr('op'), ...fixstr('checkpoint'), ...fixstr('checkpoint'), seq, ...fixstr('consumer'), ...fixstr(name)])
+    t.same(decodeBody(asFrame(named.type, named.bytes)), { op: 'checkpoint', checkpoint: seq, consumer: name })
+    for (const event of ['create', 'delete', 'carry'] as const) {
+      const record = { name, event, start: seq, checkpoint: seq + 1, checkpointedAt: 0x7e }
+      const consumer = encodeConsumer(record)
+      t.equal(consumer.type, RecordType.consumer)
+      t.same([...consumer.bytes], [
+        0xde, 0, 6, ...fixstr('op'), ...fixstr('consumer'), ...fixstr('name'), ...fixstr(name), ...fixstr('event'), ...fixstr(event),
+        ...fixstr('start'), seq, ...fixstr('checkpoint'), seq + 1, ...fixstr('checkpointedAt'), 0x7e
+      ])
+      t.same(decodeBody(asFrame(consumer.type, consumer.bytes)), { op: 'consumer', ...record })
+      t.not(checkRecordBody(asFrame(consumer.type, consumer.bytes)), undefined, 'the consumer record has the shape its type asks for')
+    }
+  }), { numRuns: 20 })
+  const unknownEvent = Buffer.from([0xde, 0, 6, ...fixstr('op'), ...fixstr('consumer'), ...fixstr('name'), ...fixstr('x'), ...fixstr('event'), ...fixstr('moved'),
+    ...fixstr('start'), 0, ...fixstr('checkpoint'), 0, ...fixstr('checkpointedAt'), 0])
+  t.equal(checkRecordBody(asFrame(RecordType.consumer, unknownEvent)), undefined, 'an event other than create, delete or carry is refused')
 })

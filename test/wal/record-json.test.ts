@@ -10,13 +10,14 @@ import { Packr } from 'msgpackr'
 import { formatFloat32 } from '../../src/records/float32-decimal.js'
 import { RecordType, type RecordFrame } from '../../src/wal/format.js'
 import type { LogRecord } from '../../src/log.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
+import { encodeBatch, encodeCheckpoint, encodeConsumer, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
 import { recordLineBytes } from '../../src/records/record-json.js'
 import { recordMsgpackBytes } from '../../src/records/record-msgpack.js'
 
 function payloadOf (record: LogRecord): EncodedPayload {
   if (record.op === 'batch') return encodeBatch(record.entries, record.txId)
-  if (record.op === 'checkpoint') return encodeCheckpoint(record.checkpoint)
+  if (record.op === 'checkpoint') return encodeCheckpoint(record.checkpoint, record.consumer)
+  if (record.op === 'consumer') return encodeConsumer(record)
   return encodeEntry(record)
 }
 
@@ -419,4 +420,18 @@ t.test('recordLineBytes: a line longer than the kept buffer is let go once its c
     await sleep(10)
   }
   t.ok(collected, 'the buffer of the long line was collected')
+})
+
+t.test('recordLineBytes: checkpoints naming a consumer, and consumer records, print their fields in stored order', async t => {
+  const name = fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/)
+  const seq = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })
+  await fc.assert(fc.property(name, fc.constantFrom('create' as const, 'delete' as const, 'carry' as const), seq, seq, seq, seq, (consumer, event, start, checkpoint, checkpointedAt, at) => {
+    const named = { seq: at, op: 'checkpoint' as const, checkpoint, consumer, timestamp }
+    const record = { seq: at, op: 'consumer' as const, name: consumer, event, start, checkpoint, checkpointedAt, timestamp }
+    for (const expected of [named, record]) {
+      const line = recordToJsonLine(expected)
+      if (!line.endsWith('\n') || JSON.stringify(JSON.parse(line)) !== JSON.stringify(expected)) throw new Error(`${line} for ${JSON.stringify(expected)}`)
+    }
+  }), { numRuns: 200 })
+  t.pass('every line is the record, keys in order')
 })

@@ -8,7 +8,7 @@ import fc from 'fast-check'
 import { Packr, unpack } from 'msgpackr'
 import { RecordType, type RecordFrame } from '../../src/wal/format.js'
 import type { LogRecord } from '../../src/log.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
+import { encodeBatch, encodeCheckpoint, encodeConsumer, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
 import { recordMsgpackBytes } from '../../src/records/record-msgpack.js'
 
 const timestamp = 1764000000000
@@ -25,7 +25,10 @@ t.test('a record reads back as itself, seq first and timestamp last', async t =>
     [encodeEntry({ op: 'insert', id: 'a', vector, metadata: { k: 'v' } }), { op: 'insert', id: 'a', vector, metadata: { k: 'v' } }],
     [encodeEntry({ op: 'delete', id: 'b' }), { op: 'delete', id: 'b' }],
     [encodeBatch([{ op: 'update', id: 'c', vector }], 'tx-1'), { op: 'batch', entries: [{ op: 'update', id: 'c', vector }], txId: 'tx-1' }],
-    [encodeCheckpoint(2 ** 40), { op: 'checkpoint', checkpoint: 2 ** 40 }]
+    [encodeCheckpoint(2 ** 40), { op: 'checkpoint', checkpoint: 2 ** 40 }],
+    [encodeCheckpoint(9, 'replica-1'), { op: 'checkpoint', checkpoint: 9, consumer: 'replica-1' }],
+    [encodeConsumer({ name: 'replica-1', event: 'carry', start: 2, checkpoint: 9, checkpointedAt: 1_764_000_000_000 }),
+      { op: 'consumer', name: 'replica-1', event: 'carry', start: 2, checkpoint: 9, checkpointedAt: 1_764_000_000_000 }]
   ]
   for (const [payload, body] of cases) {
     const seq = 2 ** 33 + 7

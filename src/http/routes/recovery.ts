@@ -13,7 +13,7 @@ import type { Log, LogRead } from '../../log.js'
 import { InvalidRequestError, TooManyStreamsError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import { MSGPACK } from '../msgpack.js'
-import type { ApiSchemas } from '../schemas.js'
+import { sinceMs, type ApiSchemas } from '../schemas.js'
 import { writeErrors } from './writes.js'
 
 const NDJSON = 'application/x-ndjson'
@@ -255,12 +255,14 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
         'keys, vectors as msgpackr\'s Float32Array extension; SSE is one event a record, `id: <seq>` and `data: <the NDJSON line>`, ' +
         'after a first `retry: 1000`, and ends with `event: end` (`data: {"end":"complete"}` for a read that does not follow). ' +
         'SSE takes the `Last-Event-ID` header, which wins over `after`. ' +
+        'It starts after `after`, else after the checkpoint of `consumer`, else (with `since`) at the oldest retained record, else after the consumer `default`\'s checkpoint; ' +
+        'with `since`, only the records stamped at or after that moment. ' +
         'X-Vecwal-Last-Seq is the last durable seq when the stream starts; a stream that does not follow ends there. ' +
         '`follow=true` keeps the stream open past it, sending each new record once it is durable, a heartbeat every ' +
         'VECWAL_HEARTBEAT_MS of silence (NDJSON: an empty line; msgpack: a nil byte 0xc0; SSE: the comment `: heartbeat`), and ' +
         'a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"}` (failed with the code and message). ' +
-        '`wait=S` (a read that does not follow) waits up to S seconds for a first record after `after`, then answers. ' +
-        '410 if `after` lies before the oldest retained record, 416 if past the last seq. ' +
+        '`wait=S` (a read that does not follow) waits up to S seconds for a first record after the start, then answers. ' +
+        '410 if the start lies before the oldest retained record (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. ' +
         '503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.',
       querystring: schemas.RecoveryQuery,
       headers: Type.Object({
@@ -270,7 +272,7 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
         200: {
           description: 'One record a line (NDJSON), one msgpack map a record, or one SSE event a record',
           headers: {
-            'x-vecwal-checkpoint': Type.Integer({ description: 'the last checkpoint' }),
+            'x-vecwal-checkpoint': Type.Integer({ description: 'the checkpoint of `consumer`, or of the consumer `default`' }),
             'x-vecwal-last-seq': Type.Integer({ description: 'the last durable seq when the stream started; a stream that does not follow ends there' })
           },
           content: {
@@ -287,20 +289,23 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
     const follow = query.follow === 'true'
     if (follow && query.wait !== undefined) throw new InvalidRequestError('querystring/wait is for a read that does not follow; leave it out with follow=true')
     const mediaType = recoveryMediaType(request.headers.accept)
+    const { consumer, since } = query
+    const sinceTime = since === undefined ? undefined : sinceMs(since)
+    if (since !== undefined && sinceTime === undefined) throw new InvalidRequestError(`querystring/since ${since} names no moment`)
     const after = (mediaType === SSE ? lastEventId(request.headers['last-event-id']) : undefined) ?? query.after
     if (query.wait !== undefined && query.wait > 0) {
       const wait = new AbortController()
       waits.add(wait)
       reply.raw.once('close', () => { wait.abort() })
       try {
-        await log.waitForRecords({ after, timeoutMs: query.wait * 1000, signal: wait.signal })
+        await log.waitForRecords({ after: after ?? (consumer === undefined ? undefined : log.consumers.get(consumer).checkpoint), timeoutMs: query.wait * 1000, signal: wait.signal })
       } finally {
         waits.delete(wait)
       }
     }
     if (responses.size >= maxStreams) throw new TooManyStreamsError(maxStreams)
     const abort = follow ? new AbortController() : undefined
-    const read = log.read({ after, limit: query.limit, follow, signal: abort?.signal })
+    const read = log.read({ after, limit: query.limit, consumer, since: sinceTime, follow, signal: abort?.signal })
     // Written by hand rather than sent as a stream: a chunk handed back once its write is done is
     // filled again, where a piped stream's chunks are each garbage. onResponse still runs.
     reply.hijack()

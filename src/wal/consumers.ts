@@ -1,0 +1,231 @@
+// Named consumers, as the log's records state them: each checkpoint record (type 5) moves one
+// consumer, each consumer record (type 6) states one consumer's whole state as it was created,
+// deleted or carried forward past retention. Folding the records in seq order gives every
+// consumer's state; the opener folds what retention kept, the log folds what it writes.
+import type { CheckpointResult, Consumers, ConsumerStatus } from '../log.js'
+import { checkRecordBody, type ConsumerEvent } from '../records/record-shape.js'
+import {
+  assertSeq, CheckpointAheadError, CheckpointBackwardsError, ConsumerExistsError, ConsumerLimitError, ConsumerNotFoundError,
+  InvalidConsumerNameError, RangeAheadError, RangeGoneError
+} from './errors.js'
+import { RecordType, type RecordFrame } from './format.js'
+import type { Placed } from './group-commit.js'
+import type { SegmentInfo } from './open-plan.js'
+import { encodeCheckpoint, encodeConsumer, type EncodedPayload } from './payload.js'
+import { bytesAfter } from './seq-marks.js'
+
+/** The consumer a checkpoint record without a `consumer` key moves: POST /v1/checkpoints, Log.checkpoint. */
+export const DEFAULT_CONSUMER = 'default'
+
+/** Consumers a log holds at most, `default` included: each is state in memory and a record carried forward. */
+export const MAX_CONSUMERS = 64
+
+export interface ConsumerState {
+  /** The checkpoint it was created at. */
+  start: number
+  checkpoint: number
+  /** When it last checkpointed (ms since the epoch), 0 if never. */
+  checkpointedAt: number
+  /** The seq of the newest record stating this state: retention must carry it forward before deleting it. */
+  stateSeq: number
+}
+
+/** What one checkpoint or consumer record says of one consumer. */
+export interface ConsumerChange {
+  seq: number
+  name: string
+  /** `checkpoint` for a checkpoint record. */
+  event: ConsumerEvent | 'checkpoint'
+  start: number
+  checkpoint: number
+  checkpointedAt: number
+}
+
+/** The change a checkpoint or consumer record makes, undefined for any other record (or a body that does not match its type). */
+export function consumerChange (frame: RecordFrame): ConsumerChange | undefined {
+  if (frame.type !== RecordType.checkpoint && frame.type !== RecordType.consumer) return undefined
+  const shape = checkRecordBody(frame)
+  if (shape === undefined) return undefined
+  const name = shape.consumerItem === -1 ? DEFAULT_CONSUMER : frame.source.toString('utf8', shape.consumerStart, shape.consumerEnd)
+  if (shape.op === 'checkpoint') {
+    return { seq: frame.seq, name, event: 'checkpoint', start: 0, checkpoint: shape.checkpoint, checkpointedAt: frame.timestamp }
+  }
+  return { seq: frame.seq, name, event: shape.event, start: shape.startSeq, checkpoint: shape.checkpoint, checkpointedAt: shape.checkpointedAt }
+}
+
+/**
+ * Applies one change, in seq order. A checkpoint of a consumer not known (the consumer `default`
+ * in logs of version 1 and 2, where no record creates it) creates it at 0.
+ */
+export function applyConsumerChange (states: Map<string, ConsumerState>, change: ConsumerChange): void {
+  if (change.event === 'delete') {
+    states.delete(change.name)
+    return
+  }
+  if (change.event === 'checkpoint') {
+    const known = states.get(change.name)
+    states.set(change.name, { start: known?.start ?? 0, checkpoint: change.checkpoint, checkpointedAt: change.checkpointedAt, stateSeq: change.seq })
+    return
+  }
+  states.set(change.name, { start: change.start, checkpoint: change.checkpoint, checkpointedAt: change.checkpointedAt, stateSeq: change.seq })
+}
+
+/** The lowest checkpoint of all consumers: retention keeps every record above it. Undefined when there is no consumer. */
+export function lowestCheckpoint (states: ReadonlyMap<string, ConsumerState>): number | undefined {
+  let lowest: number | undefined
+  for (const state of states.values()) lowest = Math.min(lowest ?? state.checkpoint, state.checkpoint)
+  return lowest
+}
+
+/** What a consumer's state says of it, whatever the log's extent: the status less its lag. */
+export type ConsumerSummary = Omit<ConsumerStatus, 'lagSeqs' | 'lagBytes'>
+
+/** Every consumer, by name, as its state says, in a log whose oldest record is `oldest`. */
+export function summarize (states: ReadonlyMap<string, ConsumerState>, oldest: number): ConsumerSummary[] {
+  return [...states].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([name, state]) => ({
+    name,
+    checkpoint: state.checkpoint,
+    start: state.start,
+    checkpointedAt: state.checkpointedAt === 0 ? null : new Date(state.checkpointedAt).toISOString(),
+    passedByRetention: state.checkpoint + 1 < oldest
+  }))
+}
+
+/** What the registry needs of the log: a place to write records, the log's extent, and retention. */
+export interface ConsumerHost {
+  place: (payload: EncodedPayload) => Promise<Placed>
+  readonly lastSeq: number
+  /** Oldest first; the last one is being written. */
+  readonly segments: readonly SegmentInfo[]
+  /** Runs retention after a consumer moved or went. */
+  retain: () => Promise<void>
+  /** Segments retention deleted since the log opened. */
+  deletedSegments: () => number
+}
+
+const NAME = /^[A-Za-z0-9._-]{1,64}$/
+
+function assertName (name: string): void {
+  if (!NAME.test(name)) throw new InvalidConsumerNameError(name)
+}
+
+/**
+ * The consumers of a segment log. Every change is written as a record before it is applied, one
+ * change at a time (`serial`), so that the records' order is the order the changes were made in
+ * and a checkpoint is never stated after a later one.
+ */
+export class ConsumerRegistry implements Consumers {
+  private tail: Promise<unknown> = Promise.resolve()
+
+  constructor (private readonly host: ConsumerHost, private readonly states: Map<string, ConsumerState>) {}
+
+  /** Runs `step` after every consumer change before it: retention's carrying forward is one. */
+  serial<T> (step: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(step)
+    this.tail = run.catch(() => {})
+    return run
+  }
+
+  /** The consumer's checkpoint, if it exists. */
+  checkpointOf (name: string): number | undefined {
+    return this.states.get(name)?.checkpoint
+  }
+
+  /** The lowest checkpoint of all consumers, undefined if there is none. */
+  lowest (): number | undefined {
+    return lowestCheckpoint(this.states)
+  }
+
+  /** The names of the consumers whose checkpoint lies before `oldest` - 1: records they have not read are gone. */
+  passed (oldest: number): string[] {
+    return [...this.states].filter(([, state]) => state.checkpoint + 1 < oldest).map(([name]) => name)
+  }
+
+  async create (name: string, after?: number): Promise<{ consumer: ConsumerStatus, created: boolean }> {
+    assertName(name)
+    if (after !== undefined) assertSeq('after', after)
+    return await this.serial(async () => {
+      const known = this.states.get(name)
+      if (known !== undefined) {
+        if (after !== undefined && after !== known.start) throw new ConsumerExistsError(name, known.start, after)
+        return { consumer: this.status(name, known), created: false }
+      }
+      if (this.states.size >= MAX_CONSUMERS) throw new ConsumerLimitError(MAX_CONSUMERS)
+      const oldest = this.host.segments[0].baseSeq
+      const start = after ?? oldest - 1
+      if (start > this.host.lastSeq) throw new RangeAheadError(start, this.host.lastSeq)
+      if (start + 1 < oldest) throw new RangeGoneError(start, oldest)
+      const state = { start, checkpoint: start, checkpointedAt: 0 }
+      const { seq } = await this.host.place(encodeConsumer({ name, event: 'create', ...state }))
+      const created = { ...state, stateSeq: seq }
+      this.states.set(name, created)
+      return { consumer: this.status(name, created), created: true }
+    })
+  }
+
+  list (): ConsumerStatus[] {
+    return summarize(this.states, this.host.segments[0].baseSeq).map(summary => this.withLag(summary))
+  }
+
+  get (name: string): ConsumerStatus {
+    const state = this.states.get(name)
+    if (state === undefined) throw new ConsumerNotFoundError(name)
+    return this.status(name, state)
+  }
+
+  async delete (name: string): Promise<void> {
+    await this.serial(async () => {
+      const state = this.states.get(name)
+      if (state === undefined) throw new ConsumerNotFoundError(name)
+      await this.host.place(encodeConsumer({ name, event: 'delete', start: state.start, checkpoint: state.checkpoint, checkpointedAt: state.checkpointedAt }))
+      this.states.delete(name)
+    })
+    // It may have been the one holding retention back.
+    await this.host.retain()
+  }
+
+  /**
+   * Records that the consumer holds everything up to `seq` (default: the last seq): never back,
+   * never past the last seq. The consumer `default` comes into being at its first checkpoint.
+   */
+  async checkpoint (name: string, seq?: number): Promise<CheckpointResult> {
+    assertName(name)
+    if (seq !== undefined) assertSeq('checkpoint', seq)
+    const moved = await this.serial(async () => {
+      const known = this.states.get(name)
+      if (known === undefined && name !== DEFAULT_CONSUMER) throw new ConsumerNotFoundError(name)
+      const to = seq ?? this.host.lastSeq
+      const current = known?.checkpoint ?? 0
+      if (to < current) throw new CheckpointBackwardsError(to, current)
+      if (to > this.host.lastSeq) throw new CheckpointAheadError(to, this.host.lastSeq)
+      const placed = await this.host.place(encodeCheckpoint(to, name === DEFAULT_CONSUMER ? undefined : name))
+      applyConsumerChange(this.states, { seq: placed.seq, name, event: 'checkpoint', start: 0, checkpoint: to, checkpointedAt: placed.timestamp })
+      return { checkpoint: to, seq: placed.seq, deletedBefore: this.host.deletedSegments() }
+    })
+    // Retention the log's growth set off may have run first, and deleted what this checkpoint let go.
+    await this.host.retain()
+    return { checkpoint: moved.checkpoint, seq: moved.seq, deletedSegments: this.host.deletedSegments() - moved.deletedBefore }
+  }
+
+  /**
+   * Writes a carry record for every consumer whose state only records before `keptFrom` state,
+   * so that deleting those records loses no consumer. Call inside `serial`.
+   */
+  async carryForward (keptFrom: number): Promise<void> {
+    const carried = [...this.states].filter(([, state]) => state.stateSeq < keptFrom)
+    await Promise.all(carried.map(async ([name, state]) => {
+      const { seq } = await this.host.place(encodeConsumer({ name, event: 'carry', start: state.start, checkpoint: state.checkpoint, checkpointedAt: state.checkpointedAt }))
+      state.stateSeq = seq
+    }))
+  }
+
+  private status (name: string, state: ConsumerState): ConsumerStatus {
+    const [summary] = summarize(new Map([[name, state]]), this.host.segments[0].baseSeq)
+    return this.withLag(summary)
+  }
+
+  private withLag (summary: ConsumerSummary): ConsumerStatus {
+    const { lastSeq, segments } = this.host
+    return { ...summary, lagSeqs: Math.max(lastSeq - summary.checkpoint, 0), lagBytes: bytesAfter(segments, summary.checkpoint) }
+  }
+}
