@@ -62,7 +62,7 @@ t.test('OpenAPI', async t => {
     t.ok(entry.oneOf.every((s: Json) => s.additionalProperties === false), 'unknown fields are refused')
     t.same(Object.keys(document.paths['/v1/recovery'].get.responses['200'].content), ['application/x-ndjson', 'application/msgpack', 'text/event-stream'], 'recovery in all three forms')
     const parameters = document.paths['/v1/recovery'].get.parameters.map((p: Json) => `${p.in} ${p.name}`)
-    t.same(parameters.sort(), ['header last-event-id', 'query after', 'query follow', 'query limit', 'query wait'], 'every query parameter and header of recovery')
+    t.same(parameters.sort(), ['header last-event-id', 'query after', 'query consumer', 'query follow', 'query limit', 'query since', 'query wait'], 'every query parameter and header of recovery')
   })
 
   t.test('the recovery headers are documented as headers', async t => {
