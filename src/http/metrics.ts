@@ -53,6 +53,17 @@ export function createMetrics (status: () => LogStatus | undefined): Metrics {
     registers
   })
 
+  const replays = new client.Counter({
+    name: 'vecwal_idempotent_replays_total',
+    help: 'Writes answered from the earlier write of their idempotency key, writing nothing',
+    registers
+  })
+  const keysEvicted = new client.Counter({
+    name: 'vecwal_idempotency_keys_evicted_total',
+    help: 'Idempotency keys forgotten before their window ended, to keep to VECWAL_IDEMPOTENCY_MAX_KEYS',
+    registers
+  })
+
   const requestChildren = new Map<string, ReturnType<typeof requestSeconds.labels>>()
 
   const gauge = (name: string, help: string, read: (s: LogStatus) => number): void => {
@@ -74,6 +85,7 @@ export function createMetrics (status: () => LogStatus | undefined): Metrics {
   gauge('vecwal_failed', '1 while the log is failed (a write or fsync failed, or another writer was found) and refuses writes', s => s.state === 'failed' ? 1 : 0)
   gauge('vecwal_disk_full', '1 while free disk space is below VECWAL_MIN_FREE_BYTES and writes are refused', s => s.diskFull ? 1 : 0)
   gauge('vecwal_open_transactions', 'Transactions open and staging in memory', s => s.openTransactions)
+  gauge('vecwal_idempotency_keys', 'Idempotency keys remembered, whose writes a retry is answered from', s => s.idempotencyKeys)
 
   return {
     registry,
@@ -84,7 +96,9 @@ export function createMetrics (status: () => LogStatus | undefined): Metrics {
         batchBytes.observe(committedBytes)
       },
       synced (seconds) { fsyncSeconds.observe(seconds) },
-      appended (op, count) { entries.inc({ op }, count) }
+      appended (op, count) { entries.inc({ op }, count) },
+      replayed () { replays.inc() },
+      keysEvicted (count) { keysEvicted.inc(count) }
     },
     observeRequest (method, route, statusCode, seconds) {
       // One labelled child per method, route and status, looked up by a string key: cheaper on

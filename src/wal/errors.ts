@@ -173,3 +173,19 @@ export class RecordTooLargeError extends WalError {
     super('WAL_RECORD_TOO_LARGE', `a record of ${bytes} bytes is past the limit of ${limit}`)
   }
 }
+
+/** The log's last seq was not the one the write expected when its seq was to be assigned. */
+export class SeqMismatchError extends WalError {
+  readonly lastSeq: number
+  constructor (expected: number, lastSeq: number) {
+    super('WAL_SEQ_MISMATCH', `the last seq is ${lastSeq}, not the expected ${expected}; nothing was written`)
+    this.lastSeq = lastSeq
+  }
+}
+
+/** An idempotency key the log remembers came with other content than its first write's. */
+export class IdempotencyKeyReusedError extends WalError {
+  constructor (key: string) {
+    super('WAL_IDEMPOTENCY_KEY_REUSED', `idempotency key ${JSON.stringify(key)} was used for a write of other content; nothing was written`)
+  }
+}

@@ -1,16 +1,22 @@
 // The engine's one entry point: open a directory, append, checkpoint, read, stage transactions.
 import type { EntryInput } from '../entry.js'
-import type { CheckpointResult, Durability, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions, SegmentStatus } from '../log.js'
+import type {
+  AppendConditions, AppendResult, BatchAppendResult, CheckpointResult, Durability, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions,
+  SegmentStatus
+} from '../log.js'
+import { IDEMPOTENCY_KEY_MAX_LENGTH } from '../records/record-shape.js'
 import { DirLock } from './dir-lock.js'
 import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js'
 import {
-  CheckpointAheadError, CheckpointBackwardsError, InvalidArgumentError, LogClosedError, LogFailedError, RangeAheadError, RangeGoneError
+  CheckpointAheadError, CheckpointBackwardsError, IdempotencyKeyReusedError, InvalidArgumentError, LogClosedError, LogFailedError, RangeAheadError,
+  RangeGoneError
 } from './errors.js'
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
+import { KeyIndex, type IdempotencyLimits } from './idempotency.js'
 import { silentLogger, type WalLogger } from './logger.js'
 import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type LocatedFrame } from './log-reader.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry } from './payload.js'
+import { contentDigestOf, encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload } from './payload.js'
 import { applyOpenPlan } from './open-apply.js'
 import { planOpen } from './open-plan.js'
 import { SegmentWriter } from './segment-writer.js'
@@ -28,6 +34,10 @@ export interface WalOptions {
   maxBatchBytes?: number
   maxBatchRecords?: number
   transactions?: Partial<TransactionLimits>
+  /** How long, and how many, idempotency keys are remembered. */
+  idempotency?: Partial<IdempotencyLimits>
+  /** The clock keys expire by (ms since the epoch); tests may replace it. */
+  now?: () => number
   /** Open past corruption by setting everything after it aside. */
   repair?: boolean
   /** Below this many free bytes on the directory's file system, appends are refused (checkpoints pass); 0: never. */
@@ -51,7 +61,8 @@ export const WAL_DEFAULTS = {
   maxBatchRecords: Number.POSITIVE_INFINITY,
   minFreeBytes: 0,
   freeSpaceCheckMs: 1000,
-  transactions: { maxBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, idleMs: 60_000 }
+  transactions: { maxBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, idleMs: 60_000 },
+  idempotency: { windowMs: 24 * 60 * 60 * 1000, maxKeys: 1_000_000 }
 }
 
 /** The segment engine's status: it always has segment files to list. */
@@ -62,6 +73,16 @@ export type WalRead = LogRead & { recycle: (chunk: Buffer) => void }
 
 function assertSeq (name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(name, value)
+}
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/
+
+/** Throws InvalidArgumentError unless the conditions are well formed (HTTP validates first). */
+function assertConditions ({ idempotencyKey, expectedLastSeq }: AppendConditions): void {
+  if (idempotencyKey !== undefined && !(idempotencyKey.length <= IDEMPOTENCY_KEY_MAX_LENGTH && PRINTABLE_ASCII.test(idempotencyKey))) {
+    throw new InvalidArgumentError('idempotencyKey', idempotencyKey)
+  }
+  if (expectedLastSeq !== undefined) assertSeq('expectedLastSeq', expectedLastSeq)
 }
 
 export class WriteAheadLog implements Log {
@@ -80,13 +101,16 @@ export class WriteAheadLog implements Log {
     private readonly space: DiskSpaceGuard,
     private readonly observer: LogObserver,
     private readonly logger: WalLogger,
+    private readonly keys: KeyIndex,
+    private readonly now: () => number,
     checkpoint: number
   ) {
     this.lastCheckpoint = checkpoint
     this.queuedCheckpoint = checkpoint
     this.transactions = new TransactionManager(
       settings.transactions,
-      async (entries, txId) => await this.appendBatch(entries, txId),
+      async (entries, txId, conditions) => await this.appendBatchRecord(entries, conditions, txId),
+      async (txId, key) => await this.replayCommit(txId, key),
       () => {
         if (this.queue.failed !== undefined) throw new LogFailedError(this.queue.failed)
         if (this.queue.isClosed) throw new LogClosedError()
@@ -106,13 +130,19 @@ export class WriteAheadLog implements Log {
       maxBatchRecords: options.maxBatchRecords ?? WAL_DEFAULTS.maxBatchRecords,
       minFreeBytes: options.minFreeBytes ?? WAL_DEFAULTS.minFreeBytes,
       freeSpaceCheckMs: options.freeSpaceCheckMs ?? WAL_DEFAULTS.freeSpaceCheckMs,
-      transactions: { ...WAL_DEFAULTS.transactions, ...options.transactions }
+      transactions: { ...WAL_DEFAULTS.transactions, ...options.transactions },
+      idempotency: { ...WAL_DEFAULTS.idempotency, ...options.idempotency }
     }
+    const now = options.now ?? Date.now
+    const keys = new KeyIndex(settings.idempotency, now, logger, evicted => options.observer?.keysEvicted?.(evicted))
     await io.mkdir(options.dir, 0o700)
     const lock = DirLock.acquire(options.dir)
     let writer: SegmentWriter | undefined
     try {
-      const plan = await planOpen(io, options.dir)
+      // The keys are rebuilt from the records as the open scan reads them, oldest first.
+      const plan = await planOpen(io, options.dir, ({ idempotencyKey, contentDigest }, seq, timestamp) => {
+        keys.remember(idempotencyKey, { seq, contentDigest, writtenAt: timestamp })
+      })
       await applyOpenPlan(io, options.dir, plan, { repair: options.repair ?? false, logger })
       writer = await SegmentWriter.open({
         dir: options.dir,
@@ -133,7 +163,7 @@ export class WriteAheadLog implements Log {
           committed?.(records, bytes)
         }
       })
-      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, space, options.observer ?? {}, logger, plan.checkpoint)
+      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, space, options.observer ?? {}, logger, keys, now, plan.checkpoint)
       // A crash may have come between a checkpoint and the deletions it allowed.
       await log.applyRetention()
       if (settings.durability === 'none') {
@@ -164,25 +194,92 @@ export class WriteAheadLog implements Log {
 
   /** Resolves with the entry's seq once it is durable. */
   async append (entry: EntryInput): Promise<number> {
-    const waiting = this.space.admit()
-    if (waiting !== undefined) await waiting
-    const seq = await this.queue.append(encodeEntry(entry))
-    this.observer.appended?.(entry.op, 1)
-    return seq
+    return (await this.appendWith(entry, {})).seq
   }
 
   /** Appends entries as one atomic record (one seq); with a txId, as a committed transaction. */
   async appendBatch (entries: readonly EntryInput[], txId?: string): Promise<number> {
-    const waiting = this.space.admit()
-    if (waiting !== undefined) await waiting
-    const seq = await this.queue.append(encodeBatch(entries, txId))
+    return (await this.appendBatchRecord(entries, {}, txId)).seq
+  }
+
+  async appendWith (entry: EntryInput, conditions: AppendConditions): Promise<AppendResult> {
+    assertConditions(conditions)
+    const result = await this.appendRecord(encodeEntry(entry, conditions.idempotencyKey), conditions)
+    if (!result.replayed) this.observer.appended?.(entry.op, 1)
+    return result
+  }
+
+  async appendBatchWith (entries: readonly EntryInput[], conditions: AppendConditions): Promise<BatchAppendResult> {
+    return { ...await this.appendBatchRecord(entries, conditions), count: entries.length }
+  }
+
+  private async appendBatchRecord (entries: readonly EntryInput[], conditions: AppendConditions, txId?: string): Promise<AppendResult> {
+    assertConditions(conditions)
+    const result = await this.appendRecord(encodeBatch(entries, txId, conditions.idempotencyKey), conditions)
     const { appended } = this.observer
-    if (appended !== undefined) {
+    if (appended !== undefined && !result.replayed) {
       const counts = { insert: 0, update: 0, delete: 0 }
       for (const entry of entries) counts[entry.op]++
       for (const op of ['insert', 'update', 'delete'] as const) if (counts[op] > 0) appended(op, counts[op])
     }
-    return seq
+    return result
+  }
+
+  /**
+   * Appends one encoded record under its conditions. A keyed record whose key the log remembers
+   * is answered from the key's write (the same content) or refused (other content); one whose key
+   * is in flight waits for that write, then is answered as if it came after it.
+   */
+  private async appendRecord (payload: EncodedPayload, { idempotencyKey, expectedLastSeq }: AppendConditions): Promise<AppendResult> {
+    if (idempotencyKey === undefined) return { seq: await this.enqueue(payload, expectedLastSeq), replayed: false }
+    const contentDigest = contentDigestOf(payload)
+    const known = await this.settledWrite(idempotencyKey, contentDigest)
+    if (known !== undefined) {
+      if (known.contentDigest !== contentDigest) throw new IdempotencyKeyReusedError(idempotencyKey)
+      this.observer.replayed?.()
+      return { seq: known.seq, replayed: true }
+    }
+    const settle = this.keys.begin(idempotencyKey, contentDigest)
+    try {
+      const seq = await this.enqueue(payload, expectedLastSeq)
+      this.keys.remember(idempotencyKey, { seq, contentDigest, writtenAt: this.now() })
+      return { seq, replayed: false }
+    } finally {
+      settle()
+    }
+  }
+
+  /**
+   * The remembered write of `key` once no write with it is in flight. A write in flight with other
+   * content is refused at once: whatever its outcome, this content cannot be its retry.
+   */
+  private async settledWrite (key: string, contentDigest?: string): Promise<{ seq: number, contentDigest: string } | undefined> {
+    for (let pending = this.keys.pending(key); pending !== undefined; pending = this.keys.pending(key)) {
+      if (contentDigest !== undefined && pending.contentDigest !== contentDigest) throw new IdempotencyKeyReusedError(key)
+      await pending.settled
+    }
+    return this.keys.find(key, this.writer.segments[0].baseSeq)
+  }
+
+  private async enqueue (payload: EncodedPayload, expectedLastSeq: number | undefined): Promise<number> {
+    const waiting = this.space.admit()
+    if (waiting !== undefined) await waiting
+    return await this.queue.append(payload, expectedLastSeq)
+  }
+
+  /**
+   * A commit retried with its key after its transaction is gone: answered from the record the
+   * key's write made if that was this transaction's commit (read back for its txId and count).
+   */
+  private async replayCommit (txId: string, key: string): Promise<BatchAppendResult | undefined> {
+    const known = await this.settledWrite(key)
+    if (known === undefined) return undefined
+    for await (const record of this.read({ after: known.seq - 1, limit: 1 }).records) {
+      if (record.seq !== known.seq || record.op !== 'batch' || record.txId !== txId) break
+      this.observer.replayed?.()
+      return { seq: known.seq, count: record.entries.length, replayed: true }
+    }
+    throw new IdempotencyKeyReusedError(key)
   }
 
   /**
@@ -213,8 +310,11 @@ export class WriteAheadLog implements Log {
       this.logger.error({ err, checkpoint: this.lastCheckpoint }, 'retention could not delete covered segments')
       return 0
     }
-    // Appends refused for want of space may go ahead at once.
-    if (deleted > 0) await this.space.refresh()
+    if (deleted > 0) {
+      this.keys.forgetBefore(this.writer.segments[0].baseSeq)
+      // Appends refused for want of space may go ahead at once.
+      await this.space.refresh()
+    }
     return deleted
   }
 
@@ -259,7 +359,8 @@ export class WriteAheadLog implements Log {
       bytes: segments.reduce((sum, s) => sum + s.bytes, 0),
       queuedBytes: this.queue.queuedBytes,
       openTransactions: this.transactions.count,
-      diskFull: this.space.belowMinimum
+      diskFull: this.space.belowMinimum,
+      idempotencyKeys: this.keys.size
     }
   }
 

@@ -12,7 +12,7 @@ import path from 'node:path'
 import type { FileIO } from './file-io.js'
 import { type FormatVersion, parseSegmentFileName, SEGMENT_HEADER_BYTES } from './format.js'
 import { DEFAULT_CHUNK_BYTES } from './frame-reader.js'
-import { findTornLastWrite, findWholeRecordAfter, scanSegment } from './segment-scan.js'
+import { findTornLastWrite, findWholeRecordAfter, scanSegment, type KeyedRecordSink } from './segment-scan.js'
 
 export interface SegmentInfo {
   name: string
@@ -62,8 +62,11 @@ export async function listSegments (io: FileIO, dir: string): Promise<Array<{ na
   return found.sort((a, b) => a.baseSeq - b.baseSeq)
 }
 
-/** Reads the directory's segments and decides what opening it would do. Changes nothing. */
-export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
+/**
+ * Reads the directory's segments and decides what opening it would do. Changes nothing. `keyed`
+ * is told of the keyed records of the segments the log keeps, in seq order, as the scan reads them.
+ */
+export async function planOpen (io: FileIO, dir: string, keyed?: KeyedRecordSink): Promise<OpenPlan> {
   const files = await listSegments(io, dir)
   const segments: SegmentInfo[] = []
   const steps: OpenStep[] = []
@@ -74,8 +77,10 @@ export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
     const { name, baseSeq } = files[i]
     const isLast = i === files.length - 1
     const fd = await io.openRead(path.join(dir, name))
+    // Held until the segment is known to be kept: a segment set aside takes its keys with it.
+    const found: Array<Parameters<KeyedRecordSink>> = []
     try {
-      const scan = await scanSegment(io, fd)
+      const scan = await scanSegment(io, fd, undefined, keyed === undefined ? undefined : (...record) => { found.push(record) })
       const previous = segments.at(-1)
       let damage: { offset: number, reason: string } | undefined
       let cutsAtDamage = false
@@ -120,11 +125,15 @@ export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
             damage = { offset, reason: `${reason}, and a whole record follows at byte ${whole}` }
           }
         }
-        if (damage === undefined) {
+        const keep = (): void => {
           segments.push(kept)
+          for (const record of found) keyed?.(...record)
+        }
+        if (damage === undefined) {
+          keep()
         } else if (damage.offset > SEGMENT_HEADER_BYTES) {
           // Repair keeps the records before the damage.
-          segments.push(kept)
+          keep()
           steps.push({ kind: 'repair-cut', segment: name, offset: damage.offset, size: scan.size, reason: damage.reason })
           cutsAtDamage = true
         }

@@ -8,6 +8,7 @@ import {
 } from './format.js'
 import { FrameReader, DEFAULT_CHUNK_BYTES } from './frame-reader.js'
 import { decodeBody } from '../records/record-object.js'
+import { readTrailingKeys, type TrailingKeys } from '../records/record-shape.js'
 
 export interface SegmentDamage {
   offset: number
@@ -34,7 +35,10 @@ export type SegmentScan =
     damage?: SegmentDamage
   }
 
-export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_CHUNK_BYTES): Promise<SegmentScan> {
+/** Told of each whole record, before any damage, that carries the write's trailing keys. */
+export type KeyedRecordSink = (keys: TrailingKeys, seq: number, timestamp: number) => void
+
+export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_CHUNK_BYTES, keyed?: KeyedRecordSink): Promise<SegmentScan> {
   const size = await io.size(fd)
   const headerBuf = Buffer.alloc(Math.min(size, SEGMENT_HEADER_BYTES))
   if (headerBuf.length > 0) await io.read(fd, headerBuf, 0, headerBuf.length, 0)
@@ -79,6 +83,9 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
         break
       }
       checkpoint = Math.max(checkpoint, body.checkpoint)
+    } else if (keyed !== undefined) {
+      const keys = readTrailingKeys(frame)
+      if (keys !== undefined) keyed(keys, frame.seq, frame.timestamp)
     }
     lastWriteIndex = frame.writeIndex
     expected++
