@@ -62,7 +62,7 @@ export const WAL_DEFAULTS = {
   minFreeBytes: 0,
   freeSpaceCheckMs: 1000,
   transactions: { maxBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, idleMs: 60_000 },
-  idempotency: { windowMs: 24 * 60 * 60 * 1000, maxKeys: 1_000_000 }
+  idempotency: { windowMs: 24 * 60 * 60 * 1000, maxKeys: 500_000 }
 }
 
 /** The segment engine's status: it always has segment files to list. */
