@@ -233,7 +233,9 @@ export class WriteAheadLog implements Log {
   private async appendRecord (payload: EncodedPayload, { idempotencyKey, expectedLastSeq }: AppendConditions): Promise<AppendResult> {
     if (idempotencyKey === undefined) return { seq: await this.enqueue(payload, expectedLastSeq), replayed: false }
     const contentDigest = contentDigestOf(payload)
-    const known = await this.settledWrite(idempotencyKey, contentDigest)
+    for (let pending = this.inFlight(idempotencyKey, contentDigest); pending !== undefined; pending = this.inFlight(idempotencyKey, contentDigest)) await pending
+    // From the check above to begin() below nothing awaits: no other write with the key can start in between.
+    const known = this.keys.find(idempotencyKey, this.oldestSeq)
     if (known !== undefined) {
       if (known.contentDigest !== contentDigest) throw new IdempotencyKeyReusedError(idempotencyKey)
       this.observer.replayed?.()
@@ -250,15 +252,19 @@ export class WriteAheadLog implements Log {
   }
 
   /**
-   * The remembered write of `key` once no write with it is in flight. A write in flight with other
-   * content is refused at once: whatever its outcome, this content cannot be its retry.
+   * What settles when the write with `key` in flight is answered, or undefined if none is. One
+   * with other content than `contentDigest` is refused at once: whatever its outcome, this content
+   * cannot be its retry.
    */
-  private async settledWrite (key: string, contentDigest?: string): Promise<{ seq: number, contentDigest: string } | undefined> {
-    for (let pending = this.keys.pending(key); pending !== undefined; pending = this.keys.pending(key)) {
-      if (contentDigest !== undefined && pending.contentDigest !== contentDigest) throw new IdempotencyKeyReusedError(key)
-      await pending.settled
-    }
-    return this.keys.find(key, this.writer.segments[0].baseSeq)
+  private inFlight (key: string, contentDigest?: string): Promise<void> | undefined {
+    const pending = this.keys.pending(key)
+    if (pending !== undefined && contentDigest !== undefined && pending.contentDigest !== contentDigest) throw new IdempotencyKeyReusedError(key)
+    return pending?.settled
+  }
+
+  /** The first seq the log still holds: keys of records below it are gone with them. */
+  private get oldestSeq (): number {
+    return this.writer.segments[0].baseSeq
   }
 
   private async enqueue (payload: EncodedPayload, expectedLastSeq: number | undefined): Promise<number> {
@@ -272,7 +278,8 @@ export class WriteAheadLog implements Log {
    * key's write made if that was this transaction's commit (read back for its txId and count).
    */
   private async replayCommit (txId: string, key: string): Promise<BatchAppendResult | undefined> {
-    const known = await this.settledWrite(key)
+    for (let pending = this.inFlight(key); pending !== undefined; pending = this.inFlight(key)) await pending
+    const known = this.keys.find(key, this.oldestSeq)
     if (known === undefined) return undefined
     for await (const record of this.read({ after: known.seq - 1, limit: 1 }).records) {
       if (record.seq !== known.seq || record.op !== 'batch' || record.txId !== txId) break
@@ -311,7 +318,7 @@ export class WriteAheadLog implements Log {
       return 0
     }
     if (deleted > 0) {
-      this.keys.forgetBefore(this.writer.segments[0].baseSeq)
+      this.keys.forgetBefore(this.oldestSeq)
       // Appends refused for want of space may go ahead at once.
       await this.space.refresh()
     }
