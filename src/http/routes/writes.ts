@@ -9,6 +9,12 @@ import { AppendedResponse, BatchAppendedResponse, ErrorResponse, WriteHeaders, t
 
 export const writeErrors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 export const writeBodyTypes = ['application/json', MSGPACK]
+/** The answers of a write that takes conditions: the two refusals they add, then every error. */
+export const conditionalWriteErrors = {
+  412: { ...ErrorResponse, description: 'WAL_SEQ_MISMATCH: the last seq was not Vecwal-Expected-Last-Seq; nothing was written. The body\'s lastSeq and the Vecwal-Last-Seq header give the last seq' },
+  422: { ...ErrorResponse, description: 'WAL_IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a write of other content; nothing was written' },
+  ...writeErrors
+}
 
 /** What a write's answer says of its headers, for the routes' descriptions. */
 export const CONDITIONS_DESCRIPTION = ' With `Idempotency-Key`, a retry of the same content is answered as the first write was, with `Idempotent-Replayed: true`, writing nothing (422 WAL_IDEMPOTENCY_KEY_REUSED for other content; a retry while the first is in flight waits for it). With `Vecwal-Expected-Last-Seq: N`, written only if the last seq is N when its seq is assigned, else 412 WAL_SEQ_MISMATCH with the last seq in the body and in `Vecwal-Last-Seq`.'
@@ -33,7 +39,7 @@ export const writeRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSche
       consumes: writeBodyTypes,
       headers: WriteHeaders,
       body: schemas.Entry,
-      response: { 201: AppendedResponse, ...writeErrors }
+      response: { 201: AppendedResponse, ...conditionalWriteErrors }
     }
   }, async (request, reply) => {
     const result = await log.appendWith(request.body, conditionsOf(request.headers))
@@ -48,7 +54,7 @@ export const writeRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSche
       consumes: writeBodyTypes,
       headers: WriteHeaders,
       body: schemas.BatchBody,
-      response: { 201: BatchAppendedResponse, ...writeErrors }
+      response: { 201: BatchAppendedResponse, ...conditionalWriteErrors }
     }
   }, async (request, reply) => {
     const result = await log.appendBatchWith(request.body.entries, conditionsOf(request.headers))
