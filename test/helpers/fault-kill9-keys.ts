@@ -11,7 +11,7 @@
 //   3. runs concurrent writers, each request with a key of its own, and kills the service with
 //      SIGKILL after a random delay. Under this load the service spends most of its time in
 //      fdatasync, so most kills land during one.
-import { sleep, startChild, type ChildService } from './child-service.js'
+import { runKillCycles } from './fault-kill9.js'
 import { keyOf, randomEntry, recordDifference, seeded, type EntryJson, type SentRequest } from './fault-ledger.js'
 
 export interface KeyedKill9Totals {
@@ -197,30 +197,19 @@ export async function runKeyedKill9 (options: KeyedKill9Options): Promise<KeyedK
   const ledger = new KeyedLedger()
   const { totals } = ledger
   const writers = options.writers ?? 12
-  const minKill = options.minKillMs ?? 50
-  const maxKill = options.maxKillMs ?? 800
-  for (let cycle = 1; cycle <= options.cycles + 1; cycle++) {
-    const child: ChildService = await startChild({ dataDir: options.dataDir, env: { VECWAL_SEGMENT_BYTES: '65536' } })
-    try {
+  await runKillCycles({
+    options,
+    totals,
+    env: { VECWAL_SEGMENT_BYTES: '65536' },
+    random,
+    async started (child) {
       await retryPending(ledger, child.url)
       await verify(ledger, child.url)
-      if (cycle > options.cycles) {
-        const exit = await child.stop()
-        if (exit.code !== 0) ledger.problem(`graceful stop exited with ${JSON.stringify(exit)}\n${child.output}`)
-        break
-      }
-      let killed = false
-      const running = Array.from({ length: writers }, async (_, w) => { await writer(ledger, child.url, `w${w}`, cycle, random, () => killed) })
-      await sleep(minKill + random() * (maxKill - minKill))
-      killed = true
-      await child.kill9()
-      await Promise.all(running)
-      totals.cycles = cycle
-      options.onCycle?.(cycle, totals)
-    } finally {
-      await child.kill9()
+    },
+    async write (child, cycle, stopped) {
+      await Promise.all(Array.from({ length: writers }, async (_, w) => { await writer(ledger, child.url, `w${w}`, cycle, random, stopped) }))
     }
-  }
+  })
   if (totals.problems.length > 0) totals.problems.unshift(`seed ${seed}`)
   return totals
 }
