@@ -70,7 +70,7 @@ export const ConfigSchema = Type.Object({
   VECWAL_MAX_STREAMS: Type.Integer({ default: 16, minimum: 1, description: 'recovery streams open at once; past it 503 with Retry-After' }),
   VECWAL_MAX_CONNECTIONS: Type.Optional(Type.Integer({ minimum: 1, description: `connections open at once; past it a new one is closed at once (default: the soft limit of open files less VECWAL_MAX_STREAMS and ${DESCRIPTOR_HEADROOM}, kept for segment files and the runtime)` })),
   VECWAL_IDEMPOTENCY_WINDOW: Type.String({ default: '24h', pattern: DURATION.source, description: 'how long an idempotency key is remembered after its write (while its record is retained): a duration like 24h, 90m, 30s, or milliseconds' }),
-  VECWAL_IDEMPOTENCY_MAX_KEYS: Type.Integer({ default: WAL_DEFAULTS.idempotency.maxKeys, minimum: 1, description: 'idempotency keys remembered at most (about 150 bytes each and one a character); past it the oldest are forgotten early, counted in vecwal_idempotency_keys_evicted_total' }),
+  VECWAL_IDEMPOTENCY_MAX_KEYS: Type.Integer({ default: WAL_DEFAULTS.idempotency.maxKeys, minimum: 1, description: 'idempotency keys remembered at most (about 100 bytes each and one a character); past it the oldest are forgotten early, counted in vecwal_idempotency_keys_evicted_total' }),
   VECWAL_REQUEST_TIMEOUT_MS: Type.Integer({ default: 120_000, minimum: 100, description: 'a request (headers and body) not received whole this long after it began gets 408 and its connection is closed; responses are not limited' })
 })
 

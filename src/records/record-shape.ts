@@ -284,6 +284,12 @@ const DIGEST_HEAD = Buffer.from([FIXSTR | KEY_CONTENT_DIGEST.length, ...KEY_CONT
 /** What comes before the key's string: idempotencyKey's name. */
 const KEY_NAME = Buffer.from([FIXSTR | KEY_IDEMPOTENCY_KEY.length, ...KEY_IDEMPOTENCY_KEY])
 
+/** Whether src holds `bytes` at `at`: a loop, as `holds` is, with no view made for the open scan's every record. */
+function holdsAt (src: Buffer, at: number, bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (src[at + i] !== bytes[i]) return false
+  return true
+}
+
 export interface TrailingKeys {
   idempotencyKey: string
   /** The content digest's 16 bytes as latin1 text, one character a byte: a compact value to hold and compare. */
@@ -305,7 +311,7 @@ export function readTrailingKeys (record: Pick<RecordBytes, 'type' | 'source' | 
   if (end - start < 3 || src[start] !== MAP16 || src.readUInt16BE(start + 1) <= MOST_BODY_ENTRIES[op]) return undefined
   const digestAt = end - CONTENT_DIGEST_BYTES
   const keyEnd = digestAt - DIGEST_HEAD.length
-  if (keyEnd < start || !src.subarray(keyEnd, digestAt).equals(DIGEST_HEAD)) return undefined
+  if (keyEnd < start || !holdsAt(src, keyEnd, DIGEST_HEAD)) return undefined
   let at = keyEnd - 1
   const lowest = Math.max(start, keyEnd - IDEMPOTENCY_KEY_MAX_LENGTH - 2)
   while (at >= lowest && isPrintableAscii(src[at])) at--
@@ -326,7 +332,7 @@ export function readTrailingKeys (record: Pick<RecordBytes, 'type' | 'source' | 
     return undefined
   }
   const nameAt = headAt - KEY_NAME.length
-  if (nameAt < start || !src.subarray(nameAt, headAt).equals(KEY_NAME)) return undefined
+  if (nameAt < start || !holdsAt(src, nameAt, KEY_NAME)) return undefined
   return { idempotencyKey: src.toString('latin1', keyStart, keyEnd), contentDigest: src.toString('latin1', digestAt, end) }
 }
 

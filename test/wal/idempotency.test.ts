@@ -11,6 +11,7 @@ import { recordMsgpackBytes } from '../../src/records/record-msgpack.js'
 import { checkRecordBody, readTrailingKeys } from '../../src/records/record-shape.js'
 import { recordLineBytes } from '../../src/records/record-json.js'
 import { decodeBody } from '../../src/records/record-object.js'
+import { KeyIndex, type KeyedWrite } from '../../src/wal/idempotency.js'
 import { encodeBatch, encodeEntry } from '../../src/wal/payload.js'
 import { entry as generatedEntry } from '../helpers/bodies.js'
 import { collect, entries, entry, openLog, plain, tempDir } from '../helpers/wal.js'
@@ -195,4 +196,46 @@ t.test('conditions are checked: a key of the wrong characters or length, an expe
   for (const bad of [-1, 1.5]) await t.rejects(log.appendWith(entry(1), { expectedLastSeq: bad }), { code: 'WAL_INVALID_ARGUMENT' }, String(bad))
   t.equal(log.lastSeq, 0)
   t.same((await collect(log.read({ after: 0 }).records)).length, 0)
+})
+
+t.test('the key index answers as a plain model of it does, through any mix of writes, expiry, retention and eviction', async () => {
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('remember' as const), key: fc.integer({ min: 0, max: 40 }), digest: fc.integer({ min: 0, max: 2 }) }),
+    fc.record({ kind: fc.constant('find' as const), key: fc.integer({ min: 0, max: 40 }) }),
+    fc.record({ kind: fc.constant('retain' as const), by: fc.integer({ min: 0, max: 10 }) }),
+    fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 400 }) })
+  )
+  await fc.assert(fc.property(fc.array(op, { maxLength: 300 }), fc.integer({ min: 1, max: 30 }), (ops, maxKeys) => {
+    let now = 0
+    const windowMs = 1000
+    const index = new KeyIndex({ windowMs, maxKeys }, () => now, { info () {}, warn () {}, error () {} }, () => {})
+    // The model: keys in the order written, each with its write.
+    const model = new Map<string, KeyedWrite>()
+    let seq = 0
+    let oldest = 1
+    for (const step of ops) {
+      if (step.kind === 'tick') now += step.ms
+      if (step.kind === 'retain') {
+        oldest = Math.min(seq + 1, oldest + step.by)
+        index.forgetBefore(oldest)
+        for (const [key, write] of model) if (write.seq < oldest) model.delete(key)
+      }
+      if (step.kind === 'remember') {
+        const write = { seq: ++seq, contentDigest: `d${step.digest}`, writtenAt: now }
+        index.remember(`k${step.key}`, write)
+        model.delete(`k${step.key}`)
+        model.set(`k${step.key}`, write)
+        for (const [key, w] of model) if (w.writtenAt + windowMs <= now) model.delete(key)
+        while (model.size > maxKeys) model.delete(model.keys().next().value as string)
+      }
+      if (step.kind === 'find') {
+        const want = model.get(`k${step.key}`)
+        const live = want !== undefined && want.seq >= oldest && want.writtenAt + windowMs > now ? want : undefined
+        const got = index.find(`k${step.key}`, oldest)
+        if (JSON.stringify(got) !== JSON.stringify(live)) throw new Error(`k${step.key}: ${JSON.stringify(got)} where the model has ${JSON.stringify(live)}`)
+      }
+      if (index.size > maxKeys) throw new Error(`${index.size} keys held, past the cap of ${maxKeys}`)
+    }
+    return true
+  }), { numRuns: 300 })
 })
