@@ -18,7 +18,10 @@ function keyedPair (load: Load): [Load, Load] {
   return [{ ...load, uniqueHeader: 'Idempotency-Key' }, { ...load, uniqueHeader: IGNORED_HEADER }]
 }
 
-/** The cost of idempotency keys: the keyed load's rate against the same load without keys, on the same service in the same rounds. */
+/**
+ * The cost of idempotency keys: the keyed load's rate against the same load without keys, on the
+ * same service (P1's, P2's) in the same rounds.
+ */
 function keysRow (scenario: string, keyed: LoadResult, unkeyed: LoadResult, unit: 'req/s' | 'entries/s'): Row {
   const rate = (r: LoadResult): number => unit === 'req/s' ? r.requestsPerSecond : r.entriesPerSecond
   const keysRatio = ratio(keyed, unkeyed)
@@ -71,13 +74,13 @@ export async function singleInserts (options: BenchOptions): Promise<Row[]> {
   const load: Load = { path: '/v1/entries', connections: 64, contentType: JSON_TYPE, body: requestBodies().entryJson, entriesPerRequest: 1 }
   const [keyedLoad, unkeyedLoad] = keyedPair(load)
   const [ceiling, service, oneSyncEach, keyed, unkeyed] = await withCeilingAndServices(
-    [{ label: 'P1' }, { label: 'P1b', env: { VECWAL_GROUP_COMMIT: 'false' } }, { label: 'P1k' }],
+    [{ label: 'P1' }, { label: 'P1b', env: { VECWAL_GROUP_COMMIT: 'false' } }],
     options,
-    async (ceiling, [groupCommit, oneSync, keys]) => await measureLoads(
+    async (ceiling, [groupCommit, oneSync]) => await measureLoads(
       [
         ...[ceiling, groupCommit, oneSync].map(server => ({ url: server.url, load })),
-        { url: keys.url, load: keyedLoad },
-        { url: keys.url, load: unkeyedLoad }
+        { url: groupCommit.url, load: keyedLoad },
+        { url: groupCommit.url, load: unkeyedLoad }
       ],
       options
     )
@@ -122,16 +125,16 @@ export async function batchIngest (options: BenchOptions): Promise<Row[]> {
   const redis = await startRedisPeer(Math.round(bodies.batchRecordBytes / BATCH_ENTRIES))
   const [keyedBatch, unkeyedBatch] = keyedPair(jsonBatch)
   const [ceiling, ceilingMsgpack, json, msgpack, xadd, keyed, unkeyed] = await withCeilingAndServices(
-    [{ label: 'P2' }, { label: 'P2b' }, { label: 'P2k' }],
+    [{ label: 'P2' }, { label: 'P2b' }],
     options,
-    async (ceiling, [jsonService, msgpackService, keysService]) => await measureLoads([
+    async (ceiling, [jsonService, msgpackService]) => await measureLoads([
       { url: ceiling.url, load: jsonBatch },
       { url: ceiling.url, load: msgpackBatch },
       { url: jsonService.url, load: jsonBatch },
       { url: msgpackService.url, load: msgpackBatch },
       { run: redis.run, entriesPerRequest: 1 },
-      { url: keysService.url, load: keyedBatch },
-      { url: keysService.url, load: unkeyedBatch }
+      { url: jsonService.url, load: keyedBatch },
+      { url: jsonService.url, load: unkeyedBatch }
     ], options)
   ).finally(redis.stop)
 
@@ -171,6 +174,6 @@ export async function batchIngest (options: BenchOptions): Promise<Row[]> {
       ratio: times(logBytesPerSecond / diskBytesPerSecond),
       target: 'report'
     },
-    keysRow('P2k batch ingest (JSON) with idempotency keys', keyed, unkeyed, 'entries/s')
+    keysRow('P2k JSON batch ingest with idempotency keys', keyed, unkeyed, 'entries/s')
   ]
 }
