@@ -38,6 +38,7 @@ export class KeyIndex {
   private digests: string[] = []
   /** Slots given back, taken again before a new one. */
   private readonly freeSlots: number[] = []
+  /** Slots handed out so far: the next new slot is this one. */
   private slotsUsed = 0
   /** Writes with a key in flight, and what settles when each is answered. */
   private readonly inFlight = new Map<string, { contentDigest: string, settled: Promise<void> }>()
