@@ -11,11 +11,11 @@ import type { Log } from '../src/log.js'
 let lastSeq = 0
 
 // Only what the write and health routes call. Any other route reaching for the log fails loudly.
-const noLog: Pick<Log, 'state' | 'append' | 'appendBatch' | 'transactions'> = {
+const noLog: Pick<Log, 'state' | 'appendWith' | 'appendBatchWith' | 'transactions'> = {
   state: 'ok',
   transactions: {} as Log['transactions'],
-  append: async () => ++lastSeq,
-  appendBatch: async () => ++lastSeq
+  appendWith: async () => ({ seq: ++lastSeq, replayed: false }),
+  appendBatchWith: async entries => ({ seq: ++lastSeq, replayed: false, count: entries.length })
 }
 
 const config = loadConfig()

@@ -16,18 +16,21 @@ export interface FillPlan {
   entriesPerRecord: number
   /** The id of the first entry, so that a log filled twice keeps ids distinct. */
   firstId?: number
+  /** Each record written with an idempotency key of its own (P4k: the open rebuilds their index). */
+  keyed?: boolean
 }
 
 /** Appends to the log in `dir` (creating it if need be) and closes it; returns the bytes of its segment files. */
 export async function fillLog (dir: string, plan: FillPlan): Promise<number> {
   const log = await WriteAheadLog.open({ dir, durability: 'none' })
-  const inFlight: Array<Promise<number>> = []
+  const inFlight: Array<Promise<unknown>> = []
+  let records = 0
   try {
     let batch: EntryInput[] = []
     for (const entry of fillEntries(plan.entries, plan.firstId)) {
       batch.push(entry)
       if (batch.length < plan.entriesPerRecord) continue
-      inFlight.push(log.appendBatch(batch))
+      inFlight.push(plan.keyed === true ? log.appendBatchWith(batch, { idempotencyKey: `fill-${plan.firstId ?? 1}-${records++}` }) : log.appendBatch(batch))
       batch = []
       // Appends complete in order: waiting for the oldest keeps the window full.
       if (inFlight.length >= BATCHES_IN_FLIGHT) await inFlight.shift()

@@ -10,6 +10,29 @@ import { startCeiling, startService, withServers } from './servers.js'
 import { count, ms, size, sizePerSecond, times, type Row } from './table.js'
 
 const JSON_TYPE = 'application/json'
+/** The header the keyed loads' reference carries, unique per request like the key: the service ignores it. */
+const IGNORED_HEADER = 'X-Bench-Request'
+
+/** The load with a unique Idempotency-Key per request, and its reference: the same load with a unique header the service ignores. */
+function keyedPair (load: Load): [Load, Load] {
+  return [{ ...load, uniqueHeader: 'Idempotency-Key' }, { ...load, uniqueHeader: IGNORED_HEADER }]
+}
+
+/**
+ * The cost of idempotency keys: the keyed load's rate against the same load without keys, on the
+ * same service (P1's, P2's) in the same rounds.
+ */
+function keysRow (scenario: string, keyed: LoadResult, unkeyed: LoadResult, unit: 'req/s' | 'entries/s'): Row {
+  const rate = (r: LoadResult): number => unit === 'req/s' ? r.requestsPerSecond : r.entriesPerSecond
+  const keysRatio = ratio(keyed, unkeyed)
+  return {
+    scenario,
+    measured: `${count(rate(keyed))} ${unit}, p99 ${ms(keyed.p99Ms)}${failures(keyed)}`,
+    reference: `the same load without keys ${count(rate(unkeyed))} ${unit}, p99 ${ms(unkeyed.p99Ms)}${failures(unkeyed)}`,
+    ratio: keysRatio.text,
+    target: 'report'
+  }
+}
 const MSGPACK_TYPE = 'application/msgpack'
 
 /** Starts the ceiling server and a service child per label (each on a fresh data directory), then runs `use`. */
@@ -49,11 +72,16 @@ function failures (...results: LoadResult[]): string {
 
 export async function singleInserts (options: BenchOptions): Promise<Row[]> {
   const load: Load = { path: '/v1/entries', connections: 64, contentType: JSON_TYPE, body: requestBodies().entryJson, entriesPerRequest: 1 }
-  const [ceiling, service, oneSyncEach] = await withCeilingAndServices(
+  const [keyedLoad, unkeyedLoad] = keyedPair(load)
+  const [ceiling, service, oneSyncEach, keyed, unkeyed] = await withCeilingAndServices(
     [{ label: 'P1' }, { label: 'P1b', env: { VECWAL_GROUP_COMMIT: 'false' } }],
     options,
     async (ceiling, [groupCommit, oneSync]) => await measureLoads(
-      [ceiling, groupCommit, oneSync].map(server => ({ url: server.url, load })),
+      [
+        ...[ceiling, groupCommit, oneSync].map(server => ({ url: server.url, load })),
+        { url: groupCommit.url, load: keyedLoad },
+        { url: groupCommit.url, load: unkeyedLoad }
+      ],
       options
     )
   )
@@ -82,7 +110,8 @@ export async function singleInserts (options: BenchOptions): Promise<Row[]> {
       reference: `one fsync per append ${count(oneSyncEach.requestsPerSecond)} req/s, p99 ${ms(oneSyncEach.p99Ms)}${failures(oneSyncEach)}`,
       ratio: groupCommitGain.text,
       target: 'report'
-    }
+    },
+    keysRow('P1k single inserts with idempotency keys', keyed, unkeyed, 'req/s')
   ]
 }
 
@@ -94,7 +123,8 @@ export async function batchIngest (options: BenchOptions): Promise<Row[]> {
   const diskDir = makeTempDir('disk')
   const disk = await syncedWriteRate(diskDir, bodies.batchRecordBytes, options.diskSeconds).finally(() => { removeTempDir(diskDir) })
   const redis = await startRedisPeer(Math.round(bodies.batchRecordBytes / BATCH_ENTRIES))
-  const [ceiling, ceilingMsgpack, json, msgpack, xadd] = await withCeilingAndServices(
+  const [keyedBatch, unkeyedBatch] = keyedPair(jsonBatch)
+  const [ceiling, ceilingMsgpack, json, msgpack, xadd, keyed, unkeyed] = await withCeilingAndServices(
     [{ label: 'P2' }, { label: 'P2b' }],
     options,
     async (ceiling, [jsonService, msgpackService]) => await measureLoads([
@@ -102,7 +132,9 @@ export async function batchIngest (options: BenchOptions): Promise<Row[]> {
       { url: ceiling.url, load: msgpackBatch },
       { url: jsonService.url, load: jsonBatch },
       { url: msgpackService.url, load: msgpackBatch },
-      { run: redis.run, entriesPerRequest: 1 }
+      { run: redis.run, entriesPerRequest: 1 },
+      { url: jsonService.url, load: keyedBatch },
+      { url: jsonService.url, load: unkeyedBatch }
     ], options)
   ).finally(redis.stop)
 
@@ -141,6 +173,7 @@ export async function batchIngest (options: BenchOptions): Promise<Row[]> {
       reference: `write+fdatasync of ${size(bodies.batchRecordBytes)} chunks: ${sizePerSecond(diskBytesPerSecond)}`,
       ratio: times(logBytesPerSecond / diskBytesPerSecond),
       target: 'report'
-    }
+    },
+    keysRow('P2k JSON batch ingest with idempotency keys', keyed, unkeyed, 'entries/s')
   ]
 }

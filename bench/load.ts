@@ -19,6 +19,8 @@ export interface Load {
   body: Buffer
   /** Entries each request carries, so that entries/s can be told apart from requests/s. */
   entriesPerRequest: number
+  /** A header every request carries with a value of its own (an Idempotency-Key, or one the service ignores). */
+  uniqueHeader?: string
 }
 
 export interface LoadTarget {
@@ -73,7 +75,7 @@ async function run (target: LoadTarget, seconds: number, bodyFile: string): Prom
   const { stdout } = await promisify(execFile)('wrk', [
     '--threads', '1', '--connections', String(load.connections), '--duration', `${wholeSeconds(seconds)}s`,
     '--timeout', '10s', '--script', WRK_SCRIPT, target.url + load.path
-  ], { env: { ...process.env, VECWAL_BENCH_CONTENT_TYPE: load.contentType, VECWAL_BENCH_BODY_FILE: bodyFile }, timeout: (wholeSeconds(seconds) + 30) * 1000 })
+  ], { env: { ...process.env, VECWAL_BENCH_CONTENT_TYPE: load.contentType, VECWAL_BENCH_BODY_FILE: bodyFile, VECWAL_BENCH_UNIQUE_HEADER: load.uniqueHeader ?? '' }, timeout: (wholeSeconds(seconds) + 30) * 1000 })
   const match = SUMMARY.exec(stdout)
   if (match === null) throw new Error(`wrk printed no summary:\n${stdout}`)
   const [requests, micros, non2xx, socketErrors, timeouts, p50, p99] = match.slice(1).map(Number)

@@ -1,6 +1,7 @@
 // The bench's command line: how long each load runs, how big the logs get, which scenarios run,
 // and whether the service children write CPU profiles.
 import { parseArgs } from 'node:util'
+import { WAL_DEFAULTS } from '../src/wal/log.js'
 
 const SCENARIO_GROUPS = ['P1', 'P2', 'P3', 'P4', 'P5'] as const
 export type ScenarioGroup = (typeof SCENARIO_GROUPS)[number]
@@ -21,6 +22,8 @@ export interface BenchOptions {
   openLogBytes: number
   /** P4 starts the service this many times on the same log and keeps the median. */
   openRepeats: number
+  /** P4k's logs: this many single-entry records, each with an idempotency key, and the same without. */
+  openKeyedRecords: number
   groups: ScenarioGroup[]
   /** Directory for the service children's .cpuprofile files; none when undefined. */
   profileDir?: string
@@ -67,6 +70,7 @@ export function parseOptions (argv: string[]): BenchOptions | 'help' {
     recoveryEntries: quick ? [2_000, 8_000] : [250_000, 1_000_000],
     openLogBytes: quick ? 8 * 1024 * 1024 : 1024 * 1024 * 1024,
     openRepeats: quick ? 1 : 3,
+    openKeyedRecords: quick ? 5_000 : WAL_DEFAULTS.idempotency.maxKeys,
     groups: parseGroups(values.only),
     profileDir: values.profile
   }

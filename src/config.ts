@@ -31,6 +31,16 @@ export function openFileLimit (): number {
   return ASSUMED_OPEN_FILE_LIMIT
 }
 
+/** A duration: a whole number of hours, minutes, seconds or (with no unit) milliseconds. */
+const DURATION = /^(\d{1,12})(h|m|s|ms)?$/
+const DURATION_MS: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 }
+
+/** A duration's milliseconds; the schema has checked its form. */
+export function durationMs (text: string): number {
+  const [, amount, unit] = DURATION.exec(text) as RegExpExecArray
+  return Number(amount) * DURATION_MS[unit ?? 'ms']
+}
+
 export const ConfigSchema = Type.Object({
   VECWAL_HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address to listen on' }),
   VECWAL_PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'port to listen on (0: any free port)' }),
@@ -62,6 +72,8 @@ export const ConfigSchema = Type.Object({
   VECWAL_MAX_STREAMS: Type.Integer({ default: 16, minimum: 1, description: 'recovery streams open at once, follow streams included; past it 503 with Retry-After' }),
   VECWAL_HEARTBEAT_MS: Type.Optional(Type.Integer({ minimum: 10, description: `a follow stream (follow=true) silent this long sends a heartbeat; must be below VECWAL_IDLE_TIMEOUT_MS (default: ${DEFAULT_HEARTBEAT_MS}, or half VECWAL_IDLE_TIMEOUT_MS if that is less)` })),
   VECWAL_MAX_CONNECTIONS: Type.Optional(Type.Integer({ minimum: 1, description: `connections open at once; past it a new one is closed at once (default: the soft limit of open files less VECWAL_MAX_STREAMS and ${DESCRIPTOR_HEADROOM}, kept for segment files and the runtime)` })),
+  VECWAL_IDEMPOTENCY_WINDOW: Type.String({ default: '24h', pattern: DURATION.source, description: 'how long an idempotency key is remembered after its write (while its record is retained): a duration like 24h, 90m, 30s, or milliseconds' }),
+  VECWAL_IDEMPOTENCY_MAX_KEYS: Type.Integer({ default: WAL_DEFAULTS.idempotency.maxKeys, minimum: 1, description: 'idempotency keys remembered at most (about 100 bytes each and one a character); past it the oldest are forgotten early, counted in vecwal_idempotency_keys_evicted_total' }),
   VECWAL_REQUEST_TIMEOUT_MS: Type.Integer({ default: 120_000, minimum: 100, description: 'a request (headers and body) not received whole this long after it began gets 408 and its connection is closed; responses are not limited' })
 })
 
@@ -93,6 +105,7 @@ export interface Config {
   heartbeatMs: number
   maxConnections: number
   requestTimeoutMs: number
+  idempotency: { windowMs: number, maxKeys: number }
 }
 
 export class ConfigError extends Error {}
@@ -167,7 +180,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, openFiles: num
     maxStreams: vars.VECWAL_MAX_STREAMS,
     heartbeatMs,
     maxConnections,
-    requestTimeoutMs: vars.VECWAL_REQUEST_TIMEOUT_MS
+    requestTimeoutMs: vars.VECWAL_REQUEST_TIMEOUT_MS,
+    idempotency: { windowMs: durationMs(vars.VECWAL_IDEMPOTENCY_WINDOW), maxKeys: vars.VECWAL_IDEMPOTENCY_MAX_KEYS }
   }
 }
 

@@ -15,7 +15,9 @@ export const LOG_ERROR_CODES = [
   'WAL_TX_TOO_LARGE', 'WAL_RECORD_TOO_LARGE', 'WAL_RANGE_GONE', 'WAL_RANGE_AHEAD', 'WAL_INVALID_ARGUMENT',
   'WAL_INVALID_ENTRY',
   // Named consumers (issue #12).
-  'WAL_CONSUMER_NOT_FOUND', 'WAL_CONSUMER_EXISTS', 'WAL_CONSUMER_LIMIT'
+  'WAL_CONSUMER_NOT_FOUND', 'WAL_CONSUMER_EXISTS', 'WAL_CONSUMER_LIMIT',
+  // Safe retries: a condition that did not hold, a key given again with other content.
+  'WAL_SEQ_MISMATCH', 'WAL_IDEMPOTENCY_KEY_REUSED'
 ] as const
 export type LogErrorCode = typeof LOG_ERROR_CODES[number]
 
@@ -54,7 +56,8 @@ export const LogStatusSchema = Type.Object({
   openTransactions: Type.Integer(),
   diskFull: Type.Boolean({ description: 'free space is below VECWAL_MIN_FREE_BYTES: writes are refused (507), checkpoints pass' }),
   /** A backend that keeps no files on a local disk leaves this out. */
-  freeBytes: Type.Optional(Type.Integer({ description: 'free bytes of the data directory\'s file system, as last asked (segment backend; absent while VECWAL_MIN_FREE_BYTES is 0, which never asks)' }))
+  freeBytes: Type.Optional(Type.Integer({ description: 'free bytes of the data directory\'s file system, as last asked (segment backend; absent while VECWAL_MIN_FREE_BYTES is 0, which never asks)' })),
+  idempotencyKeys: Type.Integer({ description: 'idempotency keys remembered, whose writes a retry would be answered from' })
 }, { title: 'Status' })
 export type LogStatus = Static<typeof LogStatusSchema>
 
@@ -165,13 +168,46 @@ export interface Consumers {
   checkpoint: (name: string, seq?: number) => Promise<CheckpointResult>
 }
 
+// --- Safe retries (idempotency keys and conditional appends) ---
+
+/** What a write may be made on. */
+export interface AppendConditions {
+  /**
+   * 1 to 255 printable ASCII characters. A write with a key the log remembers, with the same
+   * content, writes nothing and is answered as the first was (`replayed`); with other content it
+   * is refused with WAL_IDEMPOTENCY_KEY_REUSED. A write with a key still in flight waits for it.
+   */
+  idempotencyKey?: string
+  /**
+   * Written only if the log's last seq is exactly this when the record's seq is assigned (in
+   * commit order); otherwise refused with WAL_SEQ_MISMATCH, whose error carries `lastSeq`. A
+   * replay is answered whatever the last seq is now.
+   */
+  expectedLastSeq?: number
+}
+
+export interface AppendResult {
+  seq: number
+  /** True when the key's first write answered: nothing was written this time. */
+  replayed: boolean
+}
+
+export type BatchAppendResult = AppendResult & { count: number }
+
+/** WAL_SEQ_MISMATCH's error carries the log's last seq when the condition was checked. */
+export interface SeqMismatch { code: 'WAL_SEQ_MISMATCH', lastSeq: number }
+
 /** Transactions stage entries in memory and commit them as one batch record. */
 export interface Transactions {
   /** Opens a transaction; its id. */
   begin: () => string
   /** Stages entries; how many the transaction holds now. */
   stage: (txId: string, entries: readonly EntryInput[]) => number
-  commit: (txId: string) => Promise<{ seq: number, count: number }>
+  /**
+   * A commit retried with the key of one that was written answers as it did, even though the
+   * transaction is gone by then.
+   */
+  commit: (txId: string, conditions?: AppendConditions) => Promise<BatchAppendResult>
   abort: (txId: string) => void
 }
 
@@ -183,6 +219,10 @@ export interface LogObserver {
   synced?: (seconds: number) => void
   /** Entries of this op became durable (counted one by one, inside batches too). */
   appended?: (op: EntryOp, entries: number) => void
+  /** A keyed write was answered from the write its key had made, writing nothing. */
+  replayed?: () => void
+  /** Idempotency keys were forgotten before their window ended, to keep to the cap on keys held. */
+  keysEvicted?: (keys: number) => void
 }
 
 export interface Log {
@@ -195,6 +235,10 @@ export interface Log {
   append: (entry: EntryInput) => Promise<number>
   /** Resolves with the one seq of all the entries, once they are durable together. */
   appendBatch: (entries: readonly EntryInput[], txId?: string) => Promise<number>
+  /** `append` under conditions: an idempotency key, an expected last seq. */
+  appendWith: (entry: EntryInput, conditions: AppendConditions) => Promise<AppendResult>
+  /** `appendBatch` under conditions. */
+  appendBatchWith: (entries: readonly EntryInput[], conditions: AppendConditions) => Promise<BatchAppendResult>
   /** Records that the consumer `default` holds everything up to `seq` (default: the last seq). */
   checkpoint: (seq?: number) => Promise<CheckpointResult>
   read: (options?: ReadOptions) => LogRead

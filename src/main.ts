@@ -36,6 +36,7 @@ export async function startService (config: Config, logger: Logger = createLogge
     minFreeBytes: config.minFreeBytes,
     maxBatchRecords: config.groupCommit ? undefined : 1,
     transactions: config.transactions,
+    idempotency: config.idempotency,
     repair: config.repair,
     logger: logger.child({ component: 'wal' }),
     observer: metrics.observer,

@@ -15,12 +15,17 @@ export interface paths {
         put?: never;
         /**
          * Append one entry
-         * @description Answers once the entry is fsynced. 503 with Retry-After when the write queue is full (WAL_QUEUE_FULL) or a new segment file could not be created (WAL_SEGMENT_UNAVAILABLE); 507 WAL_DISK_FULL with Retry-After while free disk space is below VECWAL_MIN_FREE_BYTES.
+         * @description Answers once the entry is fsynced. 503 with Retry-After when the write queue is full (WAL_QUEUE_FULL) or a new segment file could not be created (WAL_SEGMENT_UNAVAILABLE); 507 WAL_DISK_FULL with Retry-After while free disk space is below VECWAL_MIN_FREE_BYTES. With `Idempotency-Key`, a retry of the same content is answered as the first write was, with `Idempotent-Replayed: true`, writing nothing (422 WAL_IDEMPOTENCY_KEY_REUSED for other content; a retry while the first is in flight waits for it). With `Vecwal-Expected-Last-Seq: N`, written only if the last seq is N when its seq is assigned, else 412 WAL_SEQ_MISMATCH with the last seq in the body and in `Vecwal-Last-Seq`.
          */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description 1 to 255 printable ASCII characters. A repeat with the same key and the same content is answered as the first write was (Idempotent-Replayed: true) and writes nothing; with other content, 422 WAL_IDEMPOTENCY_KEY_REUSED. Remembered for VECWAL_IDEMPOTENCY_WINDOW while the record is retained */
+                    "idempotency-key"?: string;
+                    /** @description write only if the log's last seq is exactly this when the record's seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with the last seq */
+                    "vecwal-expected-last-seq"?: number;
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -96,6 +101,42 @@ export interface paths {
                         };
                     };
                 };
+                /** @description WAL_SEQ_MISMATCH: the last seq was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give the last seq */
+                412: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
+                        };
+                    };
+                };
+                /** @description WAL_IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a write of other content; nothing was written */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
+                        };
+                    };
+                };
                 /** @description Default Response */
                 "4XX": {
                     headers: {
@@ -109,6 +150,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -125,6 +168,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -147,12 +192,17 @@ export interface paths {
         put?: never;
         /**
          * Append entries as one atomic record
-         * @description All the entries or none, under one seq.
+         * @description All the entries or none, under one seq. With `Idempotency-Key`, a retry of the same content is answered as the first write was, with `Idempotent-Replayed: true`, writing nothing (422 WAL_IDEMPOTENCY_KEY_REUSED for other content; a retry while the first is in flight waits for it). With `Vecwal-Expected-Last-Seq: N`, written only if the last seq is N when its seq is assigned, else 412 WAL_SEQ_MISMATCH with the last seq in the body and in `Vecwal-Last-Seq`.
          */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description 1 to 255 printable ASCII characters. A repeat with the same key and the same content is answered as the first write was (Idempotent-Replayed: true) and writes nothing; with other content, 422 WAL_IDEMPOTENCY_KEY_REUSED. Remembered for VECWAL_IDEMPOTENCY_WINDOW while the record is retained */
+                    "idempotency-key"?: string;
+                    /** @description write only if the log's last seq is exactly this when the record's seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with the last seq */
+                    "vecwal-expected-last-seq"?: number;
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -233,6 +283,42 @@ export interface paths {
                         };
                     };
                 };
+                /** @description WAL_SEQ_MISMATCH: the last seq was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give the last seq */
+                412: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
+                        };
+                    };
+                };
+                /** @description WAL_IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a write of other content; nothing was written */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
+                        };
+                    };
+                };
                 /** @description Default Response */
                 "4XX": {
                     headers: {
@@ -246,6 +332,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -262,6 +350,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -316,6 +406,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -332,6 +424,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -397,6 +491,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -413,6 +509,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -433,11 +531,19 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Commit: append the staged entries as one atomic batch record carrying the txId */
+        /**
+         * Commit: append the staged entries as one atomic batch record carrying the txId
+         * @description A retry with the commit's Idempotency-Key is answered as the commit was, though the transaction is gone by then. With `Idempotency-Key`, a retry of the same content is answered as the first write was, with `Idempotent-Replayed: true`, writing nothing (422 WAL_IDEMPOTENCY_KEY_REUSED for other content; a retry while the first is in flight waits for it). With `Vecwal-Expected-Last-Seq: N`, written only if the last seq is N when its seq is assigned, else 412 WAL_SEQ_MISMATCH with the last seq in the body and in `Vecwal-Last-Seq`.
+         */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description 1 to 255 printable ASCII characters. A repeat with the same key and the same content is answered as the first write was (Idempotent-Replayed: true) and writes nothing; with other content, 422 WAL_IDEMPOTENCY_KEY_REUSED. Remembered for VECWAL_IDEMPOTENCY_WINDOW while the record is retained */
+                    "idempotency-key"?: string;
+                    /** @description write only if the log's last seq is exactly this when the record's seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with the last seq */
+                    "vecwal-expected-last-seq"?: number;
+                };
                 path: {
                     txId: string;
                 };
@@ -457,6 +563,42 @@ export interface paths {
                         };
                     };
                 };
+                /** @description WAL_SEQ_MISMATCH: the last seq was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give the last seq */
+                412: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
+                        };
+                    };
+                };
+                /** @description WAL_IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a write of other content; nothing was written */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
+                        };
+                    };
+                };
                 /** @description Default Response */
                 "4XX": {
                     headers: {
@@ -470,6 +612,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -486,6 +630,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -543,6 +689,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -559,6 +707,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -630,6 +780,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -646,6 +798,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -717,6 +871,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -733,6 +889,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -826,6 +984,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -842,6 +1002,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -884,6 +1046,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -900,6 +1064,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -966,6 +1132,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -982,6 +1150,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -1058,6 +1228,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -1074,6 +1246,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -1149,6 +1323,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -1165,6 +1341,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };
@@ -1227,6 +1405,8 @@ export interface paths {
                             diskFull: boolean;
                             /** @description free bytes of the data directory's file system, as last asked (segment backend; absent while VECWAL_MIN_FREE_BYTES is 0, which never asks) */
                             freeBytes?: number;
+                            /** @description idempotency keys remembered, whose writes a retry would be answered from */
+                            idempotencyKeys: number;
                         };
                     };
                 };
@@ -1324,6 +1504,8 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
                         };
                     };
                 };

@@ -8,11 +8,11 @@ import type { Server as HttpServer } from 'node:http'
 import type { Server } from 'node:https'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
-import type { Log } from '../log.js'
+import type { Log, SeqMismatch } from '../log.js'
 import { TokenChecker, type RouteAccess, type TokenGrant } from './auth.js'
 import type { AuthFailureLimits } from './auth-failures.js'
 import {
-  BodyTooLargeError, engineError, errorBody, HTTP_RETRY_AFTER, InternalError, InvalidRequestError, MalformedBodyError,
+  BodyTooLargeError, engineError, errorBody, type ErrorBody, HTTP_RETRY_AFTER, InternalError, InvalidRequestError, MalformedBodyError,
   rawErrorResponse, RouteNotFoundError, ShuttingDownError, UnsupportedMediaTypeError
 } from './errors.js'
 import { registerJsonParser } from './json.js'
@@ -180,7 +180,8 @@ export async function buildApp (options: AppOptions): Promise<App> {
   // its next segment.
   if (options.maxConnections !== undefined) app.server.maxConnections = options.maxConnections
 
-  app.setValidatorCompiler(({ schema, httpPart }) => httpPart === 'querystring' ? compileTextValidator(schema as TextSchema) : ajv.compile(schema))
+  // Query strings and headers arrive as text alike.
+  app.setValidatorCompiler(({ schema, httpPart }) => httpPart === 'querystring' || httpPart === 'headers' ? compileTextValidator(schema as TextSchema) : ajv.compile(schema))
   app.removeContentTypeParser('text/plain')
   registerJsonParser(app)
   registerMsgpackParser(app, options.dimensions)
@@ -215,10 +216,17 @@ export async function buildApp (options: AppOptions): Promise<App> {
     const clientError = toClientError(err, bodyLimitBytes, request.headers['content-type'])
     if (clientError.statusCode >= 500) request.log.error({ err, code: clientError.code }, 'request failed')
     if (clientError.retryAfter !== undefined) reply.header('retry-after', String(clientError.retryAfter))
+    const body: ErrorBody = errorBody(clientError.statusCode, clientError.code, clientError.message)
+    // A condition that did not hold says what the last seq was, for the writer to catch up from.
+    const { lastSeq } = err as Partial<SeqMismatch>
+    if (clientError.code === 'WAL_SEQ_MISMATCH' && lastSeq !== undefined) {
+      body.lastSeq = lastSeq
+      reply.header('vecwal-last-seq', String(lastSeq))
+    }
     // Sent as text, past the route's response schemas: an error (shutdown, say) may come from a route
     // whose schema for that status describes another body, /health/ready's 503 for one.
     reply.code(clientError.statusCode).type('application/json; charset=utf-8')
-      .send(JSON.stringify(errorBody(clientError.statusCode, clientError.code, clientError.message)))
+      .send(JSON.stringify(body))
   })
   app.setNotFoundHandler((request, reply) => {
     const err = new RouteNotFoundError(request.method, request.url.split('?')[0])

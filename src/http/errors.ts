@@ -56,7 +56,9 @@ export const ENGINE_ERRORS: Readonly<Record<LogErrorCode, EngineErrorMapping>> =
   WAL_INVALID_ENTRY: { statusCode: 400 },
   WAL_CONSUMER_NOT_FOUND: { statusCode: 404 },
   WAL_CONSUMER_EXISTS: { statusCode: 409 },
-  WAL_CONSUMER_LIMIT: { statusCode: 409 }
+  WAL_CONSUMER_LIMIT: { statusCode: 409 },
+  WAL_SEQ_MISMATCH: { statusCode: 412 },
+  WAL_IDEMPOTENCY_KEY_REUSED: { statusCode: 422 }
 }
 
 /** What a log's error code means over HTTP; undefined for any other code. */

@@ -56,6 +56,16 @@ export function createMetrics (status: () => LogStatus | undefined, consumers: (
   })
 
   const followStreams = new client.Gauge({ name: 'vecwal_follow_streams', help: 'Recovery streams open now that follow the log (follow=true)', registers })
+  const replays = new client.Counter({
+    name: 'vecwal_idempotent_replays_total',
+    help: 'Writes answered from the earlier write of their idempotency key, writing nothing',
+    registers
+  })
+  const keysEvicted = new client.Counter({
+    name: 'vecwal_idempotency_keys_evicted_total',
+    help: 'Idempotency keys forgotten before their window ended, to keep to VECWAL_IDEMPOTENCY_MAX_KEYS',
+    registers
+  })
 
   const requestChildren = new Map<string, ReturnType<typeof requestSeconds.labels>>()
 
@@ -84,6 +94,7 @@ export function createMetrics (status: () => LogStatus | undefined, consumers: (
   gauge('vecwal_disk_full', '1 while free disk space is below VECWAL_MIN_FREE_BYTES and writes are refused', s => s.diskFull ? 1 : 0)
   gauge('vecwal_disk_free_bytes', 'Free bytes of the data directory\'s file system, as last asked (segment backend, while VECWAL_MIN_FREE_BYTES is above 0)', s => s.freeBytes)
   gauge('vecwal_open_transactions', 'Transactions open and staging in memory', s => s.openTransactions)
+  gauge('vecwal_idempotency_keys', 'Idempotency keys remembered, whose writes a retry is answered from', s => s.idempotencyKeys)
 
   // One series per consumer, read from the log when scraped: a deleted consumer's series go with it.
   const consumerGauge = (name: string, help: string, read: (c: ConsumerStatus) => number): void => {
@@ -118,7 +129,9 @@ export function createMetrics (status: () => LogStatus | undefined, consumers: (
         batchBytes.observe(committedBytes)
       },
       synced (seconds) { fsyncSeconds.observe(seconds) },
-      appended (op, count) { entries.inc({ op }, count) }
+      appended (op, count) { entries.inc({ op }, count) },
+      replayed () { replays.inc() },
+      keysEvicted (count) { keysEvicted.inc(count) }
     },
     observeRequest (method, route, statusCode, seconds) {
       // One labelled child per method, route and status, looked up by a string key: cheaper on

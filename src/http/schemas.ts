@@ -29,8 +29,26 @@ export const ErrorResponse = Type.Object({
   statusCode: Type.Integer(),
   code: Type.String({ description: 'stable, one per cause' }),
   error: Type.String(),
-  message: Type.String({ description: 'what is wrong, naming the field' })
+  message: Type.String({ description: 'what is wrong, naming the field' }),
+  lastSeq: Type.Optional(Type.Integer({ description: 'WAL_SEQ_MISMATCH only: the log\'s last seq when the condition was checked (also in the Vecwal-Last-Seq header)' }))
 }, { title: 'Error' })
+
+/**
+ * The request headers of a write: an idempotency key and an expected last seq (README, "Safe
+ * retries"). Header names arrive lower-cased; other headers pass.
+ */
+export const WriteHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 255,
+    pattern: '^[\\x20-\\x7e]+$',
+    description: '1 to 255 printable ASCII characters. A repeat with the same key and the same content is answered as the first write was (Idempotent-Replayed: true) and writes nothing; with other content, 422 WAL_IDEMPOTENCY_KEY_REUSED. Remembered for VECWAL_IDEMPOTENCY_WINDOW while the record is retained'
+  })),
+  'vecwal-expected-last-seq': Type.Optional(Type.Integer({
+    ...SAFE_SEQ,
+    description: 'write only if the log\'s last seq is exactly this when the record\'s seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with the last seq'
+  }))
+})
 
 export const StatusResponse = LogStatusSchema
 

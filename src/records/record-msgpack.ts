@@ -36,7 +36,7 @@ export function recordMsgpackBytes (record: RecordBytes): Buffer | undefined {
   // Checked as the NDJSON line is, so that both forms refuse the same records.
   const shape = checkRecordBody(record)
   if (shape === undefined) return undefined
-  const fieldsBytes = record.payloadEnd - shape.start
+  const fieldsBytes = shape.end - shape.start
   const size = 3 + SEQ_KEY.length + 9 + fieldsBytes + TIMESTAMP_KEY.length + 9
   if (size > scratch.length && size <= KEPT_RECORD_BYTES) scratch = Buffer.allocUnsafeSlow(Math.min(Math.max(size, scratch.length * 2), KEPT_RECORD_BYTES))
   const out = size <= scratch.length ? scratch : Buffer.allocUnsafeSlow(size)
@@ -44,7 +44,7 @@ export function recordMsgpackBytes (record: RecordBytes): Buffer | undefined {
   out.writeUInt16BE(shape.count + 2, 1)
   let at = 3 + SEQ_KEY.copy(out, 3)
   at = writeUint(out, record.seq, at)
-  at += record.source.copy(out, at, shape.start, record.payloadEnd)
+  at += record.source.copy(out, at, shape.start, shape.end)
   at += TIMESTAMP_KEY.copy(out, at)
   at = writeUint(out, record.timestamp, at)
   return out.subarray(0, at)

@@ -15,6 +15,12 @@ const packr = new Packr({ moreTypes: true, useRecords: false })
 export function decodeBody (record: Pick<RecordBytes, 'type' | 'source' | 'payloadStart' | 'payloadEnd'>): RecordBody | undefined {
   const body = packr.unpack(record.source, { start: record.payloadStart, end: record.payloadEnd }) as RecordBody
   if (typeof body !== 'object' || body === null || RecordType[body.op] !== record.type) return undefined
+  // The write's trailing keys belong to the write, not the entry: no read form shows them.
+  const written = body as { idempotencyKey?: string, contentDigest?: Uint8Array }
+  if (written.idempotencyKey !== undefined) {
+    delete written.idempotencyKey
+    delete written.contentDigest
+  }
   return body
 }
 

@@ -30,10 +30,12 @@ export const NO_PART = -1
 /** Where the parts of a record body lie in its source buffer. */
 export interface RecordShape {
   op: RecordTypeName
-  /** The body map's entry count, `op` included. */
+  /** The body map's entry count, `op` included and the write's trailing keys (idempotencyKey, contentDigest) left out. */
   count: number
   /** Where the body map's first entry, `op`, begins. */
   start: number
+  /** Where the body's own fields end: the payload's end, or where the write's trailing keys begin. */
+  end: number
   /** How many entries `parts` describes: one for insert, update and delete, each of a batch's, none for a checkpoint. */
   entries: number
   /** ENTRY_SLOTS an entry, as EntrySlot names them. */
@@ -86,6 +88,17 @@ export const CONSUMER_EVENTS = ['create', 'delete', 'carry'] as const
 export type ConsumerEvent = typeof CONSUMER_EVENTS[number]
 const EVENT_BYTES = CONSUMER_EVENTS.map(utf8)
 
+const KEY_IDEMPOTENCY_KEY = utf8('idempotencyKey')
+const KEY_CONTENT_DIGEST = utf8('contentDigest')
+
+/** An idempotency key's most characters, each printable ASCII (0x20 to 0x7e). */
+export const IDEMPOTENCY_KEY_MAX_LENGTH = 255
+/** A content digest's bytes: the first 16 of a SHA-256. */
+export const CONTENT_DIGEST_BYTES = 16
+/** The most entries an entry or batch body's map has without the write's two trailing keys, which come together or not at all. */
+const MOST_BODY_ENTRIES: Readonly<Record<string, number>> = { insert: 4, update: 4, delete: 2, batch: 3 }
+const TRAILING_KEYS = 2
+
 const ENTRY_OPS = [RecordType.insert, RecordType.update, RecordType.delete].map(code => ({ code, name: utf8(recordTypeName(code) as string) }))
 
 // The walk's state, for the one payload being walked: walks are synchronous, one at a time, and
@@ -101,6 +114,7 @@ const shape: RecordShape = {
   op: 'insert',
   count: 0,
   start: 0,
+  end: 0,
   entries: 0,
   parts: keptParts,
   txIdItem: NO_PART,
@@ -252,7 +266,10 @@ function walk (record: Pick<RecordBytes, 'type' | 'source' | 'payloadStart' | 'p
   shape.txIdItem = NO_PART
   shape.consumerItem = NO_PART
   reader.reset(record.source, record.payloadStart, record.payloadEnd)
-  const count = reader.map()
+  const mapCount = reader.map()
+  // Past the most entries a body of this op has without them, the write's trailing keys are there.
+  const keyed = op !== 'checkpoint' && mapCount > MOST_BODY_ENTRIES[op]
+  const count = keyed ? mapCount - TRAILING_KEYS : mapCount
   shape.count = count
   shape.start = reader.pos
   const opEntry = OP_ENTRY_BYTES[record.type]
@@ -298,7 +315,88 @@ function walk (record: Pick<RecordBytes, 'type' | 'source' | 'payloadStart' | 'p
       expectKey(KEY_CHECKPOINTED_AT)
       shape.checkpointedAt = uint()
   }
+  shape.end = reader.pos
+  if (keyed) trailingKeys()
   if (reader.pos !== reader.end) throw new NotARecordBody()
+}
+
+const BIN8 = 0xc4
+const FIXSTR = 0xa0
+const FIXSTR_MAX_LENGTH = 0x1f
+const STR8 = 0xd9
+const MAP16 = 0xde
+
+function isPrintableAscii (byte: number): boolean {
+  return byte >= 0x20 && byte <= 0x7e
+}
+
+/** Moves past the write's trailing keys: idempotencyKey, printable ASCII, then contentDigest, 16 bytes. */
+function trailingKeys (): void {
+  expectKey(KEY_IDEMPOTENCY_KEY)
+  const length = reader.string()
+  const start = reader.take(length)
+  if (length === 0 || length > IDEMPOTENCY_KEY_MAX_LENGTH) throw new NotARecordBody()
+  for (let at = start; at < reader.pos; at++) if (!isPrintableAscii(reader.src[at])) throw new NotARecordBody()
+  expectKey(KEY_CONTENT_DIGEST)
+  if (reader.byte() !== BIN8 || reader.byte() !== CONTENT_DIGEST_BYTES) throw new NotARecordBody()
+  reader.take(CONTENT_DIGEST_BYTES)
+}
+
+/** What a keyed payload holds between its key's characters and its digest's bytes: contentDigest's name and its bin8 head. */
+const DIGEST_HEAD = Buffer.from([FIXSTR | KEY_CONTENT_DIGEST.length, ...KEY_CONTENT_DIGEST, BIN8, CONTENT_DIGEST_BYTES])
+/** What comes before the key's string: idempotencyKey's name. */
+const IDEMPOTENCY_KEY_HEAD = Buffer.from([FIXSTR | KEY_IDEMPOTENCY_KEY.length, ...KEY_IDEMPOTENCY_KEY])
+
+/** Whether src holds `bytes` at `at`: a loop, as `holds` is, with no view made for the open scan's every record. */
+function holdsAt (src: Buffer, at: number, bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (src[at + i] !== bytes[i]) return false
+  return true
+}
+
+export interface TrailingKeys {
+  idempotencyKey: string
+  /** The content digest's 16 bytes as latin1 text, one character a byte: a compact value to hold and compare. */
+  contentDigest: string
+}
+
+/**
+ * The write's trailing keys of an entry or batch record, read from the payload's two ends without
+ * walking its body, for the open scan, which reads every record: the map head's count says whether
+ * they are there (past the most entries a body of the op has without them), and the payload ends
+ * in their fixed layout. A key is printable ASCII, so walking back from the digest's name over
+ * printable bytes stops at its string head (fixstr, or str8 whose length byte may itself be
+ * printable). Undefined for a record without keys, or whose bytes do not have that layout.
+ */
+export function readTrailingKeys (record: Pick<RecordBytes, 'type' | 'source' | 'payloadStart' | 'payloadEnd'>): TrailingKeys | undefined {
+  const op = recordTypeName(record.type)
+  if (op === undefined || op === 'checkpoint') return undefined
+  const { source: src, payloadStart: start, payloadEnd: end } = record
+  if (end - start < 3 || src[start] !== MAP16 || src.readUInt16BE(start + 1) <= MOST_BODY_ENTRIES[op]) return undefined
+  const digestAt = end - CONTENT_DIGEST_BYTES
+  const keyEnd = digestAt - DIGEST_HEAD.length
+  if (keyEnd < start || !holdsAt(src, keyEnd, DIGEST_HEAD)) return undefined
+  let at = keyEnd - 1
+  const lowest = Math.max(start, keyEnd - IDEMPOTENCY_KEY_MAX_LENGTH - 2)
+  while (at >= lowest && isPrintableAscii(src[at])) at--
+  // The bytes after `at`: the key's characters, and in the third form below its str8 length too.
+  const after = keyEnd - at - 1
+  let headAt: number
+  let keyStart: number
+  if (after >= 1 && after <= FIXSTR_MAX_LENGTH && src[at] === (FIXSTR | after)) {
+    headAt = at
+    keyStart = at + 1
+  } else if (src[at] === after && src[at - 1] === STR8) {
+    headAt = at - 1
+    keyStart = at + 1
+  } else if (src[at] === STR8 && src[at + 1] === after - 1 && after - 1 > FIXSTR_MAX_LENGTH) {
+    headAt = at
+    keyStart = at + 2
+  } else {
+    return undefined
+  }
+  const nameAt = headAt - IDEMPOTENCY_KEY_HEAD.length
+  if (nameAt < start || !holdsAt(src, nameAt, IDEMPOTENCY_KEY_HEAD)) return undefined
+  return { idempotencyKey: src.toString('latin1', keyStart, keyEnd), contentDigest: src.toString('latin1', digestAt, end) }
 }
 
 /**

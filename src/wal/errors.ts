@@ -208,3 +208,19 @@ export class InvalidTimeError extends WalError {
     super('WAL_INVALID_ARGUMENT', `since must be a time in ms since the epoch, not ${String(value)}`)
   }
 }
+
+/** The log's last seq was not the one the write expected when its seq was to be assigned. */
+export class SeqMismatchError extends WalError {
+  readonly lastSeq: number
+  constructor (expected: number, lastSeq: number) {
+    super('WAL_SEQ_MISMATCH', `the last seq is ${lastSeq}, not the expected ${expected}; nothing was written`)
+    this.lastSeq = lastSeq
+  }
+}
+
+/** An idempotency key the log remembers came with other content than its first write's. */
+export class IdempotencyKeyReusedError extends WalError {
+  constructor (key: string) {
+    super('WAL_IDEMPOTENCY_KEY_REUSED', `idempotency key ${JSON.stringify(key)} was used for a write of other content; nothing was written`)
+  }
+}

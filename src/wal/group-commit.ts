@@ -2,7 +2,7 @@
 // cap), writes it with one write call and one fdatasync, and only then resolves each append with
 // its seq. While one batch is being synced the next one forms, so under load an fsync is shared by
 // as many appends as arrive during it, and with no load an append waits for no timer.
-import { LogClosedError, LogFailedError, QueueFullError, RecordTooLargeError, SegmentUnavailableError } from './errors.js'
+import { LogClosedError, LogFailedError, QueueFullError, RecordTooLargeError, SegmentUnavailableError, SeqMismatchError } from './errors.js'
 import { MAX_PAYLOAD_BYTES, MAX_RECORDS_PER_WRITE, RECORD_HEADER_BYTES } from './format.js'
 import type { EncodedPayload } from './payload.js'
 import type { SegmentWriter } from './segment-writer.js'
@@ -31,6 +31,8 @@ export interface Placed {
 interface Waiting {
   payload: EncodedPayload
   size: number
+  /** The last seq the record must follow, or undefined. */
+  expectedLastSeq: number | undefined
   resolve: (placed: Placed) => void
   reject: (err: Error) => void
 }
@@ -62,13 +64,18 @@ export class GroupCommitQueue {
     return this.closed
   }
 
-  /** Resolves with the record's seq once it is durable. */
-  async append (payload: EncodedPayload): Promise<number> {
-    return (await this.place(payload)).seq
+  /** Resolves with the record's seq once it is durable (see place). */
+  async append (payload: EncodedPayload, expectedLastSeq?: number): Promise<number> {
+    return (await this.place(payload, expectedLastSeq)).seq
   }
 
-  /** Resolves with the record's seq and timestamp once it is durable. */
-  place (payload: EncodedPayload): Promise<Placed> {
+  /**
+   * Resolves with the record's seq and timestamp once it is durable. With `expectedLastSeq`,
+   * refuses it with SeqMismatchError unless the seq it would get follows that one: checked as its
+   * batch is taken, in queue order, so of conditional appends expecting the same seq only the
+   * first can pass.
+   */
+  place (payload: EncodedPayload, expectedLastSeq?: number): Promise<Placed> {
     if (this.failure !== undefined) return Promise.reject(new LogFailedError(this.failure))
     if (this.closed) return Promise.reject(new LogClosedError())
     if (payload.bytes.length > MAX_PAYLOAD_BYTES) {
@@ -81,7 +88,7 @@ export class GroupCommitQueue {
     }
     this.bytes += size
     return new Promise((resolve, reject) => {
-      this.waiting.push({ payload, size, resolve, reject })
+      this.waiting.push({ payload, size, expectedLastSeq, resolve, reject })
       this.draining ??= this.drain()
     })
   }
@@ -140,8 +147,17 @@ export class GroupCommitQueue {
     // A batch is written with one write per segment, and a frame's write index is a u24.
     const maxBatchRecords = Math.min(this.options.maxBatchRecords, MAX_RECORDS_PER_WRITE)
     while (count < this.waiting.length && count < maxBatchRecords) {
-      const size = this.waiting[count].size
+      const waiting = this.waiting[count]
+      const { size, expectedLastSeq } = waiting
       if (count > 0 && bytes + size > maxBatchBytes) break
+      // Its seq is assigned here: the one after everything written and taken before it.
+      const lastSeq = this.writer.lastSeq + count
+      if (expectedLastSeq !== undefined && expectedLastSeq !== lastSeq) {
+        this.waiting.splice(count, 1)
+        this.bytes -= size
+        waiting.reject(new SeqMismatchError(expectedLastSeq, lastSeq))
+        continue
+      }
       bytes += size
       count++
     }

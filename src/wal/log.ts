@@ -1,16 +1,24 @@
 // The engine's one entry point: open a directory, append, checkpoint, read, stage transactions.
 import type { EntryInput } from '../entry.js'
-import type { CheckpointResult, Durability, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions, SegmentStatus, WaitOptions } from '../log.js'
+import type {
+  AppendConditions, AppendResult, BatchAppendResult, CheckpointResult, Durability, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions,
+  SegmentStatus, WaitOptions
+} from '../log.js'
+import { IDEMPOTENCY_KEY_MAX_LENGTH } from '../records/record-shape.js'
 import { DirLock } from './dir-lock.js'
 import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js'
 import { ConsumerRegistry, DEFAULT_CONSUMER } from './consumers.js'
-import { assertSeq, ConsumerNotFoundError, InvalidArgumentError, InvalidTimeError, LogClosedError, LogFailedError, RangeAheadError, RangeGoneError } from './errors.js'
+import {
+  assertSeq, ConsumerNotFoundError, IdempotencyKeyReusedError, InvalidArgumentError, InvalidTimeError, LogClosedError, LogFailedError, RangeAheadError,
+  RangeGoneError
+} from './errors.js'
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
+import { KeyIndex, type IdempotencyLimits } from './idempotency.js'
 import { silentLogger, type WalLogger } from './logger.js'
 import { CommitSignal } from './commit-signal.js'
 import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type FollowTail, type FrameItem } from './log-reader.js'
-import { encodeBatch, encodeEntry } from './payload.js'
+import { contentDigestOf, encodeBatch, encodeEntry, type EncodedPayload } from './payload.js'
 import { applyOpenPlan } from './open-apply.js'
 import { planOpen, type OpenPlan } from './open-plan.js'
 import { SegmentWriter } from './segment-writer.js'
@@ -33,6 +41,10 @@ export interface WalOptions {
   maxBatchBytes?: number
   maxBatchRecords?: number
   transactions?: Partial<TransactionLimits>
+  /** How long, and how many, idempotency keys are remembered. */
+  idempotency?: Partial<IdempotencyLimits>
+  /** The clock keys expire by (ms since the epoch); tests may replace it. */
+  now?: () => number
   /** Open past corruption by setting everything after it aside. */
   repair?: boolean
   /** Below this many free bytes on the directory's file system, appends are refused (checkpoints pass); 0: never. */
@@ -57,7 +69,8 @@ export const WAL_DEFAULTS = {
   maxBatchRecords: Number.POSITIVE_INFINITY,
   minFreeBytes: 0,
   freeSpaceCheckMs: 1000,
-  transactions: { maxBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, idleMs: 60_000 }
+  transactions: { maxBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, idleMs: 60_000 },
+  idempotency: { windowMs: 24 * 60 * 60 * 1000, maxKeys: 500_000 }
 }
 
 /** The segment engine's status: it always has segment files to list. */
@@ -65,6 +78,16 @@ export type WalStatus = LogStatus & { segments: SegmentStatus[] }
 
 /** The segment engine's reads: their chunks can always be handed back. */
 export type WalRead = LogRead & { recycle: (chunk: Buffer) => void }
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/
+
+/** Throws InvalidArgumentError unless the conditions are well formed (HTTP validates first). */
+function assertConditions ({ idempotencyKey, expectedLastSeq }: AppendConditions): void {
+  if (idempotencyKey !== undefined && !(idempotencyKey.length <= IDEMPOTENCY_KEY_MAX_LENGTH && PRINTABLE_ASCII.test(idempotencyKey))) {
+    throw new InvalidArgumentError('idempotencyKey', idempotencyKey)
+  }
+  if (expectedLastSeq !== undefined) assertSeq('expectedLastSeq', expectedLastSeq)
+}
 
 export class WriteAheadLog implements Log {
   readonly transactions: TransactionManager
@@ -89,6 +112,8 @@ export class WriteAheadLog implements Log {
     private readonly observer: LogObserver,
     private readonly logger: WalLogger,
     private readonly commits: CommitSignal,
+    private readonly keys: KeyIndex,
+    private readonly now: () => number,
     consumers: OpenPlan['consumers']
   ) {
     this.segmentsSeen = writer.segments.length
@@ -101,7 +126,8 @@ export class WriteAheadLog implements Log {
     }, consumers)
     this.transactions = new TransactionManager(
       settings.transactions,
-      async (entries, txId) => await this.appendBatch(entries, txId),
+      async (entries, txId, conditions) => await this.appendBatchRecord(entries, conditions, txId),
+      async (txId, key) => await this.replayCommit(txId, key),
       () => {
         if (this.queue.failed !== undefined) throw new LogFailedError(this.queue.failed)
         if (this.queue.isClosed) throw new LogClosedError()
@@ -122,13 +148,19 @@ export class WriteAheadLog implements Log {
       maxBatchRecords: options.maxBatchRecords ?? WAL_DEFAULTS.maxBatchRecords,
       minFreeBytes: options.minFreeBytes ?? WAL_DEFAULTS.minFreeBytes,
       freeSpaceCheckMs: options.freeSpaceCheckMs ?? WAL_DEFAULTS.freeSpaceCheckMs,
-      transactions: { ...WAL_DEFAULTS.transactions, ...options.transactions }
+      transactions: { ...WAL_DEFAULTS.transactions, ...options.transactions },
+      idempotency: { ...WAL_DEFAULTS.idempotency, ...options.idempotency }
     }
+    const now = options.now ?? Date.now
+    const keys = new KeyIndex(settings.idempotency, now, logger, evicted => options.observer?.keysEvicted?.(evicted))
     await io.mkdir(options.dir, 0o700)
     const lock = DirLock.acquire(options.dir)
     let writer: SegmentWriter | undefined
     try {
-      const plan = await planOpen(io, options.dir)
+      // The keys are rebuilt from the records as the open scan reads them, oldest first.
+      const plan = await planOpen(io, options.dir, ({ idempotencyKey, contentDigest }, seq, timestamp) => {
+        keys.remember(idempotencyKey, { seq, contentDigest, writtenAt: timestamp })
+      })
       await applyOpenPlan(io, options.dir, plan, { repair: options.repair ?? false, logger })
       writer = await SegmentWriter.open({
         dir: options.dir,
@@ -154,7 +186,7 @@ export class WriteAheadLog implements Log {
         },
         onSettled: () => { commits.notify() }
       })
-      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, space, options.observer ?? {}, logger, commits, plan.consumers)
+      const log = new WriteAheadLog(options.dir, io, settings, writer, queue, lock, space, options.observer ?? {}, logger, commits, keys, now, plan.consumers)
       opened = log
       // A crash may have come between a checkpoint and the deletions it allowed.
       await log.applyRetention()
@@ -187,25 +219,99 @@ export class WriteAheadLog implements Log {
 
   /** Resolves with the entry's seq once it is durable. */
   async append (entry: EntryInput): Promise<number> {
-    const waiting = this.space.admit()
-    if (waiting !== undefined) await waiting
-    const seq = await this.queue.append(encodeEntry(entry))
-    this.observer.appended?.(entry.op, 1)
-    return seq
+    return (await this.appendWith(entry, {})).seq
   }
 
   /** Appends entries as one atomic record (one seq); with a txId, as a committed transaction. */
   async appendBatch (entries: readonly EntryInput[], txId?: string): Promise<number> {
-    const waiting = this.space.admit()
-    if (waiting !== undefined) await waiting
-    const seq = await this.queue.append(encodeBatch(entries, txId))
+    return (await this.appendBatchRecord(entries, {}, txId)).seq
+  }
+
+  async appendWith (entry: EntryInput, conditions: AppendConditions): Promise<AppendResult> {
+    assertConditions(conditions)
+    const result = await this.appendRecord(encodeEntry(entry, conditions.idempotencyKey), conditions)
+    if (!result.replayed) this.observer.appended?.(entry.op, 1)
+    return result
+  }
+
+  async appendBatchWith (entries: readonly EntryInput[], conditions: AppendConditions): Promise<BatchAppendResult> {
+    return { ...await this.appendBatchRecord(entries, conditions), count: entries.length }
+  }
+
+  private async appendBatchRecord (entries: readonly EntryInput[], conditions: AppendConditions, txId?: string): Promise<AppendResult> {
+    assertConditions(conditions)
+    const result = await this.appendRecord(encodeBatch(entries, txId, conditions.idempotencyKey), conditions)
     const { appended } = this.observer
-    if (appended !== undefined) {
+    if (appended !== undefined && !result.replayed) {
       const counts = { insert: 0, update: 0, delete: 0 }
       for (const entry of entries) counts[entry.op]++
       for (const op of ['insert', 'update', 'delete'] as const) if (counts[op] > 0) appended(op, counts[op])
     }
-    return seq
+    return result
+  }
+
+  /**
+   * Appends one encoded record under its conditions. A keyed record whose key the log remembers
+   * is answered from the key's write (the same content) or refused (other content); one whose key
+   * is in flight waits for that write, then is answered as if it came after it.
+   */
+  private async appendRecord (payload: EncodedPayload, { idempotencyKey, expectedLastSeq }: AppendConditions): Promise<AppendResult> {
+    if (idempotencyKey === undefined) return { seq: await this.enqueue(payload, expectedLastSeq), replayed: false }
+    const contentDigest = contentDigestOf(payload)
+    for (let pending = this.inFlight(idempotencyKey, contentDigest); pending !== undefined; pending = this.inFlight(idempotencyKey, contentDigest)) await pending
+    // From the check above to begin() below nothing awaits: no other write with the key can start in between.
+    const known = this.keys.find(idempotencyKey, this.oldestSeq)
+    if (known !== undefined) {
+      if (known.contentDigest !== contentDigest) throw new IdempotencyKeyReusedError(idempotencyKey)
+      this.observer.replayed?.()
+      return { seq: known.seq, replayed: true }
+    }
+    const settle = this.keys.begin(idempotencyKey, contentDigest)
+    try {
+      const seq = await this.enqueue(payload, expectedLastSeq)
+      this.keys.remember(idempotencyKey, { seq, contentDigest, writtenAt: this.now() })
+      return { seq, replayed: false }
+    } finally {
+      settle()
+    }
+  }
+
+  /**
+   * What settles when the write with `key` in flight is answered, or undefined if none is. One
+   * with other content than `contentDigest` is refused at once: whatever its outcome, this content
+   * cannot be its retry.
+   */
+  private inFlight (key: string, contentDigest?: string): Promise<void> | undefined {
+    const pending = this.keys.pending(key)
+    if (pending !== undefined && contentDigest !== undefined && pending.contentDigest !== contentDigest) throw new IdempotencyKeyReusedError(key)
+    return pending?.settled
+  }
+
+  /** The first seq the log still holds: keys of records below it are gone with them. */
+  private get oldestSeq (): number {
+    return this.writer.segments[0].baseSeq
+  }
+
+  private async enqueue (payload: EncodedPayload, expectedLastSeq: number | undefined): Promise<number> {
+    const waiting = this.space.admit()
+    if (waiting !== undefined) await waiting
+    return await this.queue.append(payload, expectedLastSeq)
+  }
+
+  /**
+   * A commit retried with its key after its transaction is gone: answered from the record the
+   * key's write made if that was this transaction's commit (read back for its txId and count).
+   */
+  private async replayCommit (txId: string, key: string): Promise<BatchAppendResult | undefined> {
+    for (let pending = this.inFlight(key); pending !== undefined; pending = this.inFlight(key)) await pending
+    const known = this.keys.find(key, this.oldestSeq)
+    if (known === undefined) return undefined
+    for await (const record of this.read({ after: known.seq - 1, limit: 1 }).records) {
+      if (record.seq !== known.seq || record.op !== 'batch' || record.txId !== txId) break
+      this.observer.replayed?.()
+      return { seq: known.seq, count: record.entries.length, replayed: true }
+    }
+    throw new IdempotencyKeyReusedError(key)
   }
 
   /**
@@ -280,8 +386,11 @@ export class WriteAheadLog implements Log {
       return 0
     }
     this.deletedSegments += deleted
-    // Appends refused for want of space may go ahead at once.
-    if (deleted > 0) await this.space.refresh()
+    if (deleted > 0) {
+      this.keys.forgetBefore(this.oldestSeq)
+      // Appends refused for want of space may go ahead at once.
+      await this.space.refresh()
+    }
     return deleted
   }
 
@@ -376,7 +485,8 @@ export class WriteAheadLog implements Log {
       queueLimitBytes: this.settings.queueLimitBytes,
       openTransactions: this.transactions.count,
       diskFull: this.space.belowMinimum,
-      freeBytes: this.space.knownFreeBytes
+      freeBytes: this.space.knownFreeBytes,
+      idempotencyKeys: this.keys.size
     }
   }
 

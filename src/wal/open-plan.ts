@@ -14,7 +14,7 @@ import { type FormatVersion, parseSegmentFileName, SEGMENT_HEADER_BYTES } from '
 import { applyConsumerChange, DEFAULT_CONSUMER, type ConsumerState } from './consumers.js'
 import { DEFAULT_CHUNK_BYTES } from './frame-reader.js'
 import type { SeqMark } from './seq-marks.js'
-import { findTornLastWrite, findWholeRecordAfter, scanSegment } from './segment-scan.js'
+import { findTornLastWrite, findWholeRecordAfter, scanSegment, type KeyedRecordSink } from './segment-scan.js'
 
 export interface SegmentInfo {
   name: string
@@ -71,8 +71,11 @@ export async function listSegments (io: FileIO, dir: string): Promise<Array<{ na
   return found.sort((a, b) => a.baseSeq - b.baseSeq)
 }
 
-/** Reads the directory's segments and decides what opening it would do. Changes nothing. */
-export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
+/**
+ * Reads the directory's segments and decides what opening it would do. Changes nothing. `keyed`
+ * is told of the keyed records of the segments the log keeps, in seq order, as the scan reads them.
+ */
+export async function planOpen (io: FileIO, dir: string, keyed?: KeyedRecordSink): Promise<OpenPlan> {
   const files = await listSegments(io, dir)
   const segments: SegmentInfo[] = []
   const steps: OpenStep[] = []
@@ -84,8 +87,10 @@ export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
     const { name, baseSeq } = files[i]
     const isLast = i === files.length - 1
     const fd = await io.openRead(path.join(dir, name))
+    // Held until the segment is known to be kept: a segment set aside takes its keys with it.
+    const found: Array<Parameters<KeyedRecordSink>> = []
     try {
-      const scan = await scanSegment(io, fd)
+      const scan = await scanSegment(io, fd, undefined, keyed === undefined ? undefined : (...record) => { found.push(record) })
       const previous = segments.at(-1)
       let damage: { offset: number, reason: string } | undefined
       let cutsAtDamage = false
@@ -106,6 +111,7 @@ export async function planOpen (io: FileIO, dir: string): Promise<OpenPlan> {
           segments.push(kept)
           for (const change of scan.consumerChanges) applyConsumerChange(consumers, change)
           if (scan.lastTimestamp > 0) lastTimestamp = scan.lastTimestamp
+          for (const record of found) keyed?.(...record)
         }
         damage = scan.damage
         if (scan.damage !== undefined && isLast && !scan.damage.certain) {

@@ -5,9 +5,10 @@
 //
 // The checks a stored entry must pass (every vector value a finite float32, every string free of
 // lone surrogates) are made here, as the bytes are written, so a refused entry writes nothing.
+import { createHash } from 'node:crypto'
 import type { EntryInput } from '../entry.js'
 import { FLOAT32_ARRAY_CODE, TYPED_ARRAY_EXTENSION } from '../msgpack/reader.js'
-import type { ConsumerEvent } from '../records/record-shape.js'
+import { CONTENT_DIGEST_BYTES, type ConsumerEvent } from '../records/record-shape.js'
 import { InvalidEntryError } from './errors.js'
 
 /** What a consumer record (type 6) holds: docs/format.md. */
@@ -37,6 +38,8 @@ const KEY_NAME = fixstr('name')
 const KEY_EVENT = fixstr('event')
 const KEY_START = fixstr('start')
 const KEY_CHECKPOINTED_AT = fixstr('checkpointedAt')
+const KEY_IDEMPOTENCY_KEY = fixstr('idempotencyKey')
+const KEY_CONTENT_DIGEST = fixstr('contentDigest')
 const OPS: Record<string, Buffer> = {
   insert: fixstr('insert'),
   update: fixstr('update'),
@@ -248,11 +251,29 @@ function putUint (value: number): void {
   }
 }
 
-/** Runs `write` from the start of the buffer and hands back what it wrote, copied out. */
-function written (write: () => void): Buffer {
+/**
+ * The write's two trailing keys after a body already written: the idempotency key, then the first
+ * 16 bytes of the SHA-256 of the body as it stands (without them), with the body map's head
+ * counting both. An entry and a batch body's map head is always a map16 at the start.
+ */
+function putTrailingKeys (idempotencyKey: string): void {
+  const digest = createHash('sha256').update(out.subarray(0, at)).digest().subarray(0, CONTENT_DIGEST_BYTES)
+  out.writeUInt16BE(out.readUInt16BE(1) + 2, 1)
+  putBytes(KEY_IDEMPOTENCY_KEY)
+  putString('idempotencyKey', idempotencyKey)
+  putBytes(KEY_CONTENT_DIGEST)
+  ensure(2)
+  out[at++] = 0xc4
+  out[at++] = CONTENT_DIGEST_BYTES
+  putBytes(digest)
+}
+
+/** Runs `write` from the start of the buffer, then the trailing keys if there is a key, and hands back what it wrote, copied out. */
+function written (write: () => void, idempotencyKey?: string): Buffer {
   at = 0
   try {
     write()
+    if (idempotencyKey !== undefined) putTrailingKeys(idempotencyKey)
     const bytes = Buffer.allocUnsafe(at)
     out.copy(bytes, 0, 0, at)
     return bytes
@@ -276,11 +297,12 @@ export function assertStorable (entry: EntryInput): void {
   }
 }
 
-export function entryPayload (entry: EntryInput): Buffer {
-  return written(() => { putEntry(entry) })
+/** An entry's payload; with an idempotency key, the write's trailing keys after it (the key must be 1-255 printable ASCII characters). */
+export function entryPayload (entry: EntryInput, idempotencyKey?: string): Buffer {
+  return written(() => { putEntry(entry) }, idempotencyKey)
 }
 
-export function batchPayload (entries: readonly EntryInput[], txId?: string): Buffer {
+export function batchPayload (entries: readonly EntryInput[], txId?: string, idempotencyKey?: string): Buffer {
   return written(() => {
     putMapHead(txId === undefined ? 2 : 3)
     putBytes(KEY_OP)
@@ -292,7 +314,7 @@ export function batchPayload (entries: readonly EntryInput[], txId?: string): Bu
       putBytes(KEY_TX_ID)
       putString('txId', txId)
     }
-  })
+  }, idempotencyKey)
 }
 
 /** A checkpoint; without a consumer (the consumer `default`), byte for byte the version 1 and 2 record. */

@@ -3,6 +3,7 @@
 // payload-writer.ts writes them (and makes the checks a stored entry must pass); src/records reads them.
 import type { EntryInput } from '../entry.js'
 import { RecordType, type RecordTypeCode } from '../records/record-bytes.js'
+import { CONTENT_DIGEST_BYTES } from '../records/record-shape.js'
 import { batchPayload, checkpointPayload, consumerPayload, entryPayload, type ConsumerRecord } from './payload-writer.js'
 
 export interface EncodedPayload {
@@ -10,12 +11,17 @@ export interface EncodedPayload {
   bytes: Buffer
 }
 
-export function encodeEntry (entry: EntryInput): EncodedPayload {
-  return { type: RecordType[entry.op], bytes: entryPayload(entry) }
+export function encodeEntry (entry: EntryInput, idempotencyKey?: string): EncodedPayload {
+  return { type: RecordType[entry.op], bytes: entryPayload(entry, idempotencyKey) }
 }
 
-export function encodeBatch (entries: readonly EntryInput[], txId?: string): EncodedPayload {
-  return { type: RecordType.batch, bytes: batchPayload(entries, txId) }
+export function encodeBatch (entries: readonly EntryInput[], txId?: string, idempotencyKey?: string): EncodedPayload {
+  return { type: RecordType.batch, bytes: batchPayload(entries, txId, idempotencyKey) }
+}
+
+/** A keyed payload's content digest, as readTrailingKeys gives it: its last 16 bytes as latin1 text. */
+export function contentDigestOf (payload: EncodedPayload): string {
+  return payload.bytes.toString('latin1', payload.bytes.length - CONTENT_DIGEST_BYTES)
 }
 
 export function encodeCheckpoint (checkpoint: number, consumer?: string): EncodedPayload {

@@ -9,6 +9,7 @@ import {
 import { FrameReader, DEFAULT_CHUNK_BYTES } from './frame-reader.js'
 import { consumerChange, DEFAULT_CONSUMER, type ConsumerChange } from './consumers.js'
 import { markDue, type SeqMark } from './seq-marks.js'
+import { readTrailingKeys, type TrailingKeys } from '../records/record-shape.js'
 
 export interface SegmentDamage {
   offset: number
@@ -39,7 +40,10 @@ export type SegmentScan =
     damage?: SegmentDamage
   }
 
-export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_CHUNK_BYTES): Promise<SegmentScan> {
+/** Told of each whole record, before any damage, that carries the write's trailing keys. */
+export type KeyedRecordSink = (keys: TrailingKeys, seq: number, timestamp: number) => void
+
+export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_CHUNK_BYTES, keyed?: KeyedRecordSink): Promise<SegmentScan> {
   const size = await io.size(fd)
   const headerBuf = Buffer.alloc(Math.min(size, SEGMENT_HEADER_BYTES))
   if (headerBuf.length > 0) await io.read(fd, headerBuf, 0, headerBuf.length, 0)
@@ -91,6 +95,9 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
         break
       }
       consumerChanges.push(change)
+    } else if (keyed !== undefined) {
+      const keys = readTrailingKeys(frame)
+      if (keys !== undefined) keyed(keys, frame.seq, frame.timestamp)
     }
     if (markDue(marks, step.offset)) marks.push({ seq: frame.seq, offset: step.offset, timestamp: frame.timestamp })
     lastTimestamp = frame.timestamp

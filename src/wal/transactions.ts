@@ -3,9 +3,10 @@
 // has nothing of them to replay.
 import { randomUUID } from 'node:crypto'
 import type { EntryInput } from '../entry.js'
+import type { AppendConditions, AppendResult, BatchAppendResult } from '../log.js'
 import { assertStorable } from './payload-writer.js'
 import {
-  EmptyTransactionError, QueueFullError, SegmentUnavailableError, TransactionNotFoundError, TransactionsFullError, TransactionTooLargeError
+  EmptyTransactionError, IdempotencyKeyReusedError, QueueFullError, SegmentUnavailableError, SeqMismatchError, TransactionNotFoundError, TransactionsFullError, TransactionTooLargeError
 } from './errors.js'
 
 export interface TransactionLimits {
@@ -58,7 +59,12 @@ export class TransactionManager {
 
   constructor (
     private readonly limits: TransactionLimits,
-    private readonly commitBatch: (entries: EntryInput[], txId: string) => Promise<number>,
+    private readonly commitBatch: (entries: EntryInput[], txId: string, conditions: AppendConditions) => Promise<AppendResult>,
+    /**
+     * The answer to a commit retried with an idempotency key once its transaction is gone: the
+     * first commit's, if the key's write was this transaction's commit; undefined if the key is unknown.
+     */
+    private readonly replayCommit: (txId: string, idempotencyKey: string) => Promise<BatchAppendResult | undefined>,
     /** Throws when the log takes no writes (failed or closed): nothing is staged that could never commit. */
     private readonly assertWritable: () => void
   ) {}
@@ -98,18 +104,28 @@ export class TransactionManager {
     return tx.entries.length
   }
 
-  /** Appends the staged entries as one batch record; the txId is unknown from then on. */
-  async commit (txId: string): Promise<{ seq: number, count: number }> {
-    const tx = this.get(txId)
+  /**
+   * Appends the staged entries as one batch record; the txId is unknown from then on, but for a
+   * retry with the commit's idempotency key, which is answered as the commit was.
+   */
+  async commit (txId: string, conditions: AppendConditions = {}): Promise<BatchAppendResult> {
+    const tx = this.open.get(txId)
+    if (tx === undefined) {
+      const replay = conditions.idempotencyKey === undefined ? undefined : await this.replayCommit(txId, conditions.idempotencyKey)
+      if (replay !== undefined) return replay
+      throw new TransactionNotFoundError(txId)
+    }
     if (tx.entries.length === 0) throw new EmptyTransactionError(txId)
     this.forget(txId, tx)
     try {
-      const seq = await this.commitBatch(tx.entries, txId)
-      return { seq, count: tx.entries.length }
+      const { seq, replayed } = await this.commitBatch(tx.entries, txId, conditions)
+      return { seq, count: tx.entries.length, replayed }
     } catch (err) {
       // Only the refusals that wrote nothing (an overloaded queue, a segment that could not be
-      // created) leave the transaction open, so the client can retry the commit.
-      if (err instanceof QueueFullError || err instanceof SegmentUnavailableError) this.restore(txId, tx)
+      // created, a condition that did not hold, a key given before for other content) leave the
+      // transaction open, so the client can retry the commit.
+      if (err instanceof QueueFullError || err instanceof SegmentUnavailableError || err instanceof SeqMismatchError ||
+        err instanceof IdempotencyKeyReusedError) this.restore(txId, tx)
       throw err
     }
   }

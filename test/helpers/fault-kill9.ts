@@ -287,6 +287,50 @@ async function writer (ctx: WriterContext, name: string): Promise<void> {
   }
 }
 
+export interface KillCycles<Totals extends { cycles: number, problems: string[] }> {
+  /** The data directory, the cycles, the kill's delays; `onCycle` is told after each kill. */
+  options: { dataDir: string, cycles: number, minKillMs?: number, maxKillMs?: number, onCycle?: (cycle: number, totals: Totals) => void }
+  /** Counts the cycles run, and goes to `onCycle`. */
+  totals: Totals
+  env: Record<string, string>
+  random: () => number
+  /** After every start, the last one included: check the log. */
+  started: (child: ChildService) => Promise<void>
+  /** Runs the writers until `stopped()` says the kill came; resolves once they have all returned. */
+  write: (child: ChildService, cycle: number, stopped: () => boolean) => Promise<void>
+}
+
+/**
+ * The kill -9 cycles both suites run: start the service on the data directory, check it, write
+ * until a random kill; a last start checks the last kill, then the service must stop gracefully.
+ */
+export async function runKillCycles<Totals extends { cycles: number, problems: string[] }> (c: KillCycles<Totals>): Promise<void> {
+  const { options, totals } = c
+  const minKill = options.minKillMs ?? 50
+  const maxKill = options.maxKillMs ?? 1000
+  for (let cycle = 1; cycle <= options.cycles + 1; cycle++) {
+    const child = await startChild({ dataDir: options.dataDir, env: c.env })
+    try {
+      await c.started(child)
+      if (cycle > options.cycles) {
+        const exit = await child.stop()
+        if (exit.code !== 0 && totals.problems.length < 50) totals.problems.push(`graceful stop exited with ${JSON.stringify(exit)}\n${child.output}`)
+        break
+      }
+      let killed = false
+      const running = c.write(child, cycle, () => killed)
+      await sleep(minKill + c.random() * (maxKill - minKill))
+      killed = true
+      await child.kill9()
+      await running
+      totals.cycles = cycle
+      options.onCycle?.(cycle, totals)
+    } finally {
+      await child.kill9()
+    }
+  }
+}
+
 function tornTailsIn (child: ChildService): number {
   return child.stdoutText.split('\n').filter(line => line.includes('cut a torn tail')).length
 }
@@ -300,33 +344,21 @@ export async function runKill9 (options: Kill9Options): Promise<Kill9Totals> {
   const random = seeded(seed)
   const ledger = new Ledger()
   const { totals } = ledger
-  const env = { VECWAL_SEGMENT_BYTES: String(options.segmentBytes ?? 65536) }
   const writers = options.writers ?? 16
-  const minKill = options.minKillMs ?? 50
-  const maxKill = options.maxKillMs ?? 1000
-  for (let cycle = 1; cycle <= options.cycles + 1; cycle++) {
-    const child = await startChild({ dataDir: options.dataDir, env })
-    try {
+  await runKillCycles({
+    options,
+    totals,
+    env: { VECWAL_SEGMENT_BYTES: String(options.segmentBytes ?? 65536) },
+    random,
+    async started (child) {
       totals.tornTailsCut += tornTailsIn(child)
       await verify(ledger, child.url)
-      if (cycle > options.cycles) {
-        const exit = await child.stop()
-        if (exit.code !== 0) ledger.problem(`graceful stop exited with ${JSON.stringify(exit)}\n${child.output}`)
-        break
-      }
-      let killed = false
-      const ctx: WriterContext = { ledger, url: child.url, cycle, random, stopped: () => killed }
-      const running = Array.from({ length: writers }, async (_, w) => { await writer(ctx, `w${w}`) })
-      await sleep(minKill + random() * (maxKill - minKill))
-      killed = true
-      await child.kill9()
-      await Promise.all(running)
-      totals.cycles = cycle
-      options.onCycle?.(cycle, totals)
-    } finally {
-      await child.kill9()
+    },
+    async write (child, cycle, stopped) {
+      const ctx: WriterContext = { ledger, url: child.url, cycle, random, stopped }
+      await Promise.all(Array.from({ length: writers }, async (_, w) => { await writer(ctx, `w${w}`) }))
     }
-  }
+  })
   if (totals.problems.length > 0) totals.problems.unshift(`seed ${seed}`)
   return totals
 }

@@ -186,13 +186,60 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
     t.equal(tx.stage(kept, [{ op: 'insert', id: 'b', vector: [1, 2] }, { op: 'delete', id: 'c' }]), 3)
     tx.stage(dropped, [{ op: 'delete', id: 'never' }])
     tx.abort(dropped)
-    t.same(await tx.commit(kept), { seq: 1, count: 3 })
+    t.same(await tx.commit(kept), { seq: 1, count: 3, replayed: false })
     const [record] = await records(log)
     t.equal(record.op === 'batch' ? record.txId : undefined, kept, 'the batch carries the txId')
     t.equal(log.lastSeq, 1, 'nothing of the aborted transaction')
     await rejectsWith(t, tx.commit(kept), 'WAL_TX_NOT_FOUND', 'a committed transaction is gone')
     throwsWith(t, () => tx.stage(dropped, [{ op: 'delete', id: 'x' }]), 'WAL_TX_NOT_FOUND', 'so is an aborted one')
     await rejectsWith(t, tx.commit(tx.begin()), 'WAL_TX_EMPTY', 'an empty commit')
+  })
+
+  t.test('idempotency keys: a repeat of the same content is answered from the first write and writes nothing; other content is refused naming the key; reads leave the keys out', async t => {
+    await fc.assert(fc.asyncProperty(entries(1, 5), fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map(c => String.fromCharCode(c)), minLength: 1, maxLength: 255 }), async (sent, key) => {
+      const { log } = await open(t)
+      const batch = sent as EntryInput[]
+      const first = await log.appendBatchWith(batch, { idempotencyKey: key })
+      const again = await log.appendBatchWith(batch, { idempotencyKey: key })
+      if (first.replayed || !again.replayed || again.seq !== first.seq || again.count !== sent.length) throw new Error(`${JSON.stringify(again)} after ${JSON.stringify(first)}`)
+      const reused = await log.appendWith(batch[0], { idempotencyKey: key }).then(() => undefined, (err: { code?: string, message?: string }) => err)
+      if (reused?.code !== 'WAL_IDEMPOTENCY_KEY_REUSED' || reused.message?.includes(JSON.stringify(key)) !== true) throw new Error(`other content: ${JSON.stringify(reused)}`)
+      if (log.lastSeq !== 1) throw new Error(`${log.lastSeq} records for one keyed write`)
+      if (log.status().idempotencyKeys !== 1) throw new Error(`${log.status().idempotencyKeys} keys held`)
+      const [record] = await records(log)
+      if (record.op !== 'batch' || 'idempotencyKey' in record || 'contentDigest' in record) throw new Error('the read shows the keys')
+      return true
+    }), { numRuns: 10 })
+  })
+
+  t.test('a repeat while the first is in flight waits for it and gets its answer', async t => {
+    const { log } = await open(t)
+    const e: EntryInput = { op: 'delete', id: 'once' }
+    const answers = await Promise.all(Array.from({ length: 5 }, async () => await log.appendWith(e, { idempotencyKey: 'k' })))
+    t.same(answers.map(a => a.seq), [1, 1, 1, 1, 1])
+    t.same(answers.filter(a => !a.replayed).length, 1, 'one write, four replays')
+    t.equal(log.lastSeq, 1)
+  })
+
+  t.test('conditional appends: of writers expecting the same last seq exactly one wins each seq; the others learn the last seq', async t => {
+    const { log } = await open(t)
+    for (let round = 0; round < 5; round++) {
+      const expected = log.lastSeq
+      const results = await Promise.allSettled(Array.from({ length: 4 }, async (_, w) => await log.appendWith({ op: 'delete', id: `r${round}w${w}` }, { expectedLastSeq: expected })))
+      const won = results.filter(r => r.status === 'fulfilled')
+      t.same(won.map(r => r.value.seq), [expected + 1], `round ${round}: one winner`)
+      for (const r of results) if (r.status === 'rejected') t.match(r.reason, { code: 'WAL_SEQ_MISMATCH', lastSeq: expected + 1 })
+    }
+    t.equal(log.lastSeq, 5)
+  })
+
+  t.test('a keyed commit retried after its transaction is gone is answered as the commit was', async t => {
+    const { log } = await open(t)
+    const tx = log.transactions.begin()
+    log.transactions.stage(tx, [{ op: 'delete', id: 'a' }, { op: 'delete', id: 'b' }])
+    t.same(await log.transactions.commit(tx, { idempotencyKey: 'commit-1' }), { seq: 1, count: 2, replayed: false })
+    t.same(await log.transactions.commit(tx, { idempotencyKey: 'commit-1' }), { seq: 1, count: 2, replayed: true })
+    await rejectsWith(t, log.transactions.commit(tx, { idempotencyKey: 'other' }), 'WAL_TX_NOT_FOUND', 'an unknown key does not revive the transaction')
   })
 
   const failing = { skip: traits.canFailWrites ? false : 'this backend cannot be made to fail a write' }

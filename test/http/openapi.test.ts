@@ -56,7 +56,13 @@ t.test('OpenAPI', async t => {
     ]
     for (const [method, route, status] of success) t.ok(document.paths[route][method].responses[status] !== undefined, `${route} documents ${status}`)
     const error = document.paths['/v1/entries'].post.responses['4XX'].content['application/json'].schema
-    t.same(Object.keys(error.properties).sort(), ['code', 'error', 'message', 'statusCode'], 'errors have the one shape')
+    t.same(Object.keys(error.properties).sort(), ['code', 'error', 'lastSeq', 'message', 'statusCode'], 'errors have the one shape (lastSeq for WAL_SEQ_MISMATCH only)')
+    for (const route of ['/v1/entries', '/v1/batch', '/v1/transactions/{txId}/commit']) {
+      const { parameters, responses } = document.paths[route].post
+      t.same(parameters.filter((p: Json) => p.in === 'header').map((p: Json) => p.name).sort(), ['idempotency-key', 'vecwal-expected-last-seq'], `${route} takes the two headers`)
+      t.match(responses['412'].description, /WAL_SEQ_MISMATCH/, `${route} documents 412`)
+      t.match(responses['422'].description, /WAL_IDEMPOTENCY_KEY_REUSED/, `${route} documents 422`)
+    }
     const entry = document.paths['/v1/entries'].post.requestBody.content['application/json'].schema
     t.same(entry.oneOf.map((s: Json) => s.properties.op.enum[0]), ['insert', 'update', 'delete'], 'one schema per op')
     t.ok(entry.oneOf.every((s: Json) => s.additionalProperties === false), 'unknown fields are refused')

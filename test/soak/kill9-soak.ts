@@ -3,15 +3,19 @@
 // `--race-rounds R` (default 100) rounds of two instances started at once on another directory (in
 // PID namespaces of their own where unshare can make them), each winner killed -9 or stopped: one
 // must serve each time. Exits 1 if an acknowledged entry was lost or replaced, a record appeared
-// that was never sent, or two instances (or none) served at once.
+// that was never sent, or two instances (or none) served at once. Then `--keyed-cycles K` (default
+// 100) kill -9 cycles whose writers send every request with an idempotency key and retry every
+// unanswered one after the restart: each must stand in the log exactly once, at the seq every
+// answer to it gave.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { runKill9 } from '../helpers/fault-kill9.js'
+import { runKeyedKill9 } from '../helpers/fault-kill9-keys.js'
 import { pidNamespacesUnavailable, runLockRace } from '../helpers/lock-race.js'
 
-const usage = 'usage: npm run soak -- [--cycles N] [--race-rounds R] [--seed S] [--keep]'
+const usage = 'usage: npm run soak -- [--cycles N] [--race-rounds R] [--keyed-cycles K] [--seed S] [--keep]'
 
 /** The race stops starting rounds after this long, however many were asked for. */
 const RACE_TIME_LIMIT_MS = 30 * 60_000
@@ -30,6 +34,7 @@ const { values } = parseArgs({
   options: {
     cycles: { type: 'string' },
     'race-rounds': { type: 'string' },
+    'keyed-cycles': { type: 'string' },
     seed: { type: 'string' },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
@@ -41,6 +46,7 @@ if (values.help === true) {
 }
 const cycles = positiveInteger(values.cycles, 200, 'cycles')
 const raceRounds = positiveInteger(values['race-rounds'], 100, 'race-rounds')
+const keyedCycles = positiveInteger(values['keyed-cycles'], 100, 'keyed-cycles')
 const seed = positiveInteger(values.seed, Math.floor(Math.random() * 2 ** 31) + 1, 'seed')
 /** Runs `soak` on a fresh data directory, kept or removed afterwards; resolves with whether it passed. */
 async function inDataDir (soak: (dataDir: string) => Promise<boolean>): Promise<boolean> {
@@ -129,6 +135,39 @@ async function lockRace (dataDir: string): Promise<boolean> {
   return ok
 }
 
+async function keyedKill9Soak (dataDir: string): Promise<boolean> {
+  const started = Date.now()
+  process.stdout.write(`kill -9 with keyed retries: ${keyedCycles} cycles, seed ${seed}, data in ${dataDir}\n`)
+  const totals = await runKeyedKill9({
+    dataDir,
+    cycles: keyedCycles,
+    seed,
+    onCycle (cycle, t) {
+      if (cycle % 10 === 0 || cycle === keyedCycles) {
+        const seconds = Math.round((Date.now() - started) / 1000)
+        process.stdout.write(`  cycle ${cycle}/${keyedCycles} (${seconds} s): ${t.requests} requests, ${t.unanswered} unanswered and retried, problems ${t.problems.length}\n`)
+      }
+    }
+  })
+  const ok = totals.problems.length === 0 && totals.cycles === keyedCycles && totals.replayed + totals.writtenByRetry === totals.unanswered
+  process.stdout.write([
+    '',
+    `cycles                          ${totals.cycles}`,
+    `requests sent with a key        ${totals.requests}`,
+    `unanswered, then retried        ${totals.unanswered}`,
+    `  answered from the first write ${totals.replayed}`,
+    `  written by the retry          ${totals.writtenByRetry}`,
+    `  transactions staged again     ${totals.recommitted}`,
+    `records checked                 ${totals.recordChecks}`,
+    `time                            ${Math.round((Date.now() - started) / 1000)} s`,
+    ...totals.problems.map(p => `problem: ${p}`),
+    ok ? 'PASS' : 'FAIL',
+    ''
+  ].join('\n'))
+  return ok
+}
+
 const kill9Passed = await inDataDir(kill9Soak)
 const racePassed = await inDataDir(lockRace)
-process.exitCode = kill9Passed && racePassed ? 0 : 1
+const keyedPassed = await inDataDir(keyedKill9Soak)
+process.exitCode = kill9Passed && racePassed && keyedPassed ? 0 : 1

@@ -2,9 +2,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Log } from '../../log.js'
 import {
-  BatchAppendedResponse, TxAbortedResponse, TxOpenedResponse, TxStagedResponse, type ApiSchemas
+  BatchAppendedResponse, TxAbortedResponse, TxOpenedResponse, TxStagedResponse, WriteHeaders, type ApiSchemas
 } from '../schemas.js'
-import { writeBodyTypes, writeErrors } from './writes.js'
+import { conditionalWriteErrors, conditionsOf, CONDITIONS_DESCRIPTION, markReplay, writeBodyTypes, writeErrors } from './writes.js'
 
 export const transactionRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
   const tx = log.transactions
@@ -36,12 +36,14 @@ export const transactionRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: A
     config: { access: 'write' },
     schema: {
       summary: 'Commit: append the staged entries as one atomic batch record carrying the txId',
+      description: 'A retry with the commit\'s Idempotency-Key is answered as the commit was, though the transaction is gone by then.' + CONDITIONS_DESCRIPTION,
       params,
-      response: { 201: BatchAppendedResponse, ...writeErrors }
+      headers: WriteHeaders,
+      response: { 201: BatchAppendedResponse, ...conditionalWriteErrors }
     }
   }, async (request, reply) => {
-    const { seq, count } = await tx.commit(request.params.txId)
-    return reply.code(201).send({ seq, count })
+    const result = await tx.commit(request.params.txId, conditionsOf(request.headers))
+    return markReplay(reply, result).send({ seq: result.seq, count: result.count })
   })
 
   app.post('/v1/transactions/:txId/abort', {

@@ -1,39 +1,63 @@
-// Single entries and atomic batches. Each answer comes only once the record is durable.
+// Single entries and atomic batches. Each answer comes only once the record is durable. Writes
+// take an idempotency key and an expected last seq as headers (README, "Safe retries").
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { Log } from '../../log.js'
+import type { Static } from '@sinclair/typebox'
+import type { FastifyReply } from 'fastify'
+import type { AppendConditions, AppendResult, Log } from '../../log.js'
 import { MSGPACK } from '../msgpack.js'
-import { AppendedResponse, BatchAppendedResponse, ErrorResponse, type ApiSchemas } from '../schemas.js'
+import { AppendedResponse, BatchAppendedResponse, ErrorResponse, WriteHeaders, type ApiSchemas } from '../schemas.js'
 
 export const writeErrors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 export const writeBodyTypes = ['application/json', MSGPACK]
+/** The answers of a write that takes conditions: the two refusals they add, then every error. */
+export const conditionalWriteErrors = {
+  412: { ...ErrorResponse, description: 'WAL_SEQ_MISMATCH: the last seq was not Vecwal-Expected-Last-Seq; nothing was written. The body\'s lastSeq and the Vecwal-Last-Seq header give the last seq' },
+  422: { ...ErrorResponse, description: 'WAL_IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a write of other content; nothing was written' },
+  ...writeErrors
+}
+
+/** What a write's answer says of its headers, for the routes' descriptions. */
+export const CONDITIONS_DESCRIPTION = ' With `Idempotency-Key`, a retry of the same content is answered as the first write was, with `Idempotent-Replayed: true`, writing nothing (422 WAL_IDEMPOTENCY_KEY_REUSED for other content; a retry while the first is in flight waits for it). With `Vecwal-Expected-Last-Seq: N`, written only if the last seq is N when its seq is assigned, else 412 WAL_SEQ_MISMATCH with the last seq in the body and in `Vecwal-Last-Seq`.'
+
+/** The write's conditions, from its validated headers. */
+export function conditionsOf (headers: Static<typeof WriteHeaders>): AppendConditions {
+  return { idempotencyKey: headers['idempotency-key'], expectedLastSeq: headers['vecwal-expected-last-seq'] }
+}
+
+/** Marks an answer given from an earlier write of the same key. */
+export function markReplay (reply: FastifyReply, result: AppendResult): FastifyReply {
+  if (result.replayed) reply.header('idempotent-replayed', 'true')
+  return reply.code(201)
+}
 
 export const writeRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
   app.post('/v1/entries', {
     config: { access: 'write' },
     schema: {
       summary: 'Append one entry',
-      description: 'Answers once the entry is fsynced. 503 with Retry-After when the write queue is full (WAL_QUEUE_FULL) or a new segment file could not be created (WAL_SEGMENT_UNAVAILABLE); 507 WAL_DISK_FULL with Retry-After while free disk space is below VECWAL_MIN_FREE_BYTES.',
+      description: 'Answers once the entry is fsynced. 503 with Retry-After when the write queue is full (WAL_QUEUE_FULL) or a new segment file could not be created (WAL_SEGMENT_UNAVAILABLE); 507 WAL_DISK_FULL with Retry-After while free disk space is below VECWAL_MIN_FREE_BYTES.' + CONDITIONS_DESCRIPTION,
       consumes: writeBodyTypes,
+      headers: WriteHeaders,
       body: schemas.Entry,
-      response: { 201: AppendedResponse, ...writeErrors }
+      response: { 201: AppendedResponse, ...conditionalWriteErrors }
     }
   }, async (request, reply) => {
-    const seq = await log.append(request.body)
-    return reply.code(201).send({ seq })
+    const result = await log.appendWith(request.body, conditionsOf(request.headers))
+    return markReplay(reply, result).send({ seq: result.seq })
   })
 
   app.post('/v1/batch', {
     config: { access: 'write' },
     schema: {
       summary: 'Append entries as one atomic record',
-      description: 'All the entries or none, under one seq.',
+      description: 'All the entries or none, under one seq.' + CONDITIONS_DESCRIPTION,
       consumes: writeBodyTypes,
+      headers: WriteHeaders,
       body: schemas.BatchBody,
-      response: { 201: BatchAppendedResponse, ...writeErrors }
+      response: { 201: BatchAppendedResponse, ...conditionalWriteErrors }
     }
   }, async (request, reply) => {
-    const { entries } = request.body
-    const seq = await log.appendBatch(entries)
-    return reply.code(201).send({ seq, count: entries.length })
+    const result = await log.appendBatchWith(request.body.entries, conditionsOf(request.headers))
+    return markReplay(reply, result).send({ seq: result.seq, count: result.count })
   })
 }

@@ -1,0 +1,23 @@
+// kill -9 with idempotency keys: every request sent with a key, the service killed at random
+// moments, every unanswered request retried with its key after the restart; the log then holds
+// each request's content exactly once, at the seq every answer to it gave (test/helpers/fault-kill9-keys.ts).
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import { runKeyedKill9 } from '../helpers/fault-kill9-keys.js'
+
+const CYCLES = 3
+
+t.test(`${CYCLES} kill -9 cycles with keyed retries: each request in the log exactly once, at the seq its retries got`, async t => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-kill9-keys-'))
+  t.teardown(() => { fs.rmSync(dataDir, { recursive: true, force: true }) })
+  const totals = await runKeyedKill9({ dataDir, cycles: CYCLES })
+  t.comment(`requests ${totals.requests}, unanswered ${totals.unanswered} (retries replayed ${totals.replayed}, written by the retry ${totals.writtenByRetry}, ` +
+    `recommitted ${totals.recommitted}), record checks ${totals.recordChecks}`)
+  t.same(totals.problems, [], 'no request missing, twice in the log, changed, or answered with another seq')
+  t.equal(totals.cycles, CYCLES, 'every cycle ran')
+  t.ok(totals.unanswered > 0, 'kills came while requests were in flight')
+  t.equal(totals.replayed + totals.writtenByRetry, totals.unanswered, 'every unanswered request was answered by its retry')
+  t.ok(totals.recordChecks >= totals.requests, 'every request was checked after a restart')
+})
