@@ -22,7 +22,7 @@ export interface LogSourceOptions {
   pageRecords: number
   /** How long to wait before asking again when the log had nothing new, or the service was away. */
   pollMs: number
-  /** Called with what went wrong when a read or a checkpoint failed (it is retried). */
+  /** Called with what went wrong when reading failed (it is retried): once for a run of the same failure. */
   onError: (message: string) => void
 }
 
@@ -50,6 +50,12 @@ async function answerError (res: Response, what: string): Promise<Error> {
   return Object.assign(new Error(`${what}: ${res.status} ${code || text.slice(0, 200)}`), { status: res.status, code })
 }
 
+/** fetch's errors say only "fetch failed"; the cause says why (ECONNREFUSED, say). */
+export function describeError (err: unknown): string {
+  const { message, cause } = err as Error & { cause?: { code?: string } }
+  return cause?.code === undefined ? message : `${message} (${cause.code})`
+}
+
 export class LogSource {
   constructor (private readonly options: LogSourceOptions) {}
 
@@ -60,13 +66,18 @@ export class LogSource {
    */
   async * pages (after: number, signal: AbortSignal): AsyncGenerator<LogRecord[]> {
     let last = after
+    // Told once per run of the same failure, not at every retry.
+    let failure = ''
     while (!signal.aborted) {
       let page: LogRecord[]
       try {
         page = await this.read(last, signal)
+        failure = ''
       } catch (err) {
         if (signal.aborted) return
-        this.options.onError((err as Error).message)
+        const message = describeError(err)
+        if (message !== failure) this.options.onError(message)
+        failure = message
         await sleep(this.options.pollMs, signal)
         continue
       }

@@ -5,7 +5,7 @@
 // may lag the save, when the program died between saving and checkpointing): so no record is
 // applied twice, and none is skipped.
 import { parseArgs } from 'node:util'
-import { LogSource } from './log-source.js'
+import { describeError, LogSource } from './log-source.js'
 import { startQueryServer, type ConsumerProgress } from './query-server.js'
 import { VectorIndex } from './vector-index.js'
 
@@ -89,7 +89,7 @@ function checkpointSaved (): void {
       await source.checkpoint(seq)
       progress.checkpointedSeq = seq
     } catch (err) {
-      report({ event: 'checkpoint failed', seq, message: (err as Error).message })
+      report({ event: 'checkpoint failed', seq, message: describeError(err) })
     }
   })
 }
