@@ -162,7 +162,7 @@ async function readWholeLog (url: string): Promise<LogRecord[]> {
 }
 
 /** The ids and vectors the log leaves, replayed as plainly as can be (no index): what the digest must be. */
-function plainReplay (records: LogRecord[]): string {
+export function plainReplay (records: LogRecord[]): string {
   const held = new Map<string, Float32Array>()
   for (const record of records) {
     for (const entry of record.op === 'batch' ? record.entries : [record]) {

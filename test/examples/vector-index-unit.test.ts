@@ -1,0 +1,123 @@
+// The vector index example's parts without a service: applying records (against a plain replay),
+// the save and what a load does with what an interrupted save left, and the query routes.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import fc from 'fast-check'
+import t, { type Test } from 'tap'
+import type { LogEntry, LogRecord } from '../../examples/vector-index/log-source.js'
+import { startQueryServer } from '../../examples/vector-index/query-server.js'
+import { VectorIndex, type IndexSettings } from '../../examples/vector-index/vector-index.js'
+import { plainReplay } from '../helpers/vector-index-crash.js'
+
+const DIMENSIONS = 4
+const SETTINGS: IndexSettings = { dimensions: DIMENSIONS, connectivity: 8, expansionAdd: 32, expansionSearch: 64 }
+
+const vector = fc.float32Array({ minLength: DIMENSIONS, maxLength: DIMENSIONS, noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 })
+// Few ids, so that updates and deletes meet ids held and not held.
+const id = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'é', '')
+const entry: fc.Arbitrary<LogEntry> = fc.oneof(
+  fc.record({ op: fc.constantFrom('insert' as const, 'update' as const), id, vector }),
+  fc.record({ op: fc.constant('delete' as const), id })
+)
+/** Records with increasing seqs (gaps stand for checkpoint records, which the stream leaves out). */
+const records: fc.Arbitrary<LogRecord[]> = fc.array(fc.tuple(fc.integer({ min: 1, max: 3 }), fc.oneof(entry, fc.array(entry, { minLength: 1, maxLength: 6 }))), { maxLength: 40 })
+  .map(steps => {
+    let seq = 0
+    return steps.map(([gap, body]) => {
+      seq += gap
+      return Array.isArray(body) ? { seq, op: 'batch' as const, entries: body } : { seq, ...body }
+    })
+  })
+
+function tempDir (t: Test): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-vindex-unit-'))
+  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
+  return dir
+}
+
+t.test('applying records leaves what a plain replay leaves, and the exact search agrees with brute force', async t => {
+  fc.assert(fc.property(records, vector, (log, query) => {
+    const index = VectorIndex.inMemory(SETTINGS)
+    for (const record of log) index.apply(record)
+    t.equal(index.digest(), plainReplay(log))
+    t.equal(index.appliedSeq, log.length === 0 ? 0 : log[log.length - 1].seq)
+    const exact = index.search(query, 3, true)
+    t.equal(exact.length, Math.min(3, index.size))
+    t.same(exact.map(n => n.distance), [...exact.map(n => n.distance)].sort((a, b) => a - b), 'nearest first')
+  }), { numRuns: 100 })
+})
+
+t.test('a record at or before the applied seq is refused', async t => {
+  const index = VectorIndex.inMemory(SETTINGS)
+  index.apply({ seq: 5, op: 'insert', id: 'a', vector: new Float32Array(DIMENSIONS) })
+  t.throws(() => { index.apply({ seq: 5, op: 'delete', id: 'a' }) }, /at or before the applied seq 5/)
+  t.equal(index.size, 1)
+})
+
+t.test('a vector of another length is not held, and counted', async t => {
+  const index = VectorIndex.inMemory(SETTINGS)
+  index.apply({ seq: 1, op: 'insert', id: 'a', vector: new Float32Array(DIMENSIONS) })
+  index.apply({ seq: 2, op: 'update', id: 'a', vector: new Float32Array(DIMENSIONS + 1) })
+  t.equal(index.size, 0)
+  t.equal(index.wrongLengthEntries, 1)
+})
+
+t.test('a save loads back whole; what an unfinished save left is removed', async t => {
+  const dir = tempDir(t)
+  await fc.assert(fc.asyncProperty(records, records, async (first, second) => {
+    fs.rmSync(dir, { recursive: true, force: true })
+    const index = VectorIndex.open(dir, SETTINGS)
+    for (const record of first) index.apply(record)
+    const savedSeq = index.save()
+    const saved = { digest: index.digest(), ids: index.ids() }
+    // An unfinished save: its graph file and a temporary state, never committed.
+    const offset = savedSeq
+    for (const record of second) index.apply({ ...record, seq: record.seq + offset })
+    fs.writeFileSync(path.join(dir, `index-${index.appliedSeq + 1}.usearch`), 'partial')
+    fs.writeFileSync(path.join(dir, 'state.msgpack.tmp'), 'partial')
+
+    const loaded = VectorIndex.open(dir, SETTINGS)
+    t.equal(loaded.savedSeq, savedSeq)
+    t.equal(loaded.appliedSeq, savedSeq)
+    t.equal(loaded.digest(), saved.digest)
+    t.same(loaded.ids(), saved.ids)
+    t.same(fs.readdirSync(dir).sort(), [`index-${savedSeq}.usearch`, 'state.msgpack'])
+    // The loaded index goes on as the one that was never saved does.
+    for (const record of second) loaded.apply({ ...record, seq: record.seq + offset })
+    t.equal(loaded.digest(), index.digest())
+    for (const held of loaded.ids()) t.ok(loaded.search(new Float32Array(DIMENSIONS), loaded.size, false).some(n => n.id === held), `${held} found by the graph`)
+  }), { numRuns: 20 })
+})
+
+t.test('a save made for other dimensions is refused', async t => {
+  const dir = tempDir(t)
+  VectorIndex.open(dir, SETTINGS).save()
+  t.throws(() => VectorIndex.open(dir, { ...SETTINGS, dimensions: DIMENSIONS + 1 }), /holds 4-dimensional vectors, not 5/)
+})
+
+t.test('the query routes answer, and refuse bad input naming the field', async t => {
+  const index = VectorIndex.inMemory(SETTINGS)
+  index.apply({ seq: 1, op: 'batch', entries: [{ op: 'insert', id: 'near', vector: Float32Array.of(1, 0, 0, 0) }, { op: 'insert', id: 'far', vector: Float32Array.of(9, 9, 9, 9) }] })
+  const { server, url } = await startQueryServer(index, { checkpointedSeq: 0 }, 0)
+  t.teardown(() => { server.close() })
+  const get = async (route: string): Promise<{ status: number, body: Record<string, any> }> => {
+    const res = await fetch(`${url}${route}`)
+    return { status: res.status, body: await res.json() as Record<string, any> }
+  }
+  for (const exact of ['true', 'false']) {
+    const knn = await get(`/knn?vector=1,0,0,0.5&k=2&exact=${exact}`)
+    t.equal(knn.status, 200)
+    t.same(knn.body.neighbours.map((n: { id: string }) => n.id), ['near', 'far'], `exact=${exact}`)
+    t.equal(knn.body.neighbours[0].distance, 0.25)
+  }
+  const state = await get('/state')
+  t.match(state.body, { appliedSeq: 1, savedSeq: 0, checkpointedSeq: 0, size: 2, digest: index.digest() })
+  t.same((await get('/ids')).body, ['far', 'near'])
+  for (const [query, field] of [['', 'vector'], ['vector=1,2,3', 'vector'], ['vector=1,2,3,x', 'vector'], ['vector=1,2,3,1e39', 'vector'], ['vector=1,2,3,4&k=0', 'k'], ['vector=1,2,3,4&k=1.5', 'k'], ['vector=1,2,3,4&exact=yes', 'exact']]) {
+    const answer = await get(`/knn?${query}`)
+    t.equal(answer.status, 400, query)
+    t.match(answer.body.error, new RegExp(`^${field}:`), query)
+  }
+  t.equal((await get('/nothing')).status, 404)
+})
