@@ -6,6 +6,7 @@
 // whole, and the files of an unfinished one are removed at the next load.
 import crypto from 'node:crypto'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import path from 'node:path'
 import { pack, unpack } from 'msgpackr'
 import usearch, { type Index, type Matches } from 'usearch'
@@ -38,6 +39,21 @@ interface SavedState {
 
 const STATE_FILE = 'state.msgpack'
 const GRAPH_FILE = /^index-\d+\.usearch$/
+const LOCK_FILE = 'LOCK'
+
+// The same kernel lock the service takes on its data directory (fcntl F_OFD_SETLK): two programs
+// saving into one directory would remove each other's graph files.
+const { tryLock } = createRequire(import.meta.url)('fs-native-extensions') as { tryLock: (fd: number) => boolean }
+
+/** Locks `dir` for this process until the descriptor returned is closed (or the process dies). */
+function lockDir (dir: string): number {
+  const fd = fs.openSync(path.join(dir, LOCK_FILE), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600)
+  if (!tryLock(fd)) {
+    fs.closeSync(fd)
+    throw new Error(`another program holds ${dir} (its ${LOCK_FILE} is locked)`)
+  }
+  return fd
+}
 
 /** Writes `bytes` to `file` so that after a crash `file` is either what it was or all of `bytes`. */
 function writeFileAtomic (file: string, bytes: Uint8Array): void {
@@ -73,8 +89,12 @@ export class VectorIndex {
   /** Entries not indexed because their vector had another length than the index's. */
   private wrongLength = 0
 
+  /** The directory's lock while it is held; undefined in memory and once closed. */
+  private lock: number | undefined
+
   private constructor (readonly settings: IndexSettings, private readonly dir?: string) {
     this.graph = VectorIndex.emptyGraph(settings)
+    if (dir !== undefined) this.lock = lockDir(dir)
   }
 
   private static emptyGraph (settings: IndexSettings): Index {
@@ -98,28 +118,44 @@ export class VectorIndex {
   static open (dir: string, settings: IndexSettings): VectorIndex {
     fs.mkdirSync(dir, { recursive: true })
     const index = new VectorIndex(settings, dir)
+    try {
+      index.load(dir)
+    } catch (err) {
+      index.close()
+      throw err
+    }
+    return index
+  }
+
+  private load (dir: string): void {
     const stateFile = path.join(dir, STATE_FILE)
     let graphFile: string | undefined
     if (fs.existsSync(stateFile)) {
       const state = unpack(fs.readFileSync(stateFile)) as SavedState
-      if (state.dimensions !== settings.dimensions) throw new Error(`${stateFile} holds ${state.dimensions}-dimensional vectors, not ${settings.dimensions}`)
+      const { dimensions } = this.settings
+      if (state.dimensions !== dimensions) throw new Error(`${stateFile} holds ${state.dimensions}-dimensional vectors, not ${dimensions}`)
       graphFile = state.graphFile
-      index.graph.load(path.join(dir, graphFile))
+      this.graph.load(path.join(dir, graphFile))
       const vectors = new Float32Array(new Uint8Array(state.vectors).buffer)
       state.ids.forEach((id, i) => {
         const key = BigInt(state.keys[i])
-        index.held.set(id, { key, vector: vectors.subarray(i * settings.dimensions, (i + 1) * settings.dimensions) })
-        index.idOfKey.set(key, id)
+        this.held.set(id, { key, vector: vectors.subarray(i * dimensions, (i + 1) * dimensions) })
+        this.idOfKey.set(key, id)
       })
-      index.nextKey = state.nextKey
-      index.applied = index.saved = state.appliedSeq
-      if (index.graph.size() !== index.held.size) throw new Error(`${graphFile} holds ${index.graph.size()} vectors, ${stateFile} ${index.held.size}`)
+      this.nextKey = state.nextKey
+      this.applied = this.saved = state.appliedSeq
+      if (this.graph.size() !== this.held.size) throw new Error(`${graphFile} holds ${this.graph.size()} vectors, ${stateFile} ${this.held.size}`)
     }
     // What an interrupted save left: its graph file and temporary files, never referred to.
     for (const name of fs.readdirSync(dir)) {
       if (name !== STATE_FILE && name !== graphFile && (GRAPH_FILE.test(name) || name.endsWith('.tmp'))) fs.rmSync(path.join(dir, name))
     }
-    return index
+  }
+
+  /** Lets go of the directory (another program may open it then); the index stays usable in memory. */
+  close (): void {
+    if (this.lock !== undefined) fs.closeSync(this.lock)
+    this.lock = undefined
   }
 
   /** The seq of the last record applied. */
@@ -182,7 +218,7 @@ export class VectorIndex {
    * graph file. Returns the seq saved.
    */
   save (): number {
-    if (this.dir === undefined) throw new Error('an in-memory index is not saved')
+    if (this.dir === undefined || this.lock === undefined) throw new Error('an index in memory only, or closed, is not saved')
     if (this.saved === this.applied && fs.existsSync(path.join(this.dir, STATE_FILE))) return this.saved
     const graphFile = `index-${this.applied}.usearch`
     const graphPath = path.join(this.dir, graphFile)

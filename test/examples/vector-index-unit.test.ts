@@ -71,28 +71,33 @@ t.test('a save loads back whole; what an unfinished save left is removed', async
     for (const record of first) index.apply(record)
     const savedSeq = index.save()
     const saved = { digest: index.digest(), ids: index.ids() }
+    t.throws(() => VectorIndex.open(dir, SETTINGS), /another program holds/, 'one program at a time')
     // An unfinished save: its graph file and a temporary state, never committed.
     const offset = savedSeq
     for (const record of second) index.apply({ ...record, seq: record.seq + offset })
     fs.writeFileSync(path.join(dir, `index-${index.appliedSeq + 1}.usearch`), 'partial')
     fs.writeFileSync(path.join(dir, 'state.msgpack.tmp'), 'partial')
+    index.close()
 
     const loaded = VectorIndex.open(dir, SETTINGS)
     t.equal(loaded.savedSeq, savedSeq)
     t.equal(loaded.appliedSeq, savedSeq)
     t.equal(loaded.digest(), saved.digest)
     t.same(loaded.ids(), saved.ids)
-    t.same(fs.readdirSync(dir).sort(), [`index-${savedSeq}.usearch`, 'state.msgpack'])
+    t.same(fs.readdirSync(dir).sort(), ['LOCK', `index-${savedSeq}.usearch`, 'state.msgpack'])
     // The loaded index goes on as the one that was never saved does.
     for (const record of second) loaded.apply({ ...record, seq: record.seq + offset })
     t.equal(loaded.digest(), index.digest())
     for (const held of loaded.ids()) t.ok(loaded.search(new Float32Array(DIMENSIONS), loaded.size, false).some(n => n.id === held), `${held} found by the graph`)
+    loaded.close()
   }), { numRuns: 20 })
 })
 
 t.test('a save made for other dimensions is refused', async t => {
   const dir = tempDir(t)
-  VectorIndex.open(dir, SETTINGS).save()
+  const index = VectorIndex.open(dir, SETTINGS)
+  index.save()
+  index.close()
   t.throws(() => VectorIndex.open(dir, { ...SETTINGS, dimensions: DIMENSIONS + 1 }), /holds 4-dimensional vectors, not 5/)
 })
 

@@ -360,7 +360,9 @@ export async function runVectorIndexCrash (options: VectorIndexCrashOptions): Pr
     await current().stop()
     const status = await (await fetch(`${service.url}/v1/status`, { signal: AbortSignal.timeout(10_000) })).json() as { checkpoint: number }
     result.checkpoint = status.checkpoint
-    result.savedSeq = (VectorIndex.open(path.join(options.root, 'index'), settings)).savedSeq
+    const saved = VectorIndex.open(path.join(options.root, 'index'), settings)
+    result.savedSeq = saved.savedSeq
+    saved.close()
     return result
   } finally {
     if (restarting !== undefined) await restarting.catch(() => {})
