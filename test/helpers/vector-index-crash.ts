@@ -3,7 +3,7 @@
 // test/soak/kill9-soak.ts (more, in `npm run soak`).
 //
 // A writer posts random vectors in batches and single entries (inserts of new ids, updates and
-// deletes of earlier ones) while, at seeded points, the index program, the service or both are
+// deletes of earlier ones), a few requests at once, while, at seeded points, the index program, the service or both are
 // killed -9 and started again on the same directories (the service on the same port, so the index
 // program finds it again). A request cut off by a kill is not resent: whether it reached the log
 // does not matter, since the reference is built from the final log itself. After the writes, and
@@ -27,6 +27,9 @@ import { below, seeded } from './fault-ledger.js'
 import { freePort, ROOT } from './project.js'
 
 export const INDEX_PROGRAM = path.join(ROOT, 'dist', 'examples', 'vector-index', 'main.js')
+
+/** Write requests in flight at once: they share fsyncs (group commit), so the writes take less time. */
+const WRITERS = 4
 
 export interface VectorIndexCrashOptions {
   /** A fresh directory: the service's data and the index's save go below it. */
@@ -267,6 +270,7 @@ export async function runVectorIndexCrash (options: VectorIndexCrashOptions): Pr
     const killAt = Array.from({ length: options.kills }, () => below(random, options.entries)).sort((a, b) => a - b)
     const ids: string[] = []
     let sent = 0
+    const inFlight = new Set<Promise<void>>()
     while (sent < options.entries) {
       if (Date.now() > options.deadline) throw new Error(`time ran out after ${sent} entries`)
       if (killAt.length > 0 && sent >= killAt[0]) {
@@ -292,21 +296,27 @@ export async function runVectorIndexCrash (options: VectorIndexCrashOptions): Pr
       sent += entries.length
       result.requests++
       const [route, body] = entries.length === 1 && count === 1 ? ['/v1/entries', entries[0]] : ['/v1/batch', { entries }]
-      try {
-        const res = await fetch(`${service.url}${route}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(30_000)
-        })
-        const text = await res.text()
-        if (res.status !== 201) result.problems.push(`${route}: ${res.status} ${text}`)
-      } catch {
-        // The service was killed under the request: it may be in the log or not.
-        result.unanswered++
-      }
+      const request = (async () => {
+        try {
+          const res = await fetch(`${service.url}${route}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(30_000)
+          })
+          const text = await res.text()
+          if (res.status !== 201) result.problems.push(`${route}: ${res.status} ${text}`)
+        } catch {
+          // The service was killed under the request: it may be in the log or not.
+          result.unanswered++
+        }
+      })()
+      inFlight.add(request)
+      void request.then(() => inFlight.delete(request))
+      if (inFlight.size >= WRITERS) await Promise.race(inFlight)
       if (result.problems.length > 0) return result
     }
+    await Promise.all(inFlight)
     // A kill scheduled during the last request.
     await sleep(30)
     await restarted()
