@@ -1,7 +1,9 @@
-// The index's own HTTP routes, on 127.0.0.1 (node:http: three GET routes need no framework):
+// The index's own HTTP routes, on 127.0.0.1 (node:http: four GET routes need no framework):
 //   GET /knn?vector=0.1,0.2,...&k=10[&exact=true]  the k nearest ids, nearest first
-//   GET /state                                     seqs (applied, saved, checkpointed), size, digest
+//   GET /state                                     seqs (applied, saved, checkpointed), size
 //   GET /ids                                       the ids held, sorted
+//   GET /digest                                    a digest of the ids and vectors held (a hash of
+//                                                  them all: asked for when wanted, not with /state)
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { VectorIndex } from './vector-index.js'
@@ -57,12 +59,14 @@ export async function startQueryServer (index: VectorIndex, progress: ConsumerPr
             savedSeq: index.savedSeq,
             checkpointedSeq: progress.checkpointedSeq,
             size: index.size,
-            wrongLengthEntries: index.wrongLengthEntries,
-            digest: index.digest()
+            wrongLengthEntries: index.wrongLengthEntries
           })
           return
         case '/ids':
           json(res, 200, index.ids())
+          return
+        case '/digest':
+          json(res, 200, { appliedSeq: index.appliedSeq, digest: index.digest() })
           return
         default:
           json(res, 404, { error: `no route ${url.pathname}` })

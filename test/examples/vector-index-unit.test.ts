@@ -117,7 +117,8 @@ t.test('the query routes answer, and refuse bad input naming the field', async t
     t.equal(knn.body.neighbours[0].distance, 0.25)
   }
   const state = await get('/state')
-  t.match(state.body, { appliedSeq: 1, savedSeq: 0, checkpointedSeq: 0, size: 2, digest: index.digest() })
+  t.same(state.body, { appliedSeq: 1, savedSeq: 0, checkpointedSeq: 0, size: 2, wrongLengthEntries: 0 })
+  t.same((await get('/digest')).body, { appliedSeq: 1, digest: index.digest() })
   t.same((await get('/ids')).body, ['far', 'near'])
   for (const [query, field] of [['', 'vector'], ['vector=1,2,3', 'vector'], ['vector=1,2,3,x', 'vector'], ['vector=1,2,3,1e39', 'vector'], ['vector=1,2,3,4&k=0', 'k'], ['vector=1,2,3,4&k=1.5', 'k'], ['vector=1,2,3,4&exact=yes', 'exact']]) {
     const answer = await get(`/knn?${query}`)

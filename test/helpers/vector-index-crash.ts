@@ -9,7 +9,7 @@
 // does not matter, since the reference is built from the final log itself. After the writes, and
 // a few more kills of the index program while it catches up, it must hold what an index built
 // from the whole log in one go, without any crash, holds:
-//   - the same ids with the same vectors, to the bit (the digest over ids and vectors);
+//   - the same ids with the same vectors, to the bit (the digest over ids and vectors, /digest);
 //   - the same exact top-10 for every query (a brute-force search over the vectors held);
 //   - an HNSW top-10 as close to the exact one as the reference's: a graph saved, loaded and
 //     extended is a different graph from one built in one go (usearch's build depends on the order
@@ -339,17 +339,17 @@ export async function runVectorIndexCrash (options: VectorIndexCrashOptions): Pr
     result.reference.digest = reference.digest()
     result.reference.plainDigest = plainReplay(records)
 
-    let state = await current().get<{ appliedSeq: number, savedSeq: number, size: number, digest: string }>('/state')
+    let state = await current().get<{ appliedSeq: number, size: number }>('/state')
     while (state.appliedSeq < result.lastEntrySeq) {
       checkIndexAlive()
       if (Date.now() > options.deadline) throw new Error(`the index applied up to ${state.appliedSeq} of ${result.lastEntrySeq} in time`)
-      await sleep(50)
+      await sleep(100)
       state = await current().get('/state')
     }
     progress(`the index caught up to seq ${state.appliedSeq}`)
     result.recovered.appliedSeq = state.appliedSeq
     result.recovered.size = state.size
-    result.recovered.digest = state.digest
+    result.recovered.digest = (await current().get<{ digest: string }>('/digest')).digest
     result.recovered.idsEqual = JSON.stringify(await current().get<string[]>('/ids')) === JSON.stringify(reference.ids())
 
     let recoveredRecall = 0
