@@ -50,6 +50,13 @@ async function answerError (res: Response, what: string): Promise<Error> {
   return Object.assign(new Error(`${what}: ${res.status} ${code || text.slice(0, 200)}`), { status: res.status, code })
 }
 
+/**
+ * The log cannot give what the index needs, and waiting will not change that: 410, the records
+ * after the saved seq were deleted (something else checkpointed past the save); 416, the log ends
+ * before the saved seq (it is not the log this index was built from).
+ */
+export class LogGoneError extends Error {}
+
 /** fetch's errors say only "fetch failed"; the cause says why (ECONNREFUSED, say). */
 export function describeError (err: unknown): string {
   const { message, cause } = err as Error & { cause?: { code?: string } }
@@ -60,7 +67,8 @@ export class LogSource {
   constructor (private readonly options: LogSourceOptions) {}
 
   /**
-   * The records after `after`, page by page in seq order, until `signal` aborts. The caller applies
+   * The records after `after`, page by page in seq order, until `signal` aborts; throws
+   * LogGoneError when the log cannot give them, and retries any other failure. The caller applies
    * a page before asking for the next, and the next page starts after the page's last seq, so a
    * page it has not finished is asked for again rather than skipped.
    */
@@ -75,6 +83,7 @@ export class LogSource {
         failure = ''
       } catch (err) {
         if (signal.aborted) return
+        if (err instanceof LogGoneError) throw err
         const message = describeError(err)
         if (message !== failure) this.options.onError(message)
         failure = message
@@ -114,7 +123,10 @@ export class LogSource {
       headers: { accept: MSGPACK },
       signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)])
     })
-    if (!res.ok) throw await answerError(res, `reading after ${after}`)
+    if (!res.ok) {
+      const err = await answerError(res, `reading after ${after}`)
+      throw res.status === 410 || res.status === 416 ? new LogGoneError(err.message) : err
+    }
     const body = Buffer.from(await res.arrayBuffer())
     // An answer cut short inside a record (the service died mid-stream) ends in a partial map,
     // which unpackMultiple refuses: the page is asked for again. One cut between records is just a

@@ -5,7 +5,7 @@
 // may lag the save, when the program died between saving and checkpointing): so no record is
 // applied twice, and none is skipped.
 import { parseArgs } from 'node:util'
-import { describeError, LogSource } from './log-source.js'
+import { describeError, LogGoneError, LogSource } from './log-source.js'
 import { startQueryServer, type ConsumerProgress } from './query-server.js'
 import { VectorIndex } from './vector-index.js'
 
@@ -122,9 +122,16 @@ function stop (signal: string): void {
 process.on('SIGTERM', () => { stop('SIGTERM') })
 process.on('SIGINT', () => { stop('SIGINT') })
 
-for await (const page of source.pages(index.appliedSeq, stopping.signal)) {
-  for (const record of page) index.apply(record)
-  saveIfDue()
+try {
+  for await (const page of source.pages(index.appliedSeq, stopping.signal)) {
+    for (const record of page) index.apply(record)
+    saveIfDue()
+  }
+} catch (err) {
+  if (!(err instanceof LogGoneError)) throw err
+  // What was applied is still saved; the operator decides (rebuild the index from an empty --dir).
+  report({ event: 'log gone', message: err.message })
+  process.exitCode = 1
 }
 clearInterval(tick)
 save()

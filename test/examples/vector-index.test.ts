@@ -5,7 +5,9 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { runVectorIndexCrash, vectorIndexFailures, type VectorIndexCrashOptions } from '../helpers/vector-index-crash.js'
+import { VectorIndex } from '../../examples/vector-index/vector-index.js'
+import { sleep, startChild } from '../helpers/child-service.js'
+import { IndexProcess, runVectorIndexCrash, vectorIndexFailures, type VectorIndexCrashOptions } from '../helpers/vector-index-crash.js'
 
 t.test('the vector index survives kill -9 of itself and of the service, and answers as an index built without crashes', async t => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-vindex-'))
@@ -23,4 +25,26 @@ t.test('the vector index survives kill -9 of itself and of the service, and answ
   const result = await runVectorIndexCrash(options)
   t.comment(JSON.stringify(result))
   t.same(vectorIndexFailures(result, options), [], `seed ${options.seed}: every check passed`)
+})
+
+t.test('the index program stops, its save kept, when the log ends before its saved seq (not the log it was built from)', async t => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-vindex-'))
+  t.teardown(() => { fs.rmSync(root, { recursive: true, force: true }) })
+  const dimensions = 4
+  const settings = { dimensions, connectivity: 8, expansionAdd: 16, expansionSearch: 16 }
+  const saved = VectorIndex.open(path.join(root, 'index'), settings)
+  saved.apply({ seq: 7, op: 'insert', id: 'a', vector: new Float32Array(dimensions) })
+  saved.save()
+  saved.close()
+  const service = await startChild({ dataDir: path.join(root, 'log') })
+  t.teardown(async () => { await service.kill9() })
+  const program = new IndexProcess(['--log', service.url, '--dir', path.join(root, 'index'), '--dimensions', String(dimensions), '--port', '0'])
+  t.teardown(async () => { await program.kill9() })
+  const exit = await Promise.race([program.exited, sleep(60_000).then(() => undefined)])
+  t.same(exit, { code: 1, signal: null }, 'it exits with 1')
+  t.match(program.output, /"event":"log gone","message":"reading after 7: 416 WAL_RANGE_AHEAD"/)
+  const reopened = VectorIndex.open(path.join(root, 'index'), settings)
+  t.teardown(() => { reopened.close() })
+  t.equal(reopened.savedSeq, 7, 'the save is as it was')
+  t.same(reopened.ids(), ['a'])
 })

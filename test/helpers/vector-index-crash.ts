@@ -72,7 +72,7 @@ export interface VectorIndexCrashResult {
 }
 
 /** The index program as a child process; ready once it prints where it listens. */
-class IndexProcess {
+export class IndexProcess {
   readonly exited: Promise<Exit>
   readonly url: Promise<string>
   private readonly out = new OutputTail()
