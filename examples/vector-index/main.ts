@@ -79,19 +79,19 @@ const progress: ConsumerProgress = { checkpointedSeq: 0 }
 const { server, url } = await startQueryServer(index, progress, integer('port', 0))
 report({ event: 'listening', url, appliedSeq: index.appliedSeq, size: index.size })
 
-/** Checkpoints run one at a time, in order; one that fails is tried again at the next save or tick. */
-let checkpointing: Promise<void> = Promise.resolve()
+/**
+ * Posts the saved seq as the checkpoint, one post at a time: while one is under way, a save or tick
+ * that wants another leaves it to the next tick, which posts the newest saved seq (and tries again
+ * after a failure), so a slow service never gathers a queue of posts.
+ */
+let checkpointing: Promise<void> | undefined
 function checkpointSaved (): void {
-  checkpointing = checkpointing.then(async () => {
-    const seq = index.savedSeq
-    if (seq <= progress.checkpointedSeq) return
-    try {
-      await source.checkpoint(seq)
-      progress.checkpointedSeq = seq
-    } catch (err) {
-      report({ event: 'checkpoint failed', seq, message: describeError(err) })
-    }
-  })
+  const seq = index.savedSeq
+  if (checkpointing !== undefined || seq <= progress.checkpointedSeq) return
+  checkpointing = source.checkpoint(seq).then(
+    () => { progress.checkpointedSeq = seq },
+    (err: unknown) => { report({ event: 'checkpoint failed', seq, message: describeError(err) }) }
+  ).finally(() => { checkpointing = undefined })
 }
 
 let lastSave = Date.now()
@@ -134,6 +134,7 @@ try {
   process.exitCode = 1
 }
 clearInterval(tick)
+await checkpointing
 save()
 await checkpointing
 server.close()

@@ -36,7 +36,7 @@ function tempDir (t: Test): string {
   return dir
 }
 
-t.test('applying records leaves what a plain replay leaves, and the exact search agrees with brute force', async t => {
+t.test('applying records leaves what a plain replay leaves, and the exact search answers nearest first', async t => {
   fc.assert(fc.property(records, vector, (log, query) => {
     const index = VectorIndex.inMemory(SETTINGS)
     for (const record of log) index.apply(record)
