@@ -49,18 +49,23 @@ t.test('applying records leaves what a plain replay leaves, and the exact search
 })
 
 t.test('a record at or before the applied seq is refused', async t => {
-  const index = VectorIndex.inMemory(SETTINGS)
-  index.apply({ seq: 5, op: 'insert', id: 'a', vector: new Float32Array(DIMENSIONS) })
-  t.throws(() => { index.apply({ seq: 5, op: 'delete', id: 'a' }) }, /at or before the applied seq 5/)
-  t.equal(index.size, 1)
+  fc.assert(fc.property(fc.integer({ min: 1, max: 1e9 }), fc.integer({ min: 0, max: 1e9 }), vector, (seq, back, v) => {
+    const index = VectorIndex.inMemory(SETTINGS)
+    index.apply({ seq, op: 'insert', id: 'a', vector: v })
+    t.throws(() => { index.apply({ seq: Math.max(0, seq - back), op: 'delete', id: 'a' }) }, new RegExp(`at or before the applied seq ${seq}`))
+    t.equal(index.size, 1)
+  }), { numRuns: 20 })
 })
 
 t.test('a vector of another length is not held, and counted', async t => {
-  const index = VectorIndex.inMemory(SETTINGS)
-  index.apply({ seq: 1, op: 'insert', id: 'a', vector: new Float32Array(DIMENSIONS) })
-  index.apply({ seq: 2, op: 'update', id: 'a', vector: new Float32Array(DIMENSIONS + 1) })
-  t.equal(index.size, 0)
-  t.equal(index.wrongLengthEntries, 1)
+  const otherLength = fc.float32Array({ minLength: 1, maxLength: 3 * DIMENSIONS, noNaN: true, noDefaultInfinity: true }).filter(v => v.length !== DIMENSIONS)
+  fc.assert(fc.property(vector, otherLength, (v, other) => {
+    const index = VectorIndex.inMemory(SETTINGS)
+    index.apply({ seq: 1, op: 'insert', id: 'a', vector: v })
+    index.apply({ seq: 2, op: 'update', id: 'a', vector: other })
+    t.equal(index.size, 0)
+    t.equal(index.wrongLengthEntries, 1)
+  }), { numRuns: 20 })
 })
 
 t.test('a save loads back whole; what an unfinished save left is removed', async t => {
@@ -102,28 +107,37 @@ t.test('a save made for other dimensions is refused', async t => {
 })
 
 t.test('the query routes answer, and refuse bad input naming the field', async t => {
-  const index = VectorIndex.inMemory(SETTINGS)
-  index.apply({ seq: 1, op: 'batch', entries: [{ op: 'insert', id: 'near', vector: Float32Array.of(1, 0, 0, 0) }, { op: 'insert', id: 'far', vector: Float32Array.of(9, 9, 9, 9) }] })
-  const { server, url } = await startQueryServer(index, { checkpointedSeq: 0 }, 0)
-  t.teardown(() => { server.close() })
-  const get = async (route: string): Promise<{ status: number, body: Record<string, any> }> => {
-    const res = await fetch(`${url}${route}`)
-    return { status: res.status, body: await res.json() as Record<string, any> }
-  }
-  for (const exact of ['true', 'false']) {
-    const knn = await get(`/knn?vector=1,0,0,0.5&k=2&exact=${exact}`)
-    t.equal(knn.status, 200)
-    t.same(knn.body.neighbours.map((n: { id: string }) => n.id), ['near', 'far'], `exact=${exact}`)
-    t.equal(knn.body.neighbours[0].distance, 0.25)
-  }
-  const state = await get('/state')
-  t.same(state.body, { appliedSeq: 1, savedSeq: 0, checkpointedSeq: 0, size: 2, wrongLengthEntries: 0 })
-  t.same((await get('/digest')).body, { appliedSeq: 1, digest: index.digest() })
-  t.same((await get('/ids')).body, ['far', 'near'])
-  for (const [query, field] of [['', 'vector'], ['vector=1,2,3', 'vector'], ['vector=1,2,3,x', 'vector'], ['vector=1,2,3,1e39', 'vector'], ['vector=1,2,3,4&k=0', 'k'], ['vector=1,2,3,4&k=1.5', 'k'], ['vector=1,2,3,4&exact=yes', 'exact']]) {
-    const answer = await get(`/knn?${query}`)
-    t.equal(answer.status, 400, query)
-    t.match(answer.body.error, new RegExp(`^${field}:`), query)
-  }
-  t.equal((await get('/nothing')).status, 404)
+  // Small values, so that a vector shifted by 1000 in every value is the far one.
+  const small = fc.float32Array({ minLength: DIMENSIONS, maxLength: DIMENSIONS, noNaN: true, noDefaultInfinity: true, min: -100, max: 100 })
+  await fc.assert(fc.asyncProperty(small, async near => {
+    const far = near.map(x => x + 1000)
+    const index = VectorIndex.inMemory(SETTINGS)
+    index.apply({ seq: 1, op: 'batch', entries: [{ op: 'insert', id: 'near', vector: near }, { op: 'insert', id: 'far', vector: far }] })
+    const { server, url } = await startQueryServer(index, { checkpointedSeq: 0 }, 0)
+    try {
+      const get = async (route: string): Promise<{ status: number, body: Record<string, any> }> => {
+        const res = await fetch(`${url}${route}`)
+        return { status: res.status, body: await res.json() as Record<string, any> }
+      }
+      for (const exact of ['true', 'false']) {
+        const knn = await get(`/knn?vector=${Array.from(near).join(',')}&k=2&exact=${exact}`)
+        t.equal(knn.status, 200)
+        t.same(knn.body.neighbours.map((n: { id: string }) => n.id), ['near', 'far'], `exact=${exact}`)
+        t.equal(knn.body.neighbours[0].distance, 0, 'the query is the near vector itself')
+      }
+      t.same((await get('/state')).body, { appliedSeq: 1, savedSeq: 0, checkpointedSeq: 0, size: 2, wrongLengthEntries: 0 })
+      t.same((await get('/digest')).body, { appliedSeq: 1, digest: index.digest() })
+      t.same((await get('/ids')).body, ['far', 'near'])
+      const good = Array.from(near).join(',')
+      const short = Array.from(near.subarray(1)).join(',')
+      for (const [query, field] of [['', 'vector'], [`vector=${short}`, 'vector'], [`vector=${short},x`, 'vector'], [`vector=${short},1e39`, 'vector'], [`vector=${good}&k=0`, 'k'], [`vector=${good}&k=1.5`, 'k'], [`vector=${good}&exact=yes`, 'exact']]) {
+        const answer = await get(`/knn?${query}`)
+        t.equal(answer.status, 400, query)
+        t.match(answer.body.error, new RegExp(`^${field}:`), query)
+      }
+      t.equal((await get('/nothing')).status, 404)
+    } finally {
+      server.close()
+    }
+  }), { numRuns: 10 })
 })

@@ -4,6 +4,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import fc from 'fast-check'
 import t from 'tap'
 import { VectorIndex } from '../../examples/vector-index/vector-index.js'
 import { sleep, startChild } from '../helpers/child-service.js'
@@ -33,7 +34,8 @@ t.test('the index program stops, its save kept, when the log ends before its sav
   const dimensions = 4
   const settings = { dimensions, connectivity: 8, expansionAdd: 16, expansionSearch: 16 }
   const saved = VectorIndex.open(path.join(root, 'index'), settings)
-  saved.apply({ seq: 7, op: 'insert', id: 'a', vector: new Float32Array(dimensions) })
+  const [vector] = fc.sample(fc.float32Array({ minLength: dimensions, maxLength: dimensions, noNaN: true, noDefaultInfinity: true }), 1)
+  saved.apply({ seq: 7, op: 'insert', id: 'a', vector })
   saved.save()
   saved.close()
   const service = await startChild({ dataDir: path.join(root, 'log') })
