@@ -1,5 +1,14 @@
 // The index kept by the log: a usearch HNSW graph, the vectors it holds (usearch cannot give a
-// vector back, and an update or delete must find an id's key), and the seq applied up to. Saved to
+// vector back, and an update or delete must find an id's key), and the seq applied up to.
+//
+// The graph is only ever added to. usearch 2.25's remove leaves a free slot that a later add
+// reuses, and that reuse is broken: after a save and load it corrupts the heap (glibc aborts with
+// "invalid fastbin entry"), and without one an add that must grow the capacity while slots are free
+// can spin forever (both reproduced with a few hundred 4-dimensional vectors). So an update or delete
+// only forgets the old key (its node stays in the graph, dead, and searches skip it), and once dead
+// nodes outnumber live ones the graph is built again from the vectors held.
+//
+// Saved to
 // a directory as two files: the graph (`index-<seq>.usearch`, usearch's own format) and the state
 // (`state.msgpack`: seq, ids, keys, vectors, and which graph file goes with them). The state file,
 // replaced atomically, is the commit point: a save interrupted anywhere leaves the previous save
@@ -32,6 +41,8 @@ interface SavedState {
   appliedSeq: number
   nextKey: number
   graphFile: string
+  /** Nodes in the graph file, dead ones included. */
+  graphNodes: number
   ids: string[]
   keys: number[]
   vectors: Uint8Array
@@ -79,7 +90,7 @@ function fsyncPath (target: string): void {
 }
 
 export class VectorIndex {
-  private readonly graph: Index
+  private graph: Index
   private readonly held = new Map<string, Held>()
   private readonly idOfKey = new Map<bigint, string>()
   /** Every add takes a new key, so a key never comes back after a remove (usearch keeps removed keys as tombstones). */
@@ -144,7 +155,7 @@ export class VectorIndex {
       })
       this.nextKey = state.nextKey
       this.applied = this.saved = state.appliedSeq
-      if (this.graph.size() !== this.held.size) throw new Error(`${graphFile} holds ${this.graph.size()} vectors, ${stateFile} ${this.held.size}`)
+      if (this.graph.size() !== state.graphNodes) throw new Error(`${graphFile} holds ${this.graph.size()} vectors, ${stateFile} says ${state.graphNodes}`)
     }
     // What an interrupted save left: its graph file and temporary files, never referred to.
     for (const name of fs.readdirSync(dir)) {
@@ -184,6 +195,9 @@ export class VectorIndex {
     } else {
       this.applyEntry(record)
     }
+    // Each rebuild adds the live nodes again, and comes only after as many updates and deletes as
+    // there were live nodes: on average a rebuild costs one add per update or delete.
+    if (this.deadNodes > this.held.size) this.rebuild()
     this.applied = record.seq
   }
 
@@ -195,7 +209,7 @@ export class VectorIndex {
   private applyEntry (entry: LogEntry): void {
     const old = this.held.get(entry.id)
     if (old !== undefined) {
-      this.graph.remove(old.key)
+      // Its node stays in the graph, dead (see the top of this file).
       this.idOfKey.delete(old.key)
       this.held.delete(entry.id)
     }
@@ -211,6 +225,17 @@ export class VectorIndex {
     this.graph.add(key, vector, 1)
     this.held.set(entry.id, { key, vector })
     this.idOfKey.set(key, entry.id)
+  }
+
+  /** Nodes of the graph whose key was updated or deleted since. */
+  private get deadNodes (): number {
+    return this.graph.size() - this.held.size
+  }
+
+  /** A new graph of the vectors held, with their keys, in the order they were added. */
+  private rebuild (): void {
+    this.graph = VectorIndex.emptyGraph(this.settings)
+    for (const { key, vector } of this.held.values()) this.graph.add(key, vector, 1)
   }
 
   /**
@@ -236,6 +261,7 @@ export class VectorIndex {
       appliedSeq: this.applied,
       nextKey: this.nextKey,
       graphFile,
+      graphNodes: this.graph.size(),
       ids,
       keys,
       vectors: new Uint8Array(vectors.buffer)
@@ -269,7 +295,7 @@ export class VectorIndex {
       const found = usearch.exactSearch(dataset, query, this.settings.dimensions, count, usearch.MetricKind.L2sq, 1) as Matches
       matches = { keys: BigUint64Array.from(found.keys, position => keys[Number(position)]), distances: found.distances }
     } else {
-      matches = this.graph.search(query, count, 1)
+      matches = this.searchGraph(query, count)
     }
     const out: Neighbour[] = []
     matches.keys.forEach((key, i) => {
@@ -277,6 +303,20 @@ export class VectorIndex {
       if (id !== undefined) out.push({ id, distance: matches.distances[i] })
     })
     return out
+  }
+
+  /**
+   * The graph's `count` nearest live nodes: asks for more while dead ones crowd them out (dead nodes
+   * are at most as many as live ones, so a few doublings do).
+   */
+  private searchGraph (query: Float32Array, count: number): Matches {
+    for (let asked = count; ; asked = Math.min(asked * 2, this.graph.size())) {
+      const found = this.graph.search(query, asked, 1)
+      const live = [...found.keys.keys()].filter(i => this.idOfKey.has(found.keys[i])).slice(0, count)
+      if (live.length === count || asked === this.graph.size()) {
+        return { keys: BigUint64Array.from(live, i => found.keys[i]), distances: Float32Array.from(live, i => found.distances[i]) }
+      }
+    }
   }
 
   /** The ids held, sorted. */

@@ -48,6 +48,28 @@ t.test('applying records leaves what a plain replay leaves, and the exact search
   }), { numRuns: 100 })
 })
 
+t.test('many updates and deletes (the graph is built again once dead nodes outnumber live ones) leave what a plain replay leaves, through a save and load', async t => {
+  const dir = tempDir(t)
+  // Few ids and thousands of entries: most of the graph's nodes die, again and again.
+  const busy = fc.array(fc.oneof(
+    fc.record({ op: fc.constantFrom('insert' as const, 'update' as const), id: fc.integer({ min: 0, max: 40 }).map(String), vector }),
+    fc.record({ op: fc.constant('delete' as const), id: fc.integer({ min: 0, max: 40 }).map(String) })
+  ), { minLength: 3000, maxLength: 4000 })
+  await fc.assert(fc.asyncProperty(busy, busy, vector, async (first, second, query) => {
+    fs.rmSync(dir, { recursive: true, force: true })
+    const log: LogRecord[] = [{ seq: 1, op: 'batch', entries: first }, { seq: 2, op: 'batch', entries: second }]
+    const index = VectorIndex.open(dir, SETTINGS)
+    index.apply(log[0])
+    index.save()
+    index.close()
+    const loaded = VectorIndex.open(dir, SETTINGS)
+    loaded.apply(log[1])
+    t.equal(loaded.digest(), plainReplay(log))
+    t.same(loaded.search(query, loaded.size, false).map(n => n.id).sort(), loaded.ids(), 'the graph finds every id held, and no other')
+    loaded.close()
+  }), { numRuns: 5 })
+})
+
 t.test('a record at or before the applied seq is refused', async t => {
   fc.assert(fc.property(fc.integer({ min: 1, max: 1e9 }), fc.integer({ min: 0, max: 1e9 }), vector, (seq, back, v) => {
     const index = VectorIndex.inMemory(SETTINGS)
