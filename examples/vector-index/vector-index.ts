@@ -8,11 +8,10 @@
 // only forgets the old key (its node stays in the graph, dead, and searches skip it), and once dead
 // nodes outnumber live ones the graph is built again from the vectors held.
 //
-// Saved to
-// a directory as two files: the graph (`index-<seq>.usearch`, usearch's own format) and the state
-// (`state.msgpack`: seq, ids, keys, vectors, and which graph file goes with them). The state file,
-// replaced atomically, is the commit point: a save interrupted anywhere leaves the previous save
-// whole, and the files of an unfinished one are removed at the next load.
+// Saved to a directory as two files: the graph (`index-<seq>.usearch`, usearch's own format) and
+// the state (`state.msgpack`: seq, ids, keys, vectors, and which graph file goes with them). The
+// state file, replaced atomically, is the commit point: a save interrupted anywhere leaves the
+// previous save whole, and the files of an unfinished one are removed at the next load.
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -93,7 +92,7 @@ export class VectorIndex {
   private graph: Index
   private readonly held = new Map<string, Held>()
   private readonly idOfKey = new Map<bigint, string>()
-  /** Every add takes a new key, so a key never comes back after a remove (usearch keeps removed keys as tombstones). */
+  /** Every add takes a new key: a dead node's key must never stand for a live vector. */
   private nextKey = 0
   private applied = 0
   private saved = 0
