@@ -8,6 +8,7 @@ COPY src ./src
 COPY test ./test
 COPY bench ./bench
 COPY scripts ./scripts
+COPY examples ./examples
 RUN npm run build
 
 FROM node:20-slim

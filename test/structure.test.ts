@@ -44,3 +44,9 @@ t.test('src/log.ts, the seam, imports neither side', async t => {
   const [seam] = imports(SRC).filter(f => f.file === 'log.ts')
   t.same(seam.imported.filter(i => /^(http|wal|tools)\//.test(i)), [])
 })
+
+t.test('the examples are clients of the HTTP API: they import nothing from src', async t => {
+  const files = imports(path.join(ROOT, 'examples'))
+  t.ok(files.length > 0, 'examples/ has files')
+  t.same(files.flatMap(({ file, imported }) => imported.filter(i => !i.startsWith('..')).map(i => `${file} -> ${i}`)), [])
+})

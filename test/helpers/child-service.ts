@@ -12,7 +12,7 @@ export function sleep (ms: number): Promise<void> {
 export interface Exit { code: number | null, signal: NodeJS.Signals | null }
 
 /** What a child wrote, kept to its last 256 KiB, for assertions and for explaining a failure. */
-class OutputTail {
+export class OutputTail {
   private text = ''
   append (chunk: Buffer): void {
     this.text += chunk.toString('utf8')

@@ -2,11 +2,13 @@
 // many cycles as asked, on one data directory, printing progress and the totals. Then
 // `--race-rounds R` (default 100) rounds of two instances started at once on another directory (in
 // PID namespaces of their own where unshare can make them), each winner killed -9 or stopped: one
-// must serve each time. Exits 1 if an acknowledged entry was lost or replaced, a record appeared
-// that was never sent, or two instances (or none) served at once. Then `--keyed-cycles K` (default
-// 100) kill -9 cycles whose writers send every request with an idempotency key and retry every
-// unanswered one after the restart: each must stand in the log exactly once, at the seq every
-// answer to it gave.
+// must serve each time. Then `--keyed-cycles K` (default 100) kill -9 cycles whose writers send
+// every request with an idempotency key and retry every unanswered one after the restart: each
+// must stand in the log exactly once, at the seq every answer to it gave. Then the vector index
+// example's kill -9 run of test/examples with `--vector-entries V` (default 500,000) entries.
+// Exits 1 if an acknowledged entry was lost or replaced, a record appeared that was never sent,
+// two instances (or none) served at once, a keyed request stood in the log other than once, or the
+// index differed from one built without crashes.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -14,11 +16,14 @@ import { parseArgs } from 'node:util'
 import { runKill9 } from '../helpers/fault-kill9.js'
 import { runKeyedKill9 } from '../helpers/fault-kill9-keys.js'
 import { pidNamespacesUnavailable, runLockRace } from '../helpers/lock-race.js'
+import { runVectorIndexCrash, vectorIndexFailures } from '../helpers/vector-index-crash.js'
 
-const usage = 'usage: npm run soak -- [--cycles N] [--race-rounds R] [--keyed-cycles K] [--seed S] [--keep]'
+const usage = 'usage: npm run soak -- [--cycles N] [--race-rounds R] [--keyed-cycles K] [--vector-entries V] [--seed S] [--keep]'
 
 /** The race stops starting rounds after this long, however many were asked for. */
 const RACE_TIME_LIMIT_MS = 30 * 60_000
+/** The vector index run must be done within this long. */
+const VECTOR_INDEX_TIME_LIMIT_MS = 60 * 60_000
 
 function positiveInteger (text: string | undefined, fallback: number, name: string): number {
   if (text === undefined) return fallback
@@ -35,6 +40,7 @@ const { values } = parseArgs({
     cycles: { type: 'string' },
     'race-rounds': { type: 'string' },
     'keyed-cycles': { type: 'string' },
+    'vector-entries': { type: 'string' },
     seed: { type: 'string' },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
@@ -47,6 +53,7 @@ if (values.help === true) {
 const cycles = positiveInteger(values.cycles, 200, 'cycles')
 const raceRounds = positiveInteger(values['race-rounds'], 100, 'race-rounds')
 const keyedCycles = positiveInteger(values['keyed-cycles'], 100, 'keyed-cycles')
+const vectorEntries = positiveInteger(values['vector-entries'], 500_000, 'vector-entries')
 const seed = positiveInteger(values.seed, Math.floor(Math.random() * 2 ** 31) + 1, 'seed')
 /** Runs `soak` on a fresh data directory, kept or removed afterwards; resolves with whether it passed. */
 async function inDataDir (soak: (dataDir: string) => Promise<boolean>): Promise<boolean> {
@@ -167,7 +174,42 @@ async function keyedKill9Soak (dataDir: string): Promise<boolean> {
   return ok
 }
 
+async function vectorIndex (root: string): Promise<boolean> {
+  const started = Date.now()
+  const options = {
+    root,
+    entries: vectorEntries,
+    dimensions: 16,
+    kills: Math.max(8, Math.round(vectorEntries / 10_000)),
+    catchUpKills: 5,
+    queries: 200,
+    seed,
+    deadline: started + VECTOR_INDEX_TIME_LIMIT_MS,
+    onProgress (message: string) { process.stdout.write(`  ${Math.round((Date.now() - started) / 1000)} s: ${message}\n`) }
+  }
+  process.stdout.write(`vector index: ${vectorEntries} entries, ${options.kills} kills while writing and ${options.catchUpKills} while catching up, seed ${seed}, data in ${root}\n`)
+  const result = await runVectorIndexCrash(options)
+  const failures = vectorIndexFailures(result, options)
+  process.stdout.write([
+    '',
+    `kills                           index ${result.indexKills}, service ${result.serviceKills}; resumed from a save ${result.resumedFromSave} times`,
+    `requests                        ${result.requests} (${result.unanswered} unanswered)`,
+    `entry records in the log        ${result.records}, the last at seq ${result.lastEntrySeq}`,
+    `ids held                        ${result.recovered.size} (reference ${result.reference.size})`,
+    `digest                          ${result.recovered.digest} (reference ${result.reference.digest})`,
+    `exact top-10 agreeing           ${result.exactAgreeing} of ${options.queries}`,
+    `HNSW recall@10                  ${result.recovered.recall} (reference ${result.reference.recall})`,
+    `checkpoint, saved seq           ${result.checkpoint}, ${result.savedSeq}`,
+    `time                            ${Math.round((Date.now() - started) / 1000)} s`,
+    ...failures.map(f => `failed: ${f}`),
+    failures.length === 0 ? 'PASS' : 'FAIL',
+    ''
+  ].join('\n'))
+  return failures.length === 0
+}
+
 const kill9Passed = await inDataDir(kill9Soak)
 const racePassed = await inDataDir(lockRace)
 const keyedPassed = await inDataDir(keyedKill9Soak)
-process.exitCode = kill9Passed && racePassed && keyedPassed ? 0 : 1
+const vectorIndexPassed = await inDataDir(vectorIndex)
+process.exitCode = kill9Passed && racePassed && keyedPassed && vectorIndexPassed ? 0 : 1

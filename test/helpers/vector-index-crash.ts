@@ -1,0 +1,403 @@
+// The vector index example (examples/vector-index) against a real service, both killed -9 at random
+// moments, shared by test/examples/vector-index.test.ts (50,000 entries in `npm test`) and
+// test/soak/kill9-soak.ts (more, in `npm run soak`).
+//
+// A writer posts random vectors in batches and single entries (inserts of new ids, updates and
+// deletes of earlier ones), a few requests at once, while, at seeded points, the index program, the service or both are
+// killed -9 and started again on the same directories (the service on the same port, so the index
+// program finds it again). A request cut off by a kill is not resent: whether it reached the log
+// does not matter, since the reference is built from the final log itself. After the writes, and
+// a few more kills of the index program while it catches up, it must hold what an index built
+// from the whole log in one go, without any crash, holds:
+//   - the same ids with the same vectors, to the bit (the digest over ids and vectors, /digest);
+//   - the same exact top-10 for every query (a brute-force search over the vectors held);
+//   - an HNSW top-10 as close to the exact one as the reference's: a graph saved, loaded and
+//     extended is a different graph from one built in one go (usearch's build depends on the order
+//     of its adds and on what a load restores), so its approximate answers are held to recall
+//     against the exact ones, not to equality with the reference's approximate answers.
+// The log is read back from seq 1: the service keeps every segment (VECWAL_RETAIN_SEGMENTS), so
+// the checkpoints the index program posts delete nothing the reference needs.
+import { spawn, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
+import { unpackMultiple } from 'msgpackr'
+import type { LogRecord } from '../../examples/vector-index/log-source.js'
+import { contentDigest, VectorIndex, type IndexSettings, type Neighbour } from '../../examples/vector-index/vector-index.js'
+import { ChildService, OutputTail, sleep, type Exit, type RunOptions } from './child-service.js'
+import { below, seeded } from './fault-ledger.js'
+import { freePort, ROOT } from './project.js'
+
+export const INDEX_PROGRAM = path.join(ROOT, 'dist', 'examples', 'vector-index', 'main.js')
+
+/** Write requests in flight at once: they share fsyncs (group commit), so the writes take less time. */
+const WRITERS = 4
+
+export interface VectorIndexCrashOptions {
+  /** A fresh directory: the service's data and the index's save go below it. */
+  root: string
+  /** Entries the writer sends in all. */
+  entries: number
+  dimensions: number
+  /** Kills while the writer writes (each of the index program, the service or both). */
+  kills: number
+  /** Kills of the index program after the writes, while it catches up. */
+  catchUpKills: number
+  /** Queries compared at the end. */
+  queries: number
+  seed: number
+  /** Everything must be done by then (epoch ms). */
+  deadline: number
+  onProgress?: (message: string) => void
+}
+
+export interface VectorIndexCrashResult {
+  seed: number
+  indexKills: number
+  serviceKills: number
+  /** Starts of the index program that loaded a save rather than starting empty. */
+  resumedFromSave: number
+  requests: number
+  /** Requests whose answer never came (a kill came first); they may or may not be in the log. */
+  unanswered: number
+  /** Entry records in the final log, and the seq of the last. */
+  records: number
+  lastEntrySeq: number
+  /** The service's checkpoint at the end, and the index's saved seq (the checkpoint never passes it). */
+  checkpoint: number
+  savedSeq: number
+  reference: { size: number, digest: string, plainDigest: string, recall: number }
+  recovered: { size: number, digest: string, appliedSeq: number, recall: number, idsEqual: boolean }
+  /** Queries whose exact top-10 (ids, in order) was the reference's. */
+  exactAgreeing: number
+  problems: string[]
+}
+
+/** The index program as a child process; ready once it prints where it listens. */
+export class IndexProcess {
+  readonly exited: Promise<Exit>
+  readonly url: Promise<string>
+  private readonly out = new OutputTail()
+  private exit: Exit | undefined
+
+  constructor (args: string[]) {
+    this.process = spawn(process.execPath, [INDEX_PROGRAM, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.process.stderr?.on('data', (chunk: Buffer) => { this.out.append(chunk) })
+    this.url = new Promise((resolve, reject) => {
+      let pending = ''
+      this.process.stdout?.on('data', (chunk: Buffer) => {
+        this.out.append(chunk)
+        pending += chunk.toString('utf8')
+        const lines = pending.split('\n')
+        pending = lines.pop() ?? ''
+        for (const line of lines) {
+          const event = JSON.parse(line) as { event: string, url?: string }
+          if (event.event === 'listening' && event.url !== undefined) resolve(event.url)
+        }
+      })
+      this.process.once('close', () => { reject(new Error(`the index program exited before it listened\n${this.output}`)) })
+    })
+    this.url.catch(() => {})
+    this.exited = new Promise(resolve => {
+      this.process.once('close', (code, signal) => {
+        this.exit = { code, signal }
+        resolve(this.exit)
+      })
+    })
+  }
+
+  readonly process: ChildProcess
+
+  get running (): boolean {
+    return this.exit === undefined
+  }
+
+  get output (): string {
+    return this.out.toString()
+  }
+
+  async kill9 (): Promise<Exit> {
+    if (this.running) this.process.kill('SIGKILL')
+    return await this.exited
+  }
+
+  async stop (): Promise<Exit> {
+    if (this.running) this.process.kill('SIGTERM')
+    const timer = setTimeout(() => { this.process.kill('SIGKILL') }, 30_000)
+    try {
+      return await this.exited
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async get<T> (route: string): Promise<T> {
+    const res = await fetch(`${await this.url}${route}`, { signal: AbortSignal.timeout(30_000) })
+    if (res.status !== 200) throw new Error(`GET ${route}: ${res.status} ${await res.text()}`)
+    return await res.json() as T
+  }
+}
+
+/** Starts the service on `port` (the index program knows it there), trying again while the port is briefly taken. */
+async function startServiceOn (options: RunOptions, port: number, deadline: number): Promise<ChildService> {
+  for (;;) {
+    const child = ChildService.spawn(options, port)
+    try {
+      await child.ready(Math.max(1000, deadline - Date.now()))
+      return child
+    } catch (err) {
+      await child.kill9()
+      if (!child.output.includes('EADDRINUSE') || Date.now() > deadline) throw err
+      await sleep(100)
+    }
+  }
+}
+
+/** Every record of the log from seq 1, in pages (a page is one bounded request). */
+async function readWholeLog (url: string): Promise<LogRecord[]> {
+  const records: LogRecord[] = []
+  for (;;) {
+    const after = records.length === 0 ? 0 : records[records.length - 1].seq
+    const res = await fetch(`${url}/v1/recovery?after=${after}&limit=5000`, { headers: { accept: 'application/msgpack' }, signal: AbortSignal.timeout(60_000) })
+    if (res.status !== 200) throw new Error(`reading the log after ${after}: ${res.status} ${await res.text()}`)
+    const body = Buffer.from(await res.arrayBuffer())
+    if (body.length === 0) return records
+    records.push(...unpackMultiple(body) as LogRecord[])
+  }
+}
+
+/** The ids and vectors the log leaves, replayed as plainly as can be (no index): what the digest must be. */
+export function plainReplay (records: LogRecord[]): string {
+  const held = new Map<string, Float32Array>()
+  for (const record of records) {
+    for (const entry of record.op === 'batch' ? record.entries : [record]) {
+      if (entry.op === 'delete') held.delete(entry.id)
+      else held.set(entry.id, Float32Array.from(entry.vector as Float32Array))
+    }
+  }
+  return contentDigest([...held.keys()].sort().map(id => [id, held.get(id) as Float32Array]))
+}
+
+function recall (found: Neighbour[], exact: Neighbour[]): number {
+  const truth = new Set(exact.map(n => n.id))
+  return found.filter(n => truth.has(n.id)).length / Math.max(1, exact.length)
+}
+
+export async function runVectorIndexCrash (options: VectorIndexCrashOptions): Promise<VectorIndexCrashResult> {
+  const random = seeded(options.seed)
+  const progress = options.onProgress ?? (() => {})
+  const settings: IndexSettings = { dimensions: options.dimensions, connectivity: 16, expansionAdd: 32, expansionSearch: 512 }
+  const serviceOptions: RunOptions = {
+    dataDir: path.join(options.root, 'log'),
+    env: { VECWAL_DIMENSIONS: String(options.dimensions), VECWAL_RETAIN_SEGMENTS: '1000000' }
+  }
+  const indexArgs = [
+    '--dir', path.join(options.root, 'index'),
+    '--dimensions', String(settings.dimensions),
+    '--connectivity', String(settings.connectivity),
+    '--expansion-add', String(settings.expansionAdd),
+    '--expansion-search', String(settings.expansionSearch),
+    '--port', '0',
+    '--save-every-ms', '300',
+    '--save-every-records', '5000',
+    '--poll-ms', '20'
+  ]
+  const result: VectorIndexCrashResult = {
+    seed: options.seed,
+    indexKills: 0,
+    serviceKills: 0,
+    resumedFromSave: 0,
+    requests: 0,
+    unanswered: 0,
+    records: 0,
+    lastEntrySeq: 0,
+    checkpoint: 0,
+    savedSeq: 0,
+    reference: { size: 0, digest: '', plainDigest: '', recall: 0 },
+    recovered: { size: 0, digest: '', appliedSeq: 0, recall: 0, idsEqual: false },
+    exactAgreeing: 0,
+    problems: []
+  }
+
+  const port = await freePort()
+  let service = await startServiceOn(serviceOptions, port, options.deadline)
+  const logUrl = service.url
+  let index: IndexProcess | undefined
+  const current = (): IndexProcess => {
+    if (index === undefined) throw new Error('the index program was never started')
+    return index
+  }
+  const startIndex = async (): Promise<void> => {
+    index = new IndexProcess(['--log', logUrl, ...indexArgs])
+    await index.url
+    if (/"event":"listening"[^\n]*"appliedSeq":[1-9]/.test(index.output)) result.resumedFromSave++
+  }
+  /** An exit the test did not cause: the index program failed (a record applied twice, say). */
+  const checkIndexAlive = (): void => {
+    if (index !== undefined && !index.running) throw new Error(`the index program exited by itself\n${index.output}`)
+  }
+  let restarting: Promise<void> | undefined
+  const crash = (target: 'index' | 'service' | 'both'): void => {
+    const previous = restarting
+    const restart = (async () => {
+      await previous
+      checkIndexAlive()
+      if (target !== 'service') {
+        await index?.kill9()
+        result.indexKills++
+      }
+      if (target !== 'index') {
+        await service.kill9()
+        result.serviceKills++
+        service = await startServiceOn(serviceOptions, port, options.deadline)
+      }
+      if (target !== 'service') await startIndex()
+      progress(`killed ${target} (index ${result.indexKills}, service ${result.serviceKills})`)
+    })()
+    // Awaited by the writer before its next request; until then a failure must not go unhandled.
+    restart.catch(() => {})
+    restarting = restart
+  }
+  /** Waits until no restart is under way (one may be chained onto another while it is awaited). */
+  const restarted = async (): Promise<void> => {
+    while (restarting !== undefined) {
+      const awaited = restarting
+      await awaited
+      if (restarting === awaited) restarting = undefined
+    }
+  }
+
+  try {
+    await startIndex()
+    const killAt = Array.from({ length: options.kills }, () => below(random, options.entries)).sort((a, b) => a - b)
+    const ids: string[] = []
+    let sent = 0
+    const inFlight = new Set<Promise<void>>()
+    while (sent < options.entries) {
+      if (Date.now() > options.deadline) throw new Error(`time ran out after ${sent} entries`)
+      if (killAt.length > 0 && sent >= killAt[0]) {
+        killAt.shift()
+        const roll = random()
+        const target = roll < 0.5 ? 'index' : roll < 0.8 ? 'service' : 'both'
+        // After a random delay, while the writer goes on: the kill lands in the middle of a request,
+        // of the index program's applying or saving, whatever is going on.
+        setTimeout(() => { crash(target) }, below(random, 30))
+      }
+      await restarted()
+      const count = random() < 0.1 ? 1 : 1 + below(random, 200)
+      const entries = Array.from({ length: Math.min(count, options.entries - sent) }, () => {
+        const roll = random()
+        if (ids.length === 0 || roll < 0.7) {
+          const id = `v${ids.length}`
+          ids.push(id)
+          return { op: 'insert', id, vector: Array.from({ length: options.dimensions }, () => random() * 2 - 1) }
+        }
+        const id = ids[below(random, ids.length)]
+        return roll < 0.9 ? { op: 'update', id, vector: Array.from({ length: options.dimensions }, () => random() * 2 - 1) } : { op: 'delete', id }
+      })
+      sent += entries.length
+      result.requests++
+      const [route, body] = entries.length === 1 && count === 1 ? ['/v1/entries', entries[0]] : ['/v1/batch', { entries }]
+      const request = (async () => {
+        try {
+          const res = await fetch(`${service.url}${route}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(30_000)
+          })
+          const text = await res.text()
+          if (res.status !== 201) result.problems.push(`${route}: ${res.status} ${text}`)
+        } catch {
+          // The service was killed under the request: it may be in the log or not.
+          result.unanswered++
+        }
+      })()
+      inFlight.add(request)
+      void request.then(() => inFlight.delete(request))
+      if (inFlight.size >= WRITERS) await Promise.race(inFlight)
+      if (result.problems.length > 0) return result
+    }
+    await Promise.all(inFlight)
+    // A kill scheduled during the last request.
+    await sleep(30)
+    await restarted()
+    progress(`wrote ${sent} entries in ${result.requests} requests`)
+
+    for (let i = 0; i < options.catchUpKills; i++) {
+      await sleep(below(random, 400))
+      crash('index')
+      await restarted()
+    }
+
+    const records = (await readWholeLog(service.url))
+    result.records = records.length
+    if (records.length > 0 && records[0].seq !== 1) throw new Error(`the log starts at seq ${records[0].seq}, not 1: retention deleted part of it`)
+    result.lastEntrySeq = records.length === 0 ? 0 : records[records.length - 1].seq
+
+    const reference = VectorIndex.inMemory(settings)
+    for (const record of records) reference.apply(record)
+    result.reference.size = reference.size
+    result.reference.digest = reference.digest()
+    result.reference.plainDigest = plainReplay(records)
+
+    let state = await current().get<{ appliedSeq: number, size: number }>('/state')
+    while (state.appliedSeq < result.lastEntrySeq) {
+      checkIndexAlive()
+      if (Date.now() > options.deadline) throw new Error(`the index applied up to ${state.appliedSeq} of ${result.lastEntrySeq} in time`)
+      await sleep(100)
+      state = await current().get('/state')
+    }
+    progress(`the index caught up to seq ${state.appliedSeq}`)
+    result.recovered.appliedSeq = state.appliedSeq
+    result.recovered.size = state.size
+    result.recovered.digest = (await current().get<{ digest: string }>('/digest')).digest
+    result.recovered.idsEqual = JSON.stringify(await current().get<string[]>('/ids')) === JSON.stringify(reference.ids())
+
+    let recoveredRecall = 0
+    let referenceRecall = 0
+    for (let q = 0; q < options.queries; q++) {
+      const query = Float32Array.from({ length: options.dimensions }, () => random() * 2 - 1)
+      const vector = Array.from(query).join(',')
+      const exact = reference.search(query, 10, true)
+      const recoveredExact = (await current().get<{ neighbours: Neighbour[] }>(`/knn?vector=${vector}&k=10&exact=true`)).neighbours
+      if (JSON.stringify(recoveredExact.map(n => n.id)) === JSON.stringify(exact.map(n => n.id))) result.exactAgreeing++
+      recoveredRecall += recall((await current().get<{ neighbours: Neighbour[] }>(`/knn?vector=${vector}&k=10`)).neighbours, exact)
+      referenceRecall += recall(reference.search(query, 10, false), exact)
+    }
+    result.recovered.recall = recoveredRecall / options.queries
+    result.reference.recall = referenceRecall / options.queries
+
+    checkIndexAlive()
+    await current().stop()
+    const status = await (await fetch(`${service.url}/v1/status`, { signal: AbortSignal.timeout(10_000) })).json() as { checkpoint: number }
+    result.checkpoint = status.checkpoint
+    const saved = VectorIndex.open(path.join(options.root, 'index'), settings)
+    result.savedSeq = saved.savedSeq
+    saved.close()
+    return result
+  } finally {
+    if (restarting !== undefined) await restarting.catch(() => {})
+    await index?.kill9()
+    await service.kill9()
+  }
+}
+
+/** Mean recall@10 of the recovered index's HNSW answers may fall at most this far below the reference's. */
+const RECALL_SLACK = 0.02
+
+/** What a run must show, each condition that failed as a sentence (none: it passed). */
+export function vectorIndexFailures (result: VectorIndexCrashResult, options: VectorIndexCrashOptions): string[] {
+  const failures = [...result.problems]
+  const check = (ok: boolean, what: string): void => { if (!ok) failures.push(what) }
+  check(result.records > 0 && result.reference.size > 0, 'the log holds entries and the reference holds vectors')
+  check(result.reference.digest === result.reference.plainDigest, 'the reference, applied with the example\'s code, holds what a plain replay of the log leaves')
+  check(result.recovered.appliedSeq === result.lastEntrySeq, `the recovered index applied up to the last entry record (${result.recovered.appliedSeq} of ${result.lastEntrySeq})`)
+  check(result.recovered.size === result.reference.size, `the recovered index holds as many ids as the reference (${result.recovered.size}, ${result.reference.size})`)
+  check(result.recovered.idsEqual, 'the recovered index holds the same ids as the reference')
+  check(result.recovered.digest === result.reference.digest, 'the recovered index holds the same vectors as the reference, to the bit')
+  check(result.exactAgreeing === options.queries, `exact top-10 the same as the reference's for every query (${result.exactAgreeing} of ${options.queries})`)
+  check(result.recovered.recall >= result.reference.recall - RECALL_SLACK, `HNSW recall@10 of the recovered index (${result.recovered.recall}) within ${RECALL_SLACK} of the reference's (${result.reference.recall})`)
+  check(result.checkpoint > 0 && result.checkpoint <= result.savedSeq, `the service's checkpoint (${result.checkpoint}) is set and never past the index's save (${result.savedSeq})`)
+  check(result.indexKills > options.catchUpKills && result.resumedFromSave > 0, `the index program was killed while writes went on (${result.indexKills - options.catchUpKills}) and resumed from a save (${result.resumedFromSave})`)
+  check(result.serviceKills > 0, 'the service was killed')
+  return failures
+}
