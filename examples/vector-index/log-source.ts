@@ -1,8 +1,10 @@
-// Everything the index program knows of the service, in one place: reading the records after a seq
-// and checkpointing. Records are read in pages (`GET /v1/recovery?after=N&limit=K` as msgpack),
-// polled while the log has nothing new; the checkpoint is the default consumer's
-// (`POST /v1/checkpoints`). A service that is down or busy is waited for, never given up on: the
-// program's state is on its own disk, and the log holds every record it has not applied yet.
+// Everything the index program knows of the service, in one place: following the log after a seq
+// and checkpointing. The program is a named consumer (`PUT /v1/consumers/{name}`): it follows the
+// log as msgpack (`GET /v1/recovery?after=N&follow=true`), each record as soon as it is durable, and
+// checkpoints its consumer (`POST /v1/consumers/{name}/checkpoint`), which holds retention back
+// until the index has saved what it would delete. A service that is down or busy is waited for,
+// never given up on: the program's state is on its own disk, and the log holds every record it has
+// not applied yet.
 import { unpackMultiple } from 'msgpackr'
 
 /** One entry as the recovery stream gives it (the msgpack form: vectors are Float32Arrays). */
@@ -18,9 +20,9 @@ export type LogRecord = { seq: number } & (LogEntry | { op: 'batch', entries: Lo
 export interface LogSourceOptions {
   /** The service, e.g. http://127.0.0.1:8080. */
   url: string
-  /** Records asked for per page: what one page may hold in memory is this many records. */
-  pageRecords: number
-  /** How long to wait before asking again when the log had nothing new, or the service was away. */
+  /** The consumer this program is. */
+  consumer: string
+  /** How long to wait before connecting again when the service was away or ended the stream. */
   pollMs: number
   /** Called with what went wrong when reading failed (it is retried): once for a run of the same failure. */
   onError: (message: string) => void
@@ -63,45 +65,49 @@ export function describeError (err: unknown): string {
   return cause?.code === undefined ? message : `${message} (${cause.code})`
 }
 
+/** What a followed msgpack stream holds besides records: heartbeats (nil) and its last map, `{end}`. */
+interface StreamEnd { end: string }
+
 export class LogSource {
-  constructor (private readonly options: LogSourceOptions) {}
+  private readonly consumerPath: string
+
+  constructor (private readonly options: LogSourceOptions) {
+    this.consumerPath = `${options.url}/v1/consumers/${encodeURIComponent(options.consumer)}`
+  }
 
   /**
-   * The records after `after`, page by page in seq order, until `signal` aborts; throws
-   * LogGoneError when the log cannot give them, and retries any other failure. The caller applies
-   * a page before asking for the next, and the next page starts after the page's last seq, so a
-   * page it has not finished is asked for again rather than skipped.
+   * The records after `after`, in seq order, a page at a time as they arrive, until `signal`
+   * aborts; throws LogGoneError when the log cannot give them, and reconnects after any other
+   * failure or end of the stream (the service stopping says so in the stream's last map). The
+   * caller applies a page before the stream is read on, and a reconnection starts after the last
+   * seq yielded, so nothing is skipped or given twice.
    */
   async * pages (after: number, signal: AbortSignal): AsyncGenerator<LogRecord[]> {
     let last = after
     // Told once per run of the same failure, not at every retry.
     let failure = ''
     while (!signal.aborted) {
-      let page: LogRecord[]
       try {
-        page = await this.read(last, signal)
-        failure = ''
+        await this.join()
+        for await (const page of this.follow(last, signal)) {
+          failure = ''
+          yield page
+          last = page[page.length - 1].seq
+        }
       } catch (err) {
         if (signal.aborted) return
         if (err instanceof LogGoneError) throw err
         const message = describeError(err)
         if (message !== failure) this.options.onError(message)
         failure = message
-        await sleep(this.options.pollMs, signal)
-        continue
       }
-      if (page.length === 0) {
-        await sleep(this.options.pollMs, signal)
-        continue
-      }
-      yield page
-      last = page[page.length - 1].seq
+      await sleep(this.options.pollMs, signal)
     }
   }
 
   /** Marks everything up to `seq` as persisted by this consumer. A later checkpoint already there is success. */
   async checkpoint (seq: number): Promise<void> {
-    const res = await fetch(`${this.options.url}/v1/checkpoints`, {
+    const res = await fetch(`${this.consumerPath}/checkpoint`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ seq }),
@@ -118,19 +124,42 @@ export class LogSource {
     throw err
   }
 
-  private async read (after: number, signal: AbortSignal): Promise<LogRecord[]> {
-    const res = await fetch(`${this.options.url}/v1/recovery?after=${after}&limit=${this.options.pageRecords}`, {
-      headers: { accept: MSGPACK },
-      signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)])
-    })
-    if (!res.ok) {
-      const err = await answerError(res, `reading after ${after}`)
+  /** Creates the consumer if it is not there (an existing one is left as it is). */
+  private async join (): Promise<void> {
+    const res = await fetch(this.consumerPath, { method: 'PUT', signal: AbortSignal.timeout(10_000) })
+    if (!res.ok) throw await answerError(res, `creating consumer ${this.options.consumer}`)
+    await res.arrayBuffer()
+  }
+
+  /** One followed stream: the records after `after` in pages as its chunks bring them, until it ends. */
+  private async * follow (after: number, signal: AbortSignal): AsyncGenerator<LogRecord[]> {
+    const res = await fetch(`${this.options.url}/v1/recovery?after=${after}&follow=true`, { headers: { accept: MSGPACK }, signal })
+    if (!res.ok || res.body === null) {
+      const err = await answerError(res, `following after ${after}`)
       throw res.status === 410 || res.status === 416 ? new LogGoneError(err.message) : err
     }
-    const body = Buffer.from(await res.arrayBuffer())
-    // An answer cut short inside a record (the service died mid-stream) ends in a partial map,
-    // which unpackMultiple refuses: the page is asked for again. One cut between records is just a
-    // shorter page.
-    return body.length === 0 ? [] : unpackMultiple(body) as LogRecord[]
+    // Bytes of a map the last chunk cut short: it is finished by the next chunk. A stream cut
+    // inside a record (the service died) leaves them unread, and the next stream starts again
+    // after the last whole record.
+    let pending = Buffer.alloc(0)
+    for await (const chunk of res.body) {
+      pending = pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([pending, chunk])
+      const page: LogRecord[] = []
+      let read = 0
+      let ended = false
+      try {
+        unpackMultiple(pending, (value: LogRecord | StreamEnd | null, _start?: number, end?: number) => {
+          read = end ?? pending.length
+          if (value === null) return
+          if ('end' in value) ended = true
+          else page.push(value)
+        })
+      } catch (err) {
+        if ((err as { incomplete?: boolean }).incomplete !== true) throw err
+      }
+      pending = pending.subarray(read)
+      if (page.length > 0) yield page
+      if (ended) return
+    }
   }
 }

@@ -19,8 +19,8 @@ const usage = `usage: node dist/examples/vector-index/main.js --dir DIR --dimens
   --connectivity C       HNSW graph degree (default 16)
   --expansion-add E      candidates kept while inserting (default 64)
   --expansion-search E   candidates kept while searching (default 512)
-  --page-records K       records read per request (default 512)
-  --poll-ms MS           wait before asking again when the log had nothing new (default 100)`
+  --consumer NAME        the consumer this index is in the log (default vector-index)
+  --poll-ms MS           wait before connecting again when the service was away (default 100)`
 
 function fail (message: string): never {
   process.stderr.write(`${message}\n${usage}\n`)
@@ -38,7 +38,7 @@ const { values } = parseArgs({
     connectivity: { type: 'string', default: '16' },
     'expansion-add': { type: 'string', default: '64' },
     'expansion-search': { type: 'string', default: '512' },
-    'page-records': { type: 'string', default: '512' },
+    consumer: { type: 'string', default: 'vector-index' },
     'poll-ms': { type: 'string', default: '100' },
     help: { type: 'boolean', default: false }
   }
@@ -71,7 +71,7 @@ function report (event: Record<string, unknown>): void {
 const index = VectorIndex.open(dir, settings)
 const source = new LogSource({
   url: values.log as string,
-  pageRecords: integer('page-records', 1),
+  consumer: values.consumer as string,
   pollMs: integer('poll-ms', 1),
   onError: message => { report({ event: 'retrying', message }) }
 })

@@ -16,7 +16,7 @@
 //     of its adds and on what a load restores), so its approximate answers are held to recall
 //     against the exact ones, not to equality with the reference's approximate answers.
 // The log is read back from seq 1: the service keeps every segment (VECWAL_RETAIN_SEGMENTS), so
-// the checkpoints the index program posts delete nothing the reference needs.
+// the checkpoints the index program's consumer posts delete nothing the reference needs.
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { unpackMultiple } from 'msgpackr'
@@ -368,8 +368,8 @@ export async function runVectorIndexCrash (options: VectorIndexCrashOptions): Pr
 
     checkIndexAlive()
     await current().stop()
-    const status = await (await fetch(`${service.url}/v1/status`, { signal: AbortSignal.timeout(10_000) })).json() as { checkpoint: number }
-    result.checkpoint = status.checkpoint
+    const consumer = await (await fetch(`${service.url}/v1/consumers/vector-index`, { signal: AbortSignal.timeout(10_000) })).json() as { checkpoint: number }
+    result.checkpoint = consumer.checkpoint
     const saved = VectorIndex.open(path.join(options.root, 'index'), settings)
     result.savedSeq = saved.savedSeq
     saved.close()
