@@ -35,7 +35,7 @@ interface EngineErrorMapping {
   retryAfter?: number
 }
 
-/** The engine's error codes (src/wal/errors.ts) and what they mean over HTTP. */
+/** The engine's error codes (src/errors.ts) and what they mean over HTTP. */
 export const ENGINE_ERRORS: Readonly<Record<LogErrorCode, EngineErrorMapping>> = {
   WAL_QUEUE_FULL: { statusCode: 503, retryAfter: 1 },
   WAL_TX_MEMORY_FULL: { statusCode: 503, retryAfter: 1 },

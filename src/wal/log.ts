@@ -5,16 +5,16 @@ import { DirLock } from './dir-lock.js'
 import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js'
 import {
   CheckpointAheadError, CheckpointBackwardsError, InvalidArgumentError, LogClosedError, LogFailedError, RangeAheadError, RangeGoneError
-} from './errors.js'
+} from '../errors.js'
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
 import { silentLogger, type WalLogger } from './logger.js'
 import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type LocatedFrame } from './log-reader.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry } from './payload.js'
+import { encodeBatch, encodeCheckpoint, encodeEntry } from '../payload/payload.js'
 import { applyOpenPlan } from './open-apply.js'
 import { planOpen } from './open-plan.js'
 import { SegmentWriter } from './segment-writer.js'
-import { TransactionManager, type TransactionLimits } from './transactions.js'
+import { TransactionManager, type TransactionLimits } from '../transactions.js'
 
 export interface WalOptions {
   dir: string

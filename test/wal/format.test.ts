@@ -6,7 +6,7 @@ import {
   RecordType, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, writeRecord, writeU64, type RecordTypeCode
 } from '../../src/wal/format.js'
 import { decodeBody } from '../../src/records/record-object.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry } from '../../src/wal/payload.js'
+import { encodeBatch, encodeCheckpoint, encodeEntry } from '../../src/payload/payload.js'
 
 t.test('segment file names sort in seq order', async t => {
   const seqs = [1, 9, 10, 99, 100, 2 ** 32 + 1, Number.MAX_SAFE_INTEGER]

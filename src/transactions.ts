@@ -2,8 +2,8 @@
 // carrying the txId. Aborted, expired and never-committed transactions write nothing, so recovery
 // has nothing of them to replay.
 import { randomUUID } from 'node:crypto'
-import type { EntryInput } from '../entry.js'
-import { assertStorable } from './payload-writer.js'
+import type { EntryInput } from './entry.js'
+import { assertStorable } from './payload/payload-writer.js'
 import {
   EmptyTransactionError, QueueFullError, SegmentUnavailableError, TransactionNotFoundError, TransactionsFullError, TransactionTooLargeError
 } from './errors.js'

@@ -7,7 +7,7 @@
 // lone surrogates) are made here, as the bytes are written, so a refused entry writes nothing.
 import type { EntryInput } from '../entry.js'
 import { FLOAT32_ARRAY_CODE, TYPED_ARRAY_EXTENSION } from '../msgpack/reader.js'
-import { InvalidEntryError } from './errors.js'
+import { InvalidEntryError } from '../errors.js'
 
 /** The keys, as fixstr bytes. */
 function fixstr (text: string): Buffer {

@@ -1,6 +1,6 @@
 // Every way the engine refuses, declared once, each with a stable code. The HTTP layer maps codes
 // to statuses; the engine knows nothing of HTTP.
-import type { LogErrorCode, OpenErrorCode } from '../log.js'
+import type { LogErrorCode, OpenErrorCode } from './log.js'
 
 /**
  * A code of the Log interface's (src/log.ts), one that stops an open, or WAL_SEGMENT_CHANGED, which
