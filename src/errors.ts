@@ -80,6 +80,28 @@ export class SegmentUnavailableError extends WalError {
   }
 }
 
+/**
+ * A record of a backend that keeps no segment files (JetStream) is not what vecwal wrote: a body
+ * that does not match its type, a seq missing from the run. Named by where it lies.
+ */
+export class CorruptRecordError extends WalError {
+  constructor (where: string, reason: string) {
+    super('WAL_CORRUPT', `${where}: ${reason}`)
+  }
+}
+
+/**
+ * A replicated backend did not answer in time, or answered that it cannot store now (no quorum, a
+ * leader election). A write refused so may or may not have been stored: retry it, with an
+ * idempotency key where it must not be stored twice. The log stays open.
+ */
+export class BackendUnavailableError extends WalError {
+  constructor (what: string, cause?: unknown) {
+    const detail = cause instanceof Error ? `: ${cause.message}` : ''
+    super('WAL_UNAVAILABLE', `${what}${detail}; retry shortly`, { cause })
+  }
+}
+
 export class LogClosedError extends WalError {
   constructor () { super('WAL_CLOSED', 'the log is closed') }
 }

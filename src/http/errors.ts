@@ -53,7 +53,8 @@ export const ENGINE_ERRORS: Readonly<Record<LogErrorCode, EngineErrorMapping>> =
   WAL_RANGE_GONE: { statusCode: 410 },
   WAL_RANGE_AHEAD: { statusCode: 416 },
   WAL_INVALID_ARGUMENT: { statusCode: 400 },
-  WAL_INVALID_ENTRY: { statusCode: 400 }
+  WAL_INVALID_ENTRY: { statusCode: 400 },
+  WAL_UNAVAILABLE: { statusCode: 503, retryAfter: 1 }
 }
 
 /** What a log's error code means over HTTP; undefined for any other code. */
