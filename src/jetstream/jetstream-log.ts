@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks'
 import { connect, credsAuthenticator, headers, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node'
 import {
   DiscardPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType,
-  type JetStreamClient, type JetStreamManager, type StreamConfig
+  type JetStreamClient, type JetStreamManager, type StreamConfig, type StreamInfo
 } from '@nats-io/jetstream'
 import { pino, type Logger } from 'pino'
 import type { EntryInput } from '../entry.js'
@@ -142,7 +142,7 @@ export class JetStreamLog implements Log {
     try {
       const jsm = await jetstreamManager(nc, { timeout: timeoutMs })
       await ensureStream(jsm, options.stream, options.replicas ?? JETSTREAM_DEFAULTS.replicas)
-      const info = await jsm.streams.info(options.stream)
+      const info = await streamWithLeader(jsm, options.stream, timeoutMs)
       const log = new JetStreamLog(
         nc, jetstream(nc, { timeout: timeoutMs }), jsm, options.stream,
         { timeoutMs, queueLimitBytes: options.queueLimitBytes ?? JETSTREAM_DEFAULTS.queueLimitBytes },
@@ -370,6 +370,19 @@ async function ensureStream (jsm: JetStreamManager, stream: string, replicas: nu
   if (config.num_replicas !== replicas) throw new Error(`stream ${stream} has ${config.num_replicas} replicas, not the ${replicas} configured`)
   if (!config.subjects.includes(streamSubjects(stream).all) || config.subjects.length !== 1) throw new Error(`stream ${stream} takes subjects ${config.subjects.join(', ')}, not only ${streamSubjects(stream).all}`)
   if (!config.deny_delete) throw new Error(`stream ${stream} allows deleting single messages, which would leave gaps in the seqs`)
+}
+
+/** How often a stream just created is asked whether its replicas have elected a leader. */
+const LEADER_POLL_MS = 50
+
+/** The stream's info once it has a leader (a stream of one replica always has), waiting at most `timeoutMs`. */
+async function streamWithLeader (jsm: JetStreamManager, stream: string, timeoutMs: number): Promise<StreamInfo> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const info = await jsm.streams.info(stream)
+    if (info.cluster === undefined || (info.cluster.leader ?? '') !== '' || Date.now() > deadline) return info
+    await new Promise(resolve => setTimeout(resolve, LEADER_POLL_MS))
+  }
 }
 
 /** The current checkpoint: the last checkpoint record's, or 0 if there is none. */
