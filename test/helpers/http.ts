@@ -16,6 +16,8 @@ import { ioError, tempDir, type TeardownTarget } from './wal.js'
 
 export interface TestService extends Service {
   dir: string
+  /** The JetStream stream it runs on, after useJetStream. */
+  stream?: string
   /** fetch against the service: `call('POST', '/v1/entries', body)`. */
   call: (method: string, route: string, body?: unknown, headers?: Record<string, string>) => Promise<Response>
 }
@@ -57,6 +59,7 @@ export async function startTestService (t: TeardownTarget, env: Record<string, s
     ...service,
     stop,
     dir: dataDir,
+    stream: config.jetstream?.stream,
     call: async (method, route, body, headers = {}) => await fetch(service.url + route, {
       method,
       headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
