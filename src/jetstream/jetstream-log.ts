@@ -18,7 +18,7 @@ import {
   type JetStreamClient, type JetStreamManager, type StreamConfig, type StreamInfo
 } from '@nats-io/jetstream'
 import { pino, type Logger } from 'pino'
-import type { EntryInput } from '../entry.js'
+import { opCounts, type EntryInput } from '../entry.js'
 import {
   BackendUnavailableError, CheckpointAheadError, CheckpointBackwardsError, InvalidArgumentError, LogClosedError, OpenStepError,
   QueueFullError, RangeAheadError, RangeGoneError, RecordTooLargeError
@@ -185,11 +185,7 @@ export class JetStreamLog implements Log {
     this.assertOpen()
     const seq = await this.publish(encodeBatch(entries, txId), this.subjects.records)
     const { appended } = this.observer
-    if (appended !== undefined) {
-      const counts = { insert: 0, update: 0, delete: 0 }
-      for (const entry of entries) counts[entry.op]++
-      for (const op of ['insert', 'update', 'delete'] as const) if (counts[op] > 0) appended(op, counts[op])
-    }
+    if (appended !== undefined) for (const [op, count] of opCounts(entries)) appended(op, count)
     return seq
   }
 
