@@ -89,12 +89,16 @@ export class NatsNode {
     clearTimeout(timer)
   }
 
-  /** The JetStream meta leader this node knows of, if any (its monitoring endpoint's /jsz). */
+  /**
+   * The JetStream meta leader this node knows of, if any (its monitoring endpoint's /jsz); a node
+   * outside any cluster leads itself once JetStream is up.
+   */
   async metaLeader (): Promise<string | undefined> {
     try {
       const response = await fetch(`http://127.0.0.1:${this.monitorPort}/jsz`, { signal: AbortSignal.timeout(1000) })
-      const body = await response.json() as { meta_cluster?: { leader?: string } }
-      return body.meta_cluster?.leader === '' ? undefined : body.meta_cluster?.leader
+      const body = await response.json() as { config?: unknown, meta_cluster?: { leader?: string } }
+      if (body.meta_cluster === undefined) return body.config === undefined ? undefined : this.name
+      return body.meta_cluster.leader === '' ? undefined : body.meta_cluster.leader
     } catch {
       return undefined
     }
@@ -122,7 +126,8 @@ export class NatsCluster {
         `http: 127.0.0.1:${p.monitor}`,
         `max_payload: ${NATS_MAX_PAYLOAD_BYTES}`,
         `jetstream { store_dir: "${path.join(dir, name)}", max_memory_store: 64MB, max_file_store: 2GB }`,
-        `cluster { name: vecwal, listen: 127.0.0.1:${p.cluster}, routes: [${routes.join(', ')}] }`,
+        // One node is a server of its own: a cluster of one would wait for routes forever.
+        size === 1 ? '' : `cluster { name: vecwal, listen: 127.0.0.1:${p.cluster}, routes: [${routes.join(', ')}] }`,
         ''
       ].join('\n'))
       return new NatsNode(name, p.client, p.monitor, configFile, path.join(dir, `${name}.log`))

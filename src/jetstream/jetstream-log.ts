@@ -233,7 +233,10 @@ export class JetStreamLog implements Log {
     assertSeq('checkpoint', seq)
     this.assertOpen()
     if (seq < this.queuedCheckpoint) throw new CheckpointBackwardsError(seq, this.queuedCheckpoint)
+    // Another instance may have stored it since this one last asked the stream.
+    if (seq > this.lastSeq) await this.unavailableOnError('reading the stream\'s state', async () => { await this.refresh() })
     if (seq > this.lastSeq) throw new CheckpointAheadError(seq, this.lastSeq)
+    if (seq < this.queuedCheckpoint) throw new CheckpointBackwardsError(seq, this.queuedCheckpoint)
     this.queuedCheckpoint = seq
     const landing = this.checkpoints.then(async () => await this.landCheckpoint(seq))
     this.checkpoints = landing.catch(() => {})
@@ -260,6 +263,9 @@ export class JetStreamLog implements Log {
    * is reported but fails nothing: the next checkpoint purges them.
    */
   private async purgeCovered (checkpoint: number): Promise<number> {
+    // Checkpoint 0 covers nothing, and a purge up to seq 1 is no no-op: nats-server (2.9.10 at
+    // least) takes it as a purge of the whole stream.
+    if (checkpoint === 0) return 0
     try {
       const { purged } = await this.jsm.streams.purge(this.stream, { seq: checkpoint + 1 })
       if (checkpoint + 1 > this.known.firstSeq) this.known.firstSeq = checkpoint + 1
