@@ -66,6 +66,7 @@ async function load (urls: string[], until: Promise<unknown>, prefix: string): P
  */
 async function verify (t: Test, url: string, outcomes: Outcome[], unknownAllowed = false): Promise<void> {
   const refused = outcomes.filter(o => o.status !== 201)
+  t.comment(`${outcomes.length - refused.length} writes answered 201, ${refused.length} refused or unanswered`)
   const odd = refused.filter(o => !(o.status === 503 && o.retryAfter !== null) && !(unknownAllowed && o.status === 0))
   t.same(odd.map(o => `${o.id}: ${o.status}`), [], 'every write not answered 201 was answered 503 with Retry-After')
   const response = await fetch(`${url}/v1/recovery?after=0`)
