@@ -141,8 +141,8 @@ export class JetStreamLog implements Log {
     }
     try {
       const jsm = await jetstreamManager(nc, { timeout: timeoutMs })
-      await ensureStream(jsm, options.stream, options.replicas ?? JETSTREAM_DEFAULTS.replicas)
-      const info = await streamWithLeader(jsm, options.stream, timeoutMs)
+      await settled(timeoutMs, async () => { await ensureStream(jsm, options.stream, options.replicas ?? JETSTREAM_DEFAULTS.replicas) })
+      const info = await settled(timeoutMs, async () => await streamWithLeader(jsm, options.stream, timeoutMs))
       const log = new JetStreamLog(
         nc, jetstream(nc, { timeout: timeoutMs }), jsm, options.stream,
         { timeoutMs, queueLimitBytes: options.queueLimitBytes ?? JETSTREAM_DEFAULTS.queueLimitBytes },
@@ -372,6 +372,26 @@ async function ensureStream (jsm: JetStreamManager, stream: string, replicas: nu
   if (config.num_replicas !== replicas) throw new Error(`stream ${stream} has ${config.num_replicas} replicas, not the ${replicas} configured`)
   if (!config.subjects.includes(streamSubjects(stream).all) || config.subjects.length !== 1) throw new Error(`stream ${stream} takes subjects ${config.subjects.join(', ')}, not only ${streamSubjects(stream).all}`)
   if (!config.deny_delete) throw new Error(`stream ${stream} allows deleting single messages, which would leave gaps in the seqs`)
+}
+
+/** How long opening waits between tries while the cluster answers that it is settling. */
+const SETTLE_RETRY_MS = 250
+
+/**
+ * Runs `call`, again while the cluster answers that JetStream is temporarily unavailable (an
+ * election under way after a node restarted), for at most `timeoutMs`.
+ */
+async function settled<T> (timeoutMs: number, call: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await call()
+    } catch (err) {
+      const unavailable = err instanceof JetStreamApiError && err.status === 503
+      if (!unavailable || Date.now() > deadline) throw err
+    }
+    await new Promise(resolve => setTimeout(resolve, SETTLE_RETRY_MS))
+  }
 }
 
 /** How often a stream just created is asked whether its replicas have elected a leader. */
