@@ -25,9 +25,10 @@ import {
 } from '../errors.js'
 import type { CheckpointResult, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions } from '../log.js'
 import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload } from '../payload/payload.js'
+import type { RecordBytes } from '../records/record-bytes.js'
 import { checkRecordBody } from '../records/record-shape.js'
 import { TransactionManager, type TransactionLimits } from '../transactions.js'
-import { messageRecord, readStream, streamMsgpack, streamNdjson, streamRecords, TYPE_HEADER, type StreamRange } from './stream-reader.js'
+import { messageRecord, readStream, streamMsgpack, streamNdjson, streamRecords, TYPE_HEADER, unavailableOnError, type StreamRange } from './stream-reader.js'
 
 export interface JetStreamOptions {
   /** NATS URLs, e.g. nats://nats-1:4222. */
@@ -234,7 +235,7 @@ export class JetStreamLog implements Log {
     this.assertOpen()
     if (seq < this.queuedCheckpoint) throw new CheckpointBackwardsError(seq, this.queuedCheckpoint)
     // Another instance may have stored it since this one last asked the stream.
-    if (seq > this.lastSeq) await this.unavailableOnError('reading the stream\'s state', async () => { await this.refresh() })
+    if (seq > this.lastSeq) await unavailableOnError('reading the stream\'s state', async () => { await this.refresh() })
     if (seq > this.lastSeq) throw new CheckpointAheadError(seq, this.lastSeq)
     if (seq < this.queuedCheckpoint) throw new CheckpointBackwardsError(seq, this.queuedCheckpoint)
     this.queuedCheckpoint = seq
@@ -251,7 +252,7 @@ export class JetStreamLog implements Log {
         recordSeq = await this.publish(encodeCheckpoint(seq), this.subjects.checkpoint, this.checkpointState.recordSeq)
       } catch (err) {
         if (!isWrongLastSequence(err)) throw err
-        this.checkpointState = await this.unavailableOnError('reading the last checkpoint', async () => await lastCheckpoint(this.jsm, this.stream))
+        this.checkpointState = await unavailableOnError('reading the last checkpoint', async () => await lastCheckpoint(this.jsm, this.stream))
       }
     }
     this.checkpointState = { checkpoint: seq, recordSeq }
@@ -291,7 +292,7 @@ export class JetStreamLog implements Log {
     }
     const maxPayload = this.nc.info?.max_payload ?? 0
     const source = { js: this.js, stream: this.stream, fetchBytes: Math.max(MIN_FETCH_BYTES, maxPayload + MESSAGE_OVERHEAD_BYTES), timeoutMs: this.settings.timeoutMs }
-    const messages = (): AsyncGenerator<ReturnType<typeof messageRecord>> => readStream(source, range)
+    const messages = (): AsyncGenerator<RecordBytes> => readStream(source, range)
     return {
       checkpoint: this.checkpointState.checkpoint,
       lastSeq,
@@ -335,13 +336,6 @@ export class JetStreamLog implements Log {
     await this.nc.drain().catch(async () => { await this.nc.close() })
   }
 
-  private async unavailableOnError<T> (what: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call()
-    } catch (err) {
-      throw new BackendUnavailableError(what, err)
-    }
-  }
 }
 
 /** The stream's settings: only vecwal's subjects, no single deletions, file storage. */

@@ -58,7 +58,7 @@ function recordOf (stream: string, message: JsMsg): RecordBytes {
 /** The records in the range, in seq order, each checked before it is yielded. */
 export async function * readStream (source: StreamSource, range: StreamRange): AsyncGenerator<RecordBytes> {
   if (range.from > range.to) return
-  const consumer = await unavailableOnError('opening a consumer', async () => await source.js.consumers.get(source.stream, {
+  const consumer = await unavailableOnError('opening a consumer on the stream', async () => await source.js.consumers.get(source.stream, {
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: range.from
   }))
@@ -66,7 +66,7 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
   let yielded = 0
   try {
     while (next <= range.to && yielded < range.limit) {
-      const batch: ConsumerMessages = await unavailableOnError('fetching records', async () => await consumer.fetch({
+      const batch: ConsumerMessages = await unavailableOnError('fetching records from the stream', async () => await consumer.fetch({
         max_bytes: source.fetchBytes,
         expires: Math.max(MIN_FETCH_EXPIRES_MS, source.timeoutMs)
       }))
@@ -94,11 +94,12 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
   }
 }
 
-async function unavailableOnError<T> (what: string, call: () => Promise<T>): Promise<T> {
+/** Runs `call`, refusing as WAL_UNAVAILABLE (503, retry) whatever it throws: the cluster did not answer. */
+export async function unavailableOnError<T> (what: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call()
   } catch (err) {
-    throw new BackendUnavailableError(`${what} on the stream failed`, err)
+    throw new BackendUnavailableError(`${what} failed`, err)
   }
 }
 
