@@ -2,7 +2,7 @@
 // pay on top of HTTP and JSON. Entries are 128-dimension inserts with two metadata keys, vectors as
 // JSON gives them (number arrays) and as msgpack bodies give them (Float32Array).
 // Run: npx tsc -p tsconfig.json && node dist/bench/encode.bench.js
-import { encodeBatch, encodeEntry } from '../src/wal/payload.js'
+import { encodeBatch, encodeEntry } from '../src/payload/payload.js'
 import type { EntryInput } from '../src/entry.js'
 import { BATCH_ENTRIES, DIMENSIONS } from './payloads.js'
 

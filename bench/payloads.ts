@@ -4,7 +4,7 @@
 import { Packr } from 'msgpackr'
 import type { EntryInput } from '../src/entry.js'
 import { RECORD_HEADER_BYTES } from '../src/wal/format.js'
-import { encodeBatch } from '../src/wal/payload.js'
+import { encodeBatch } from '../src/payload/payload.js'
 
 export const DIMENSIONS = 128
 export const BATCH_ENTRIES = 100

@@ -8,7 +8,7 @@ import { recordLineBytes } from '../src/records/record-json.js'
 import { recordMsgpackBytes } from '../src/records/record-msgpack.js'
 import { decodeBody } from '../src/records/record-object.js'
 import type { RecordFrame } from '../src/wal/format.js'
-import { encodeBatch } from '../src/wal/payload.js'
+import { encodeBatch } from '../src/payload/payload.js'
 import { BATCH_ENTRIES, fillEntries } from './payloads.js'
 
 const RECORDS = 16

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `vecwal` command.
 import { ConfigError, describeVariables, loadConfig, unknownVariables } from './config.js'
-import { CorruptLogError, DirectoryLockedError, OpenStepError } from './wal/errors.js'
+import { CorruptLogError, DirectoryLockedError, OpenStepError } from './errors.js'
 
 const usage = `vecwal: a durable write-ahead log for vector indexes, served over HTTP
 

@@ -7,7 +7,8 @@ import { DEFAULT_HEARTBEAT_MS } from './http/routes/recovery.js'
 import { parseTokens, type TokenGrant } from './http/auth.js'
 import type { AuthFailureLimits } from './http/auth-failures.js'
 import { ENTRY_LIMITS } from './entry.js'
-import { DurabilitySchema, type Durability } from './log.js'
+import type { Durability } from './log.js'
+import { JETSTREAM_DEFAULTS, type JetStreamOptions } from './jetstream/jetstream-log.js'
 import { WAL_DEFAULTS } from './wal/log.js'
 
 const MiB = 1024 * 1024
@@ -41,11 +42,15 @@ export function durationMs (text: string): number {
   return Number(amount) * DURATION_MS[unit ?? 'ms']
 }
 
+/** One or more nats:// or tls:// URLs (host[:port]), comma-separated. */
+const NATS_URL = '(nats|tls)://[^,\\s/]+'
+const NATS_SERVERS_PATTERN = `^${NATS_URL}(,${NATS_URL})*$`
+
 export const ConfigSchema = Type.Object({
   VECWAL_HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address to listen on' }),
   VECWAL_PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'port to listen on (0: any free port)' }),
   VECWAL_DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'directory of the segment files' }),
-  VECWAL_DURABILITY: Type.Union(DurabilitySchema.anyOf, { default: WAL_DEFAULTS.durability, description: 'fsync: answer writes after fdatasync; none: after the write call (tests and benchmarks only)' }),
+  VECWAL_DURABILITY: Type.Union([Type.Literal('fsync'), Type.Literal('none')], { default: WAL_DEFAULTS.durability, description: 'fsync: answer writes after fdatasync; none: after the write call (tests and benchmarks only)' }),
   VECWAL_SEGMENT_BYTES: Type.Integer({ default: WAL_DEFAULTS.segmentBytes, minimum: 4096, description: 'rotate to a new segment before one would pass this size' }),
   VECWAL_RETAIN_SEGMENTS: Type.Integer({ default: WAL_DEFAULTS.retainSegments, minimum: 0, description: 'sealed segments kept after every consumer\'s checkpoint covers them' }),
   VECWAL_RETAIN_MAX_BYTES: Type.Integer({ default: WAL_DEFAULTS.retainMaxBytes, minimum: 0, description: 'once the log holds more bytes, retention deletes its oldest sealed segments even past consumers\' checkpoints (such a consumer then reads 410 WAL_RANGE_GONE); 0: never' }),
@@ -74,7 +79,17 @@ export const ConfigSchema = Type.Object({
   VECWAL_MAX_CONNECTIONS: Type.Optional(Type.Integer({ minimum: 1, description: `connections open at once; past it a new one is closed at once (default: the soft limit of open files less VECWAL_MAX_STREAMS and ${DESCRIPTOR_HEADROOM}, kept for segment files and the runtime)` })),
   VECWAL_IDEMPOTENCY_WINDOW: Type.String({ default: '24h', pattern: DURATION.source, description: 'how long an idempotency key is remembered after its write (while its record is retained): a duration like 24h, 90m, 30s, or milliseconds' }),
   VECWAL_IDEMPOTENCY_MAX_KEYS: Type.Integer({ default: WAL_DEFAULTS.idempotency.maxKeys, minimum: 1, description: 'idempotency keys remembered at most (about 100 bytes each and one a character); past it the oldest are forgotten early, counted in vecwal_idempotency_keys_evicted_total' }),
-  VECWAL_REQUEST_TIMEOUT_MS: Type.Integer({ default: 120_000, minimum: 100, description: 'a request (headers and body) not received whole this long after it began gets 408 and its connection is closed; responses are not limited' })
+  VECWAL_REQUEST_TIMEOUT_MS: Type.Integer({ default: 120_000, minimum: 100, description: 'a request (headers and body) not received whole this long after it began gets 408 and its connection is closed; responses are not limited' }),
+  VECWAL_BACKEND: Type.Union([Type.Literal('segments'), Type.Literal('jetstream')], { default: 'segments', description: 'segments: the embedded engine, files in VECWAL_DATA_DIR; jetstream: a NATS JetStream stream (VECWAL_NATS_*)' }),
+  VECWAL_NATS_SERVERS: Type.Optional(Type.String({ pattern: NATS_SERVERS_PATTERN, description: 'jetstream: comma-separated NATS URLs, e.g. nats://nats-1:4222,nats://nats-2:4222' })),
+  VECWAL_NATS_STREAM: Type.String({ default: 'vecwal', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'jetstream: the stream\'s name (letters, digits, _ and -), created if it does not exist' }),
+  VECWAL_NATS_REPLICAS: Type.Integer({ default: JETSTREAM_DEFAULTS.replicas, minimum: 1, maximum: 5, description: 'jetstream: the stream\'s replicas when it is created; an existing stream must have as many' }),
+  VECWAL_NATS_TIMEOUT_MS: Type.Integer({ default: JETSTREAM_DEFAULTS.timeoutMs, minimum: 100, description: 'jetstream: how long a write waits for its ack before 503 WAL_UNAVAILABLE' }),
+  VECWAL_NATS_CREDS: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: a NATS credentials file (JWT and NKey seed)' })),
+  VECWAL_NATS_USER: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: NATS user, with VECWAL_NATS_PASSWORD' })),
+  VECWAL_NATS_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: NATS password' })),
+  VECWAL_NATS_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: NATS token' })),
+  VECWAL_NATS_TLS_CA: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: PEM CA file the servers\' certificates are checked against (and TLS required)' }))
 })
 
 type Env = Static<typeof ConfigSchema>
@@ -106,6 +121,8 @@ export interface Config {
   maxConnections: number
   requestTimeoutMs: number
   idempotency: { windowMs: number, maxKeys: number }
+  /** Set when VECWAL_BACKEND is jetstream: where the log lives instead of dataDir. */
+  jetstream?: Omit<JetStreamOptions, 'queueLimitBytes' | 'transactions' | 'logger' | 'observer'>
 }
 
 export class ConfigError extends Error {}
@@ -156,6 +173,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, openFiles: num
     }
   }
   return {
+    jetstream: vars.VECWAL_BACKEND === 'jetstream' ? jetstreamConfig(vars) : undefined,
     host: vars.VECWAL_HOST,
     port: vars.VECWAL_PORT,
     dataDir: vars.VECWAL_DATA_DIR,
@@ -182,6 +200,34 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, openFiles: num
     maxConnections,
     requestTimeoutMs: vars.VECWAL_REQUEST_TIMEOUT_MS,
     idempotency: { windowMs: durationMs(vars.VECWAL_IDEMPOTENCY_WINDOW), maxKeys: vars.VECWAL_IDEMPOTENCY_MAX_KEYS }
+  }
+}
+
+/** The JetStream backend's settings, each file checked readable now rather than at the first connect. */
+function jetstreamConfig (vars: Env): NonNullable<Config['jetstream']> {
+  if (vars.VECWAL_NATS_SERVERS === undefined) throw new ConfigError('bad configuration: VECWAL_NATS_SERVERS is required with VECWAL_BACKEND=jetstream')
+  if ((vars.VECWAL_NATS_USER === undefined) !== (vars.VECWAL_NATS_PASSWORD === undefined)) {
+    throw new ConfigError('bad configuration: VECWAL_NATS_USER and VECWAL_NATS_PASSWORD go together')
+  }
+  for (const name of ['VECWAL_NATS_CREDS', 'VECWAL_NATS_TLS_CA'] as const) {
+    const file = vars[name]
+    if (file === undefined) continue
+    try {
+      fs.accessSync(file, fs.constants.R_OK)
+    } catch (err) {
+      throw new ConfigError(`bad configuration: ${name}: ${(err as Error).message}`)
+    }
+  }
+  return {
+    servers: vars.VECWAL_NATS_SERVERS.split(','),
+    stream: vars.VECWAL_NATS_STREAM,
+    replicas: vars.VECWAL_NATS_REPLICAS,
+    timeoutMs: vars.VECWAL_NATS_TIMEOUT_MS,
+    credsFile: vars.VECWAL_NATS_CREDS,
+    user: vars.VECWAL_NATS_USER,
+    pass: vars.VECWAL_NATS_PASSWORD,
+    token: vars.VECWAL_NATS_TOKEN,
+    tlsCaFile: vars.VECWAL_NATS_TLS_CA
   }
 }
 

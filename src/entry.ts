@@ -92,3 +92,10 @@ export type EntryInput = WithVector<Entry, readonly number[] | Float32Array>
 
 /** What the engine hands back: vectors always as the 32-bit floats on disk. */
 export type StoredEntry = WithVector<Entry, Float32Array>
+
+/** How many of the entries each op has, ops without any left out: what a batch reports as appended. */
+export function opCounts (entries: readonly EntryInput[]): Map<EntryOp, number> {
+  const counts = new Map<EntryOp, number>()
+  for (const entry of entries) counts.set(entry.op, (counts.get(entry.op) ?? 0) + 1)
+  return counts
+}

@@ -13,7 +13,7 @@ export const LOG_ERROR_CODES = [
   'WAL_QUEUE_FULL', 'WAL_TX_MEMORY_FULL', 'WAL_DISK_FULL', 'WAL_SEGMENT_UNAVAILABLE', 'WAL_FAILED', 'WAL_CLOSED',
   'WAL_CORRUPT', 'WAL_CHECKPOINT_BACKWARDS', 'WAL_CHECKPOINT_AHEAD', 'WAL_TX_EMPTY', 'WAL_TX_NOT_FOUND',
   'WAL_TX_TOO_LARGE', 'WAL_RECORD_TOO_LARGE', 'WAL_RANGE_GONE', 'WAL_RANGE_AHEAD', 'WAL_INVALID_ARGUMENT',
-  'WAL_INVALID_ENTRY',
+  'WAL_INVALID_ENTRY', 'WAL_UNAVAILABLE',
   // Named consumers (issue #12).
   'WAL_CONSUMER_NOT_FOUND', 'WAL_CONSUMER_EXISTS', 'WAL_CONSUMER_LIMIT',
   // Safe retries: a condition that did not hold, a key given again with other content.
@@ -24,8 +24,9 @@ export type LogErrorCode = typeof LOG_ERROR_CODES[number]
 /** Codes that stop a log from opening, before any call: the command line explains them. */
 export type OpenErrorCode = 'WAL_LOCKED' | 'WAL_OPEN_FAILED' | 'WAL_CORRUPT'
 
-export const DurabilitySchema = Type.Union([Type.Literal('fsync'), Type.Literal('none')], {
-  description: 'fsync: a write is answered once it is fsynced; none: once written (tests and benchmarks only)'
+export const DurabilitySchema = Type.Union([Type.Literal('fsync'), Type.Literal('none'), Type.Literal('quorum')], {
+  description: 'fsync: a write is answered once it is fsynced; none: once written (tests and benchmarks only); ' +
+    'quorum: once a quorum of the stream\'s replicas stored it (JetStream backend: see its fsync policy in the README)'
 })
 /** When a write is acknowledged. */
 export type Durability = Static<typeof DurabilitySchema>

@@ -1,13 +1,16 @@
-// Wires the service together: configuration, logger, engine, HTTP server.
+// Wires the service together: configuration, logger, backend (the segment engine or JetStream),
+// HTTP server.
 import { pino, type Logger } from 'pino'
 import type { Config } from './config.js'
 import { buildApp, type App } from './http/app.js'
 import { createMetrics } from './http/metrics.js'
+import { JetStreamLog } from './jetstream/jetstream-log.js'
+import type { Log, LogObserver } from './log.js'
 import { WriteAheadLog, type WalOptions } from './wal/log.js'
 
 export interface Service {
   app: App
-  log: WriteAheadLog
+  log: Log
   logger: Logger
   /** Where the server listens, e.g. http://127.0.0.1:8080 */
   url: string
@@ -23,10 +26,17 @@ export function createLogger (level: string): Logger {
 /** What a test may put under the engine: a file layer that fails or forgets on purpose. */
 export type EngineOverrides = Pick<WalOptions, 'io'>
 
-export async function startService (config: Config, logger: Logger = createLogger(config.logLevel), overrides: EngineOverrides = {}): Promise<Service> {
-  let log: WriteAheadLog | undefined
-  const metrics = createMetrics(() => log?.status(), () => log?.consumers.list())
-  log = await WriteAheadLog.open({
+async function openBackend (config: Config, logger: Logger, observer: LogObserver, overrides: EngineOverrides): Promise<Log> {
+  if (config.jetstream !== undefined) {
+    return await JetStreamLog.open({
+      ...config.jetstream,
+      queueLimitBytes: config.queueLimitBytes,
+      transactions: config.transactions,
+      logger: logger.child({ component: 'jetstream' }),
+      observer
+    })
+  }
+  return await WriteAheadLog.open({
     dir: config.dataDir,
     durability: config.durability,
     segmentBytes: config.segmentBytes,
@@ -39,9 +49,15 @@ export async function startService (config: Config, logger: Logger = createLogge
     idempotency: config.idempotency,
     repair: config.repair,
     logger: logger.child({ component: 'wal' }),
-    observer: metrics.observer,
+    observer,
     ...overrides
   })
+}
+
+export async function startService (config: Config, logger: Logger = createLogger(config.logLevel), overrides: EngineOverrides = {}): Promise<Service> {
+  let log: Log | undefined
+  const metrics = createMetrics(() => log?.status(), () => log?.consumers.list())
+  log = await openBackend(config, logger, metrics.observer, overrides)
   const opened = log
   let app: App
   try {
@@ -70,12 +86,13 @@ export async function startService (config: Config, logger: Logger = createLogge
   if (config.tokens.length === 0) {
     logger.warn({ host: config.host }, 'no VECWAL_TOKENS: every route is open to anyone who can reach this address')
   }
-  if (!config.groupCommit) logger.warn('group commit is off: every write pays its own fsync (a benchmark reference)')
+  if (!config.groupCommit && config.jetstream === undefined) logger.warn('group commit is off: every write pays its own fsync (a benchmark reference)')
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   const url = `${config.tls === undefined ? 'http' : 'https'}://${host}:${port}`
-  logger.info({ url, dataDir: config.dataDir, durability: config.durability, maxConnections: config.maxConnections, maxStreams: config.maxStreams }, 'vecwal is serving')
+  const where = config.jetstream === undefined ? { dataDir: config.dataDir, durability: config.durability } : { stream: config.jetstream.stream, servers: config.jetstream.servers }
+  logger.info({ url, ...where, maxConnections: config.maxConnections, maxStreams: config.maxStreams }, 'vecwal is serving')
   return {
     app,
     log: opened,

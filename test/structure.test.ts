@@ -1,6 +1,7 @@
 // The structure the README's Layout states, held to the code: the routes and the engine meet only
-// in src/log.ts. src/http imports nothing of src/wal, src/wal nothing of src/http, and neither
-// reaches src/main.ts, src/cli.ts or src/tools. src/records, the read forms any backend uses,
+// in src/log.ts. src/http imports nothing of either backend (src/wal, src/jetstream), neither
+// backend anything of src/http or of the other, and none reaches src/main.ts, src/cli.ts or
+// src/tools. src/records, the read forms any backend uses,
 // imports only src/msgpack, src/entry.ts and src/log.ts.
 import fs from 'node:fs'
 import path from 'node:path'
@@ -24,8 +25,10 @@ function imports (dir: string): Array<{ file: string, imported: string[] }> {
 }
 
 const forbidden: Array<{ from: string, may: string, not: RegExp }> = [
-  { from: 'http', may: 'the HTTP layer', not: /^(wal|tools|client)\/|^(main|cli)\.ts$/ },
-  { from: 'wal', may: 'the engine', not: /^(http|tools|client)\/|^(main|cli)\.ts$/ },
+  { from: 'http', may: 'the HTTP layer', not: /^(wal|jetstream|tools|client)\/|^(main|cli)\.ts$/ },
+  { from: 'wal', may: 'the engine', not: /^(http|tools|jetstream|client)\/|^(main|cli)\.ts$/ },
+  { from: 'jetstream', may: 'the JetStream backend', not: /^(http|wal|tools|client)\/|^(main|cli)\.ts$/ },
+  { from: 'payload', may: 'the payload writer', not: /^(http|wal|jetstream|tools|client)\/|^(main|cli)\.ts$/ },
   { from: 'msgpack', may: 'the msgpack reader', not: /^(http|wal|tools|records)\/|^(main|cli)\.ts$/ },
   { from: 'records', may: 'the record transcoders', not: /^(?!(records|msgpack)\/|(entry|log)\.ts$)/ },
   { from: 'client', may: 'the client, which runs in browsers and knows the service only by its OpenAPI document', not: /^(?!client\/)/ }

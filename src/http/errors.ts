@@ -35,7 +35,7 @@ interface EngineErrorMapping {
   retryAfter?: number
 }
 
-/** The engine's error codes (src/wal/errors.ts) and what they mean over HTTP. */
+/** The engine's error codes (src/errors.ts) and what they mean over HTTP. */
 export const ENGINE_ERRORS: Readonly<Record<LogErrorCode, EngineErrorMapping>> = {
   WAL_QUEUE_FULL: { statusCode: 503, retryAfter: 1 },
   WAL_TX_MEMORY_FULL: { statusCode: 503, retryAfter: 1 },
@@ -58,7 +58,8 @@ export const ENGINE_ERRORS: Readonly<Record<LogErrorCode, EngineErrorMapping>> =
   WAL_CONSUMER_EXISTS: { statusCode: 409 },
   WAL_CONSUMER_LIMIT: { statusCode: 409 },
   WAL_SEQ_MISMATCH: { statusCode: 412 },
-  WAL_IDEMPOTENCY_KEY_REUSED: { statusCode: 422 }
+  WAL_IDEMPOTENCY_KEY_REUSED: { statusCode: 422 },
+  WAL_UNAVAILABLE: { statusCode: 503, retryAfter: 1 }
 }
 
 /** What a log's error code means over HTTP; undefined for any other code. */

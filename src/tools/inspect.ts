@@ -2,7 +2,7 @@
 // refuse) and every kept record read back through the log reader, as the server reads it. Reads
 // only, takes no lock: it may run beside a live server.
 import fs from 'node:fs'
-import { CorruptLogError } from '../wal/errors.js'
+import { CorruptLogError } from '../errors.js'
 import { nodeFileIO } from '../wal/file-io.js'
 import { RecordType, recordTypeName, type RecordTypeName } from '../wal/format.js'
 import { readFrames, type LocatedFrame } from '../wal/log-reader.js'

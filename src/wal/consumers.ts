@@ -7,11 +7,11 @@ import { checkRecordBody, type ConsumerEvent } from '../records/record-shape.js'
 import {
   assertSeq, CheckpointAheadError, CheckpointBackwardsError, ConsumerExistsError, ConsumerLimitError, ConsumerNotFoundError,
   InvalidConsumerNameError, RangeAheadError, RangeGoneError
-} from './errors.js'
+} from '../errors.js'
 import { RecordType, type RecordFrame } from './format.js'
 import type { Placed } from './group-commit.js'
 import type { SegmentInfo } from './open-plan.js'
-import { encodeCheckpoint, encodeConsumer, type EncodedPayload } from './payload.js'
+import { encodeCheckpoint, encodeConsumer, type EncodedPayload } from '../payload/payload.js'
 import { bytesAfter } from './seq-marks.js'
 
 /** The consumer a checkpoint record without a `consumer` key moves: POST /v1/checkpoints, Log.checkpoint. */

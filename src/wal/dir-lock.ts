@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
-import { DirectoryLockedError, OpenStepError } from './errors.js'
+import { DirectoryLockedError, OpenStepError } from '../errors.js'
 
 interface FileLocks {
   /** Takes an exclusive lock on the whole file; false if another open file description holds one. */

@@ -6,7 +6,7 @@
 // Cheap on the hot path: the free space is asked of the file system (statfs) at most once per
 // `refreshMs`, and lowered in between by the bytes each committed batch wrote.
 import fs from 'node:fs'
-import { DiskFullError } from './errors.js'
+import { DiskFullError } from '../errors.js'
 
 /** Bytes the file system holding `dir` has free for this process. */
 export type FreeBytes = (dir: string) => Promise<number>

@@ -1,6 +1,6 @@
 // Reads the record frames of one segment file in order, a chunk at a time, so that scanning or
 // streaming a segment of any size holds one chunk (or one record, if larger) in memory.
-import { ShortReadError } from './errors.js'
+import { ShortReadError } from '../errors.js'
 import type { FileIO } from './file-io.js'
 import { readRecord, type RecordFrame, RECORD_HEADER_BYTES } from './format.js'
 

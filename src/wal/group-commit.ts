@@ -2,9 +2,9 @@
 // cap), writes it with one write call and one fdatasync, and only then resolves each append with
 // its seq. While one batch is being synced the next one forms, so under load an fsync is shared by
 // as many appends as arrive during it, and with no load an append waits for no timer.
-import { LogClosedError, LogFailedError, QueueFullError, RecordTooLargeError, SegmentUnavailableError, SeqMismatchError } from './errors.js'
+import { LogClosedError, LogFailedError, QueueFullError, RecordTooLargeError, SegmentUnavailableError, SeqMismatchError } from '../errors.js'
 import { MAX_PAYLOAD_BYTES, MAX_RECORDS_PER_WRITE, RECORD_HEADER_BYTES } from './format.js'
-import type { EncodedPayload } from './payload.js'
+import type { EncodedPayload } from '../payload/payload.js'
 import type { SegmentWriter } from './segment-writer.js'
 
 export interface GroupCommitOptions {

@@ -2,7 +2,7 @@
 // however long the log, and a consumer that stops pulling stops the reading. Every record is
 // checked again on the way out (CRC, seq continuity): damage is reported, never skipped.
 import path from 'node:path'
-import { CorruptLogError, LogFailedError, RangeGoneError } from './errors.js'
+import { CorruptLogError, LogFailedError, RangeGoneError } from '../errors.js'
 import type { FileIO } from './file-io.js'
 import { isBookkeeping, SEGMENT_HEADER_BYTES, type RecordFrame } from './format.js'
 import { FrameReader } from './frame-reader.js'

@@ -11,19 +11,19 @@ import { ConsumerRegistry, DEFAULT_CONSUMER } from './consumers.js'
 import {
   assertSeq, ConsumerNotFoundError, IdempotencyKeyReusedError, InvalidArgumentError, InvalidTimeError, LogClosedError, LogFailedError, RangeAheadError,
   RangeGoneError
-} from './errors.js'
+} from '../errors.js'
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
 import { KeyIndex, type IdempotencyLimits } from './idempotency.js'
 import { silentLogger, type WalLogger } from './logger.js'
 import { CommitSignal } from './commit-signal.js'
 import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type FollowTail, type FrameItem } from './log-reader.js'
-import { contentDigestOf, encodeBatch, encodeEntry, type EncodedPayload } from './payload.js'
+import { contentDigestOf, encodeBatch, encodeEntry, type EncodedPayload } from '../payload/payload.js'
 import { applyOpenPlan } from './open-apply.js'
 import { planOpen, type OpenPlan } from './open-plan.js'
 import { SegmentWriter } from './segment-writer.js'
 import { seekTime } from './seq-marks.js'
-import { TransactionManager, type TransactionLimits } from './transactions.js'
+import { TransactionManager, type TransactionLimits } from '../transactions.js'
 
 export interface WalOptions {
   dir: string

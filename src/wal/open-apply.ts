@@ -1,7 +1,7 @@
 // Carries out an open plan (open-plan.ts): sets a torn creation aside, cuts a torn tail, and with
 // the repair option sets corruption and everything after it aside. Without the option, corruption
 // refuses to open and nothing on disk changes.
-import { CorruptLogError, OpenStepError } from './errors.js'
+import { CorruptLogError, OpenStepError } from '../errors.js'
 import type { FileIO } from './file-io.js'
 import type { WalLogger } from './logger.js'
 import type { OpenPlan, OpenStep } from './open-plan.js'

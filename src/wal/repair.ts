@@ -2,7 +2,7 @@
 // repair option everything after corruption) is kept beside it in a `.broken` file, never deleted.
 // Each step names itself and its file when it fails (OpenStepError).
 import path from 'node:path'
-import { OpenStepError } from './errors.js'
+import { OpenStepError } from '../errors.js'
 import type { FileIO } from './file-io.js'
 
 const COPY_CHUNK_BYTES = 1024 * 1024

@@ -1,6 +1,6 @@
 // Verifies one segment file end to end: header, every record's framing and CRC, seq continuity.
 // It only reads; deciding what the damage means (torn tail or corruption) is open-plan.ts's job.
-import { ShortReadError } from './errors.js'
+import { ShortReadError } from '../errors.js'
 import type { FileIO } from './file-io.js'
 import {
   decodeSegmentHeader, type FormatVersion, MAX_PAYLOAD_BYTES, readRecord, readU64, recordTypeName, RecordType,

@@ -2,11 +2,11 @@
 // write call, makes them durable with one fdatasync, rotates segments and deletes the ones
 // retention lets go. Everything that changes files goes through `exclusive`, one step at a time.
 import path from 'node:path'
-import { SegmentChangedError, SegmentUnavailableError } from './errors.js'
+import { SegmentChangedError, SegmentUnavailableError } from '../errors.js'
 import type { Durability } from '../log.js'
 import type { FileIO } from './file-io.js'
 import { encodeSegmentHeader, FORMAT_VERSION, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeRecord } from './format.js'
-import type { EncodedPayload } from './payload.js'
+import type { EncodedPayload } from '../payload/payload.js'
 import type { SegmentInfo } from './open-plan.js'
 import { markDue, type SeqMark } from './seq-marks.js'
 

@@ -15,11 +15,11 @@ import { loadConfig } from '../../src/config.js'
 import type { EntryInput } from '../../src/entry.js'
 import { startService, type Service } from '../../src/main.js'
 import { readRecord, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../src/wal/format.js'
-import { encodeBatch, encodeEntry } from '../../src/wal/payload.js'
+import { encodeBatch, encodeEntry } from '../../src/payload/payload.js'
 import { runToExit, startChild, type RunOptions } from '../helpers/child-service.js'
 import { keyOf, randomEntry, recordDifference, seeded, type EntryJson, type SentRequest } from '../helpers/fault-ledger.js'
 import { FaultIO } from '../helpers/fault-io.js'
-import { ndjson } from '../helpers/http.js'
+import { ndjson, segmentLog } from '../helpers/http.js'
 import type { IoOp } from '../helpers/wal.js'
 
 const silent = pino({ level: 'silent' })
@@ -267,7 +267,7 @@ for (const code of ['EMFILE', 'ENOSPC']) {
     retried.ackedSeq = again.body.seq as number
     acked.push(retried)
     t.equal(io.count('create'), creates + 1, 'the segment creation was tried again')
-    t.equal(service.log.status().segments.length, 2, 'and the log has its second segment')
+    t.equal(segmentLog(service).status().segments.length, 2, 'and the log has its second segment')
     const committed = await send(service, tx)
     t.equal(committed.status, 201, 'the refused transaction is still open: its commit sent again is acknowledged')
     tx.ackedSeq = committed.body.seq as number

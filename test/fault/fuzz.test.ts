@@ -15,7 +15,7 @@ import {
   infiniteLimit, junkMsgpackRequests, malformedJsonRequests, MSGPACK_TYPE, oversizedRequests, recoveryRequests, transactionRequests,
   unknownRouteRequests, validEntry, type FuzzRequest, type Ground
 } from '../helpers/fault-fuzz.js'
-import { ndjson, startTestService, type TestService } from '../helpers/http.js'
+import { ndjson, segmentLog, startTestService, type TestService } from '../helpers/http.js'
 
 /** Every code a bad request may get. */
 const KNOWN_CODES = new Set([
@@ -61,7 +61,7 @@ class Fuzz {
 
   /** The log, the checkpoint and the open transactions are as set up, and the log is not failed. */
   unchanged (): string | undefined {
-    const { log } = this.service
+    const log = segmentLog(this.service)
     const now = { lastSeq: log.lastSeq, checkpoint: log.checkpointSeq, state: log.state, open: log.transactions.count, staged: log.transactions.stagedBytes }
     const then = { lastSeq: this.ground.lastSeq, checkpoint: this.ground.checkpoint, state: 'ok', open: this.staged.count, staged: this.staged.bytes }
     return JSON.stringify(now) === JSON.stringify(then) ? undefined : `the service changed: ${JSON.stringify(now)}, was ${JSON.stringify(then)}`
@@ -124,10 +124,10 @@ async function groundService (t: Test): Promise<Fuzz> {
   const stagingTx = (await (await service.call('POST', '/v1/transactions')).json() as { txId: string }).txId
   t.equal((await service.call('POST', `/v1/transactions/${stagingTx}/entries`, { op: 'delete', id: 'staged' })).status, 202)
   const emptyTx = (await (await service.call('POST', '/v1/transactions')).json() as { txId: string }).txId
-  const status = service.log.status()
+  const status = segmentLog(service).status()
   const ground: Ground = { oldest: status.segments[0].firstSeq, checkpoint: status.checkpoint, lastSeq: status.lastSeq, stagingTx, emptyTx, bodyLimit: BODY_LIMIT }
   t.ok(ground.oldest > 2, `records up to ${ground.oldest - 1} are gone (410 territory)`)
-  return new Fuzz(service, ground, { count: service.log.transactions.count, bytes: service.log.transactions.stagedBytes })
+  return new Fuzz(service, ground, { count: segmentLog(service).transactions.count, bytes: segmentLog(service).transactions.stagedBytes })
 }
 
 t.test('bad requests to every route get a 4xx JSON error with a stable code and change nothing', async t => {

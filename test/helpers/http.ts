@@ -1,5 +1,6 @@
 // Helpers for HTTP tests: a real service on 127.0.0.1 (port 0) over a real data directory.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import fs from 'node:fs'
 import { STATUS_CODES } from 'node:http'
@@ -8,13 +9,29 @@ import type { Test } from 'tap'
 import { loadConfig } from '../../src/config.js'
 import { startService, type EngineOverrides, type Service } from '../../src/main.js'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
+import { WriteAheadLog } from '../../src/wal/log.js'
+import { deleteStream } from './nats-cluster.js'
 import { CLI } from './project.js'
 import { ioError, tempDir, type TeardownTarget } from './wal.js'
 
 export interface TestService extends Service {
   dir: string
+  /** The JetStream stream it runs on, after useJetStream. */
+  stream?: string
   /** fetch against the service: `call('POST', '/v1/entries', body)`. */
   call: (method: string, route: string, body?: unknown, headers?: Record<string, string>) => Promise<Response>
+}
+
+/** Set by useJetStream: the NATS cluster every service the helpers start from then on runs on. */
+let jetstreamServers: string[] | undefined
+
+/**
+ * From now on, every service startTestService starts runs on the JetStream backend, each on a fresh
+ * stream of these servers (deleted when it stops): an HTTP suite written for any backend runs on
+ * JetStream by being imported after this call (test/jetstream/http.test.ts).
+ */
+export function useJetStream (servers: string[]): void {
+  jetstreamServers = servers
 }
 
 /**
@@ -23,7 +40,13 @@ export interface TestService extends Service {
  */
 export async function startTestService (t: TeardownTarget, env: Record<string, string> = {}, dir?: string, overrides: EngineOverrides = {}): Promise<TestService> {
   const dataDir = dir ?? tempDir(t)
-  const config = loadConfig({ VECWAL_PORT: '0', VECWAL_DATA_DIR: dataDir, VECWAL_LOG_LEVEL: 'silent', ...env })
+  const servers = jetstreamServers
+  // On JetStream the data directory names the stream, so that a restart on the same directory
+  // reopens the same log; the stream goes with a directory made here.
+  const stream = `test_${createHash('sha256').update(dataDir).digest('hex').slice(0, 24)}`
+  if (servers !== undefined && dir === undefined) t.teardown(async () => { await deleteStream(servers, stream) })
+  const backend = servers === undefined ? {} : { VECWAL_BACKEND: 'jetstream', VECWAL_NATS_SERVERS: servers.join(','), VECWAL_NATS_STREAM: stream }
+  const config = loadConfig({ VECWAL_PORT: '0', VECWAL_DATA_DIR: dataDir, VECWAL_LOG_LEVEL: 'silent', ...backend, ...env })
   const service = await startService(config, pino({ level: 'silent' }), overrides)
   let stopped = false
   const stop = async (): Promise<void> => {
@@ -36,12 +59,19 @@ export async function startTestService (t: TeardownTarget, env: Record<string, s
     ...service,
     stop,
     dir: dataDir,
+    stream: config.jetstream?.stream,
     call: async (method, route, body, headers = {}) => await fetch(service.url + route, {
       method,
       headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
       body: body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body)
     })
   }
+}
+
+/** The service's log as the segment engine, for tests that look at its segments; throws on another backend. */
+export function segmentLog (service: Service): WriteAheadLog {
+  if (!(service.log instanceof WriteAheadLog)) throw new Error('the service is not on the segment backend')
+  return service.log
 }
 
 /** Reads an NDJSON response line by line into objects. */

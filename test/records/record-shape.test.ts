@@ -8,7 +8,7 @@ import type { EntryInput } from '../../src/entry.js'
 import { recordTypeName, type RecordBytes } from '../../src/records/record-bytes.js'
 import { decodeItem } from '../../src/records/record-object.js'
 import { checkRecordBody, ENTRY_SLOTS, EntrySlot, NO_PART, type RecordShape } from '../../src/records/record-shape.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
+import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload } from '../../src/payload/payload.js'
 import { entry, id } from '../helpers/bodies.js'
 
 /** The payload at `offset` in a buffer of bytes that are no msgpack (0xc1), as a reader's chunk holds it. */

@@ -5,9 +5,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { unpackMultiple } from 'msgpackr'
 import t, { type Test as Tap } from 'tap'
-import { CorruptLogError } from '../../src/wal/errors.js'
+import { CorruptLogError } from '../../src/errors.js'
 import { encodeSegmentHeader, RecordType, writeRecord, RECORD_HEADER_BYTES } from '../../src/wal/format.js'
-import { encodeEntry } from '../../src/wal/payload.js'
+import { encodeEntry } from '../../src/payload/payload.js'
 import {
   bodyOf, brokenFiles, collect, copyDir, entries, entry, flipBit, openFailure, openLog, rawRecords, segmentFiles,
   storedForm, tempDir, writeLog, type RawRecord, type TeardownTarget

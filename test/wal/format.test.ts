@@ -7,7 +7,7 @@ import {
   RecordType, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, writeRecord, writeU64, type RecordTypeCode
 } from '../../src/wal/format.js'
 import { decodeBody } from '../../src/records/record-object.js'
-import { encodeBatch, encodeCheckpoint, encodeConsumer, encodeEntry } from '../../src/wal/payload.js'
+import { encodeBatch, encodeCheckpoint, encodeConsumer, encodeEntry } from '../../src/payload/payload.js'
 import { checkRecordBody } from '../../src/records/record-shape.js'
 
 t.test('segment file names sort in seq order', async t => {

@@ -7,7 +7,7 @@ import t from 'tap'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 import { writeRecord, RECORD_HEADER_BYTES } from '../../src/wal/format.js'
 import { FrameReader } from '../../src/wal/frame-reader.js'
-import { encodeEntry } from '../../src/wal/payload.js'
+import { encodeEntry } from '../../src/payload/payload.js'
 import { tempDir } from '../helpers/wal.js'
 
 const CHUNK = 4096

@@ -12,7 +12,7 @@ import { checkRecordBody, readTrailingKeys } from '../../src/records/record-shap
 import { recordLineBytes } from '../../src/records/record-json.js'
 import { decodeBody } from '../../src/records/record-object.js'
 import { KeyIndex, type KeyedWrite } from '../../src/wal/idempotency.js'
-import { encodeBatch, encodeEntry } from '../../src/wal/payload.js'
+import { encodeBatch, encodeEntry } from '../../src/payload/payload.js'
 import { entry as generatedEntry } from '../helpers/bodies.js'
 import { collect, entries, entry, openLog, plain, tempDir } from '../helpers/wal.js'
 

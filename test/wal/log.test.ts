@@ -10,7 +10,7 @@ import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
 import { SEGMENT_HEADER_BYTES } from '../../src/wal/format.js'
 import { WriteAheadLog } from '../../src/wal/log.js'
-import { OPEN_TRANSACTION_BYTES } from '../../src/wal/transactions.js'
+import { OPEN_TRANSACTION_BYTES } from '../../src/transactions.js'
 import type { WalLogger } from '../../src/wal/logger.js'
 import { lockHeldElsewhere } from '../helpers/lock-probe.js'
 import {

@@ -4,7 +4,7 @@ import t from 'tap'
 import { unpackMultiple } from 'msgpackr'
 import { Packr } from 'msgpackr'
 import { ChunkPool, readMsgpack, readNdjson, readRecords, type LocatedFrame } from '../../src/wal/log-reader.js'
-import { encodeEntry } from '../../src/wal/payload.js'
+import { encodeEntry } from '../../src/payload/payload.js'
 import type { WriteAheadLog } from '../../src/wal/log.js'
 import { collect, entries, openLog, tempDir, type TeardownTarget } from '../helpers/wal.js'
 

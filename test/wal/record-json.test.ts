@@ -10,7 +10,7 @@ import { Packr } from 'msgpackr'
 import { formatFloat32 } from '../../src/records/float32-decimal.js'
 import { RecordType, type RecordFrame } from '../../src/wal/format.js'
 import type { LogRecord } from '../../src/log.js'
-import { encodeBatch, encodeCheckpoint, encodeConsumer, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
+import { encodeBatch, encodeCheckpoint, encodeConsumer, encodeEntry, type EncodedPayload } from '../../src/payload/payload.js'
 import { recordLineBytes } from '../../src/records/record-json.js'
 import { recordMsgpackBytes } from '../../src/records/record-msgpack.js'
 

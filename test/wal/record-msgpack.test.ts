@@ -8,7 +8,7 @@ import fc from 'fast-check'
 import { Packr, unpack } from 'msgpackr'
 import { RecordType, type RecordFrame } from '../../src/wal/format.js'
 import type { LogRecord } from '../../src/log.js'
-import { encodeBatch, encodeCheckpoint, encodeConsumer, encodeEntry, type EncodedPayload } from '../../src/wal/payload.js'
+import { encodeBatch, encodeCheckpoint, encodeConsumer, encodeEntry, type EncodedPayload } from '../../src/payload/payload.js'
 import { recordMsgpackBytes } from '../../src/records/record-msgpack.js'
 
 const timestamp = 1764000000000

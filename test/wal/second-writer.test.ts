@@ -8,7 +8,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import { RECORD_HEADER_BYTES, RecordType, SEGMENT_HEADER_BYTES, writeRecord } from '../../src/wal/format.js'
 import { WriteAheadLog } from '../../src/wal/log.js'
-import { encodeEntry } from '../../src/wal/payload.js'
+import { encodeEntry } from '../../src/payload/payload.js'
 import { entries, entry, segmentFiles } from '../helpers/wal.js'
 
 type ForeignChange =

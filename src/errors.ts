@@ -1,6 +1,6 @@
 // Every way the engine refuses, declared once, each with a stable code. The HTTP layer maps codes
 // to statuses; the engine knows nothing of HTTP.
-import type { LogErrorCode, OpenErrorCode } from '../log.js'
+import type { LogErrorCode, OpenErrorCode } from './log.js'
 
 /**
  * A code of the Log interface's (src/log.ts), one that stops an open, or WAL_SEGMENT_CHANGED, which
@@ -77,6 +77,28 @@ export class SegmentUnavailableError extends WalError {
     super('WAL_SEGMENT_UNAVAILABLE', `a new segment could not be created (${(cause as NodeJS.ErrnoException).code ?? 'error'}); nothing was written, retry shortly`, { cause })
     this.firstSeq = firstSeq
     this.durableRecords = durableRecords
+  }
+}
+
+/**
+ * A record of a backend that keeps no segment files (JetStream) is not what vecwal wrote: a body
+ * that does not match its type, a seq missing from the run. Named by where it lies.
+ */
+export class CorruptRecordError extends WalError {
+  constructor (where: string, reason: string) {
+    super('WAL_CORRUPT', `${where}: ${reason}`)
+  }
+}
+
+/**
+ * A replicated backend did not answer in time, or answered that it cannot store now (no quorum, a
+ * leader election). A write refused so may or may not have been stored: retry it, with an
+ * idempotency key where it must not be stored twice. The log stays open.
+ */
+export class BackendUnavailableError extends WalError {
+  constructor (what: string, cause?: unknown) {
+    const detail = cause instanceof Error ? `: ${cause.message}` : ''
+    super('WAL_UNAVAILABLE', `${what}${detail}; retry shortly`, { cause })
   }
 }
 

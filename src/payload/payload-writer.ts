@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import type { EntryInput } from '../entry.js'
 import { FLOAT32_ARRAY_CODE, TYPED_ARRAY_EXTENSION } from '../msgpack/reader.js'
 import { CONTENT_DIGEST_BYTES, type ConsumerEvent } from '../records/record-shape.js'
-import { InvalidEntryError } from './errors.js'
+import { InvalidEntryError } from '../errors.js'
 
 /** What a consumer record (type 6) holds: docs/format.md. */
 export interface ConsumerRecord {

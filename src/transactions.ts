@@ -2,9 +2,9 @@
 // carrying the txId. Aborted, expired and never-committed transactions write nothing, so recovery
 // has nothing of them to replay.
 import { randomUUID } from 'node:crypto'
-import type { EntryInput } from '../entry.js'
-import type { AppendConditions, AppendResult, BatchAppendResult } from '../log.js'
-import { assertStorable } from './payload-writer.js'
+import type { EntryInput } from './entry.js'
+import type { AppendConditions, AppendResult, BatchAppendResult } from './log.js'
+import { assertStorable } from './payload/payload-writer.js'
 import {
   EmptyTransactionError, IdempotencyKeyReusedError, QueueFullError, SegmentUnavailableError, SeqMismatchError, TransactionNotFoundError, TransactionsFullError, TransactionTooLargeError
 } from './errors.js'

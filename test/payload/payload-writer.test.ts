@@ -1,4 +1,4 @@
-// The payload writer (src/wal/payload-writer.ts) writes, byte for byte, what msgpackr's pack wrote
+// The payload writer (src/payload/payload-writer.ts) writes, byte for byte, what msgpackr's pack wrote
 // for the same body (moreTypes, no records), so logs from before and after it are one format: on
 // generated entries (any script, long strings, 64 metadata keys, vectors of any float32 as number
 // arrays and Float32Arrays), batches with and without a txId, and checkpoints of every width.
@@ -7,7 +7,7 @@ import fc from 'fast-check'
 import { Packr } from 'msgpackr'
 import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
-import { assertStorable, batchPayload, checkpointPayload, entryPayload } from '../../src/wal/payload-writer.js'
+import { assertStorable, batchPayload, checkpointPayload, entryPayload } from '../../src/payload/payload-writer.js'
 import { entry, float32 } from '../helpers/bodies.js'
 
 const packr = new Packr({ moreTypes: true, useRecords: false })

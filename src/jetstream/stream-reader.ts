@@ -1,0 +1,158 @@
+// Reads a range of the stream in seq order through an ordered consumer, one bounded fetch at a
+// time: the next fetch is asked for only once the reader has pulled every record of the last, so
+// memory stays one fetch (FETCH_BYTES) per read and a reader that stops pulling stops the reading.
+// Every message is checked on the way out (seq continuity, its type header, its body's shape), so
+// damage or a gap is reported, never skipped.
+import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream'
+import { DeliverPolicy } from '@nats-io/jetstream'
+import { BackendUnavailableError, CorruptRecordError, RangeGoneError } from '../errors.js'
+import type { LogRecord } from '../log.js'
+import { RecordType, recordTypeName, type RecordBytes, type RecordTypeCode } from '../records/record-bytes.js'
+import { recordLineBytes } from '../records/record-json.js'
+import { recordMsgpackBytes } from '../records/record-msgpack.js'
+import { decodeBody } from '../records/record-object.js'
+import { checkRecordBody } from '../records/record-shape.js'
+
+/** The header carrying a message's record type code: the byte a segment frame stores. */
+export const TYPE_HEADER = 'Vecwal-Type'
+
+export interface StreamRange {
+  /** The first seq wanted. */
+  from: number
+  /** The last seq to read: the last seq known when the read began. */
+  to: number
+  limit: number
+  includeCheckpoints: boolean
+}
+
+export interface StreamSource {
+  js: JetStreamClient
+  stream: string
+  /** Bytes one fetch may bring: at least the largest message, else that message could never come. */
+  fetchBytes: number
+  /** How long a fetch waits for its messages. */
+  timeoutMs: number
+}
+
+/** A fetch may not expire sooner than this (the server refuses shorter pulls). */
+const MIN_FETCH_EXPIRES_MS = 1000
+
+/** The message as a record of the transcoders (src/records), its payload in place; its timestamp is the stream's (ms). */
+export function messageRecord (stream: string, seq: number, timestamp: number, type: string | undefined, data: Uint8Array): RecordBytes {
+  const code = Number(type)
+  if (recordTypeName(code) === undefined) throw new CorruptRecordError(`stream ${stream}, seq ${seq}`, `the ${TYPE_HEADER} header is ${String(type)}, not a record type`)
+  return {
+    seq,
+    timestamp,
+    type: code as RecordTypeCode,
+    source: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+    payloadStart: 0,
+    payloadEnd: data.byteLength
+  }
+}
+
+function recordOf (stream: string, message: JsMsg): RecordBytes {
+  return messageRecord(stream, message.seq, message.time.getTime(), message.headers?.get(TYPE_HEADER), message.data)
+}
+
+/** The records in the range, in seq order, each checked before it is yielded. */
+export async function * readStream (source: StreamSource, range: StreamRange): AsyncGenerator<RecordBytes> {
+  if (range.from > range.to) return
+  const consumer = await unavailableOnError('opening a consumer on the stream', async () => await source.js.consumers.get(source.stream, {
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: range.from
+  }))
+  let next = range.from
+  let yielded = 0
+  try {
+    while (next <= range.to && yielded < range.limit) {
+      const batch: ConsumerMessages = await unavailableOnError('fetching records from the stream', async () => await consumer.fetch({
+        max_bytes: source.fetchBytes,
+        expires: Math.max(MIN_FETCH_EXPIRES_MS, source.timeoutMs)
+      }))
+      const before = next
+      for await (const message of batch) {
+        if (message.seq !== next) {
+          // Retention purged the start of the range after the read began.
+          if (next === range.from && message.seq > next) throw new RangeGoneError(next - 1, message.seq)
+          throw new CorruptRecordError(`stream ${source.stream}, seq ${message.seq}`, `seq ${next} was expected (a message was deleted from the stream)`)
+        }
+        next++
+        const record = recordOf(source.stream, message)
+        if (record.type !== RecordType.checkpoint || range.includeCheckpoints) {
+          yielded++
+          yield record
+        }
+        // Before the fetch waits for messages past the range, which would come only as written.
+        if (yielded >= range.limit || next > range.to) break
+      }
+      await batch.close()
+      if (next === before) throw new BackendUnavailableError(`the stream gave no record where seq ${next} was expected`)
+    }
+  } finally {
+    await consumer.delete().catch(() => {})
+  }
+}
+
+/** Runs `call`, refusing as WAL_UNAVAILABLE (503, retry) whatever it throws: the cluster did not answer. */
+export async function unavailableOnError<T> (what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (err) {
+    throw new BackendUnavailableError(`${what} failed`, err)
+  }
+}
+
+const BODY_MISMATCH = 'record body does not match its type'
+
+function where (stream: string, record: RecordBytes): string {
+  return `stream ${stream}, seq ${record.seq}`
+}
+
+/** The records, decoded. */
+export async function * streamRecords (stream: string, records: AsyncIterable<RecordBytes>): AsyncGenerator<LogRecord> {
+  for await (const record of records) {
+    // Checked as the byte forms check it, so that every form refuses the same records.
+    const body = checkRecordBody(record) === undefined ? undefined : decodeBody(record)
+    if (body === undefined) throw new CorruptRecordError(where(stream, record), BODY_MISMATCH)
+    yield Object.assign(body, { seq: record.seq, timestamp: record.timestamp })
+  }
+}
+
+/** Byte forms go out in chunks of about this many bytes: one socket write per chunk, not per record. */
+const CHUNK_BYTES = 64 * 1024
+
+/**
+ * The records, each encoded by `encode` (undefined for a body that is not a record body, and a view
+ * of a shared buffer otherwise, so copied at once), as one byte stream in chunks. At damage every
+ * record before it goes out first.
+ */
+async function * streamEncoded (stream: string, records: AsyncIterable<RecordBytes>, encode: (record: RecordBytes) => Buffer | undefined): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = []
+  let bytes = 0
+  try {
+    for await (const record of records) {
+      const encoded = encode(record)
+      if (encoded === undefined) throw new CorruptRecordError(where(stream, record), BODY_MISMATCH)
+      parts.push(Buffer.from(encoded))
+      bytes += encoded.length
+      if (bytes >= CHUNK_BYTES) {
+        yield Buffer.concat(parts, bytes)
+        parts = []
+        bytes = 0
+      }
+    }
+  } catch (err) {
+    if (bytes > 0) yield Buffer.concat(parts, bytes)
+    throw err
+  }
+  if (bytes > 0) yield Buffer.concat(parts, bytes)
+}
+
+export function streamNdjson (stream: string, records: AsyncIterable<RecordBytes>): AsyncGenerator<Buffer> {
+  return streamEncoded(stream, records, recordLineBytes)
+}
+
+export function streamMsgpack (stream: string, records: AsyncIterable<RecordBytes>): AsyncGenerator<Buffer> {
+  return streamEncoded(stream, records, recordMsgpackBytes)
+}

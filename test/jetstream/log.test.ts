@@ -1,0 +1,90 @@
+// What the JetStream backend does beyond the conformance suite: its state comes back from the
+// stream on reopen, instances on one stream share seqs and land checkpoints in order, it refuses a
+// stream it did not make as it would make it, a record past the servers' max_payload, a queue past
+// its limit, and a message on its subjects that vecwal did not write.
+import { connect } from '@nats-io/transport-node'
+import { jetstream } from '@nats-io/jetstream'
+import fc from 'fast-check'
+import t from 'tap'
+import { JetStreamLog } from '../../src/jetstream/jetstream-log.js'
+import type { LogRecord } from '../../src/log.js'
+import { entry } from '../helpers/bodies.js'
+import { freshStreamName, openJetStreamLog, startNatsCluster } from '../helpers/nats-cluster.js'
+import type { EntryInput } from '../../src/entry.js'
+
+const cluster = await startNatsCluster(t)
+
+async function records (log: JetStreamLog, after = 0): Promise<LogRecord[]> {
+  const out: LogRecord[] = []
+  for await (const record of log.read({ after }).records) out.push(record)
+  return out
+}
+
+t.test('reopened on its stream, a log has the last seq and checkpoint it left', async t => {
+  await fc.assert(fc.asyncProperty(fc.array(entry, { minLength: 2, maxLength: 12 }), fc.nat(), async (sent, at) => {
+    const stream = freshStreamName()
+    const first = await openJetStreamLog(t, cluster, { stream })
+    for (const e of sent) await first.append(e as EntryInput)
+    const checkpoint = at % sent.length
+    await first.checkpoint(checkpoint)
+    await first.close()
+    const again = await openJetStreamLog(t, cluster, { stream })
+    if (again.lastSeq !== sent.length + 1) throw new Error(`lastSeq ${again.lastSeq}, not ${sent.length + 1}`)
+    if (again.status().checkpoint !== checkpoint) throw new Error(`checkpoint ${again.status().checkpoint}, not ${checkpoint}`)
+    const read = await records(again, checkpoint)
+    if (read.map(r => r.seq).join() !== sent.slice(checkpoint).map((_, i) => checkpoint + 1 + i).join()) throw new Error('the records after the checkpoint do not read back')
+    return true
+  }), { numRuns: 5 })
+})
+
+t.test('two logs on one stream: one run of seqs, and concurrent checkpoints land in order whichever instance takes them, even past the last seq one of them has seen', async t => {
+  const stream = freshStreamName()
+  const a = await openJetStreamLog(t, cluster, { stream })
+  const b = await openJetStreamLog(t, cluster, { stream })
+  const seqs = await Promise.all(Array.from({ length: 20 }, async (_, i) => await (i % 2 === 0 ? a : b).append({ op: 'delete', id: `d${i}` })))
+  t.same([...seqs].sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1), 'gap-free across both')
+  const asked = [3, 9, 5, 14, 11, 18]
+  const results = await Promise.allSettled(asked.map(async (seq, i) => await (i % 2 === 0 ? a : b).checkpoint(seq)))
+  const landed = results.flatMap((r, i) => r.status === 'fulfilled' ? [{ checkpoint: asked[i], seq: r.value.seq }] : [])
+  const refused = results.flatMap(r => r.status === 'rejected' ? [(r.reason as { code: string }).code] : [])
+  t.same([...new Set(refused)].filter(c => c !== 'WAL_CHECKPOINT_BACKWARDS'), [], 'a checkpoint not landed was refused as backwards')
+  landed.sort((x, y) => x.seq - y.seq)
+  t.same(landed.map(l => l.checkpoint), [...landed.map(l => l.checkpoint)].sort((x, y) => x - y), 'checkpoint records never go backwards in the stream')
+  t.ok(landed.some(l => l.checkpoint === 18), 'the highest landed')
+  const reopened = await openJetStreamLog(t, cluster, { stream })
+  t.equal(reopened.status().checkpoint, 18)
+})
+
+t.test('an existing stream with other settings is refused at open, naming them', async t => {
+  const stream = freshStreamName()
+  await openJetStreamLog(t, cluster, { stream, replicas: 1 })
+  await t.rejects(JetStreamLog.open({ servers: cluster.servers, stream, replicas: 3 }), { code: 'WAL_OPEN_FAILED', message: /1 replicas, not the 3 configured/ })
+  await t.rejects(JetStreamLog.open({ servers: ['nats://127.0.0.1:1'], stream, timeoutMs: 500 }), { code: 'WAL_OPEN_FAILED', message: /reach the NATS servers/ })
+})
+
+t.test('a record past max_payload is 413-class WAL_RECORD_TOO_LARGE; past the queue limit WAL_QUEUE_FULL', async t => {
+  const log = await openJetStreamLog(t, cluster, { queueLimitBytes: 64 * 1024 })
+  const huge = Array.from({ length: 3000 }, (_, i) => ({ op: 'insert' as const, id: `v${i}`, vector: new Float32Array(1000) }))
+  await t.rejects(log.appendBatch(huge), { code: 'WAL_RECORD_TOO_LARGE' })
+  const many = Array.from({ length: 40 }, (_, i) => log.appendBatch([{ op: 'insert', id: `q${i}`, vector: new Float32Array(1000) }]))
+  const settled = await Promise.allSettled(many)
+  t.ok(settled.some(s => s.status === 'rejected' && (s.reason as { code: string }).code === 'WAL_QUEUE_FULL'), 'some are refused while 64 KiB are in flight')
+  t.ok(settled.some(s => s.status === 'fulfilled'), 'the others are stored')
+  t.equal(log.status().queuedBytes, 0, 'nothing is left counted once every ack is in')
+})
+
+t.test('a message on its subjects that vecwal did not write fails the read with WAL_CORRUPT naming its seq, after the records before it', async t => {
+  const stream = freshStreamName()
+  const log = await openJetStreamLog(t, cluster, { stream })
+  await log.append({ op: 'delete', id: 'mine' })
+  const nc = await connect({ servers: cluster.servers })
+  t.teardown(async () => { await nc.close() })
+  await jetstream(nc).publish(`vecwal.${stream}.records`, 'not a record')
+  await log.append({ op: 'delete', id: 'after' })
+  const seen: number[] = []
+  await t.rejects((async () => { for await (const r of log.read({ after: 0 }).records) seen.push(r.seq) })(), { code: 'WAL_CORRUPT', message: /seq 2/ })
+  t.same(seen, [1], 'the record before it was read')
+  const lines: string[] = []
+  await t.rejects((async () => { for await (const chunk of log.read({ after: 0 }).ndjson) lines.push(chunk.toString()) })(), { code: 'WAL_CORRUPT' })
+  t.match(lines.join(''), /"id":"mine"/, 'the byte forms send what came before it too')
+})
