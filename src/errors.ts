@@ -1,6 +1,7 @@
 // Every way the engine refuses, declared once, each with a stable code. The HTTP layer maps codes
 // to statuses; the engine knows nothing of HTTP.
-import type { LogErrorCode, OpenErrorCode } from './log.js'
+import type { AppendConditions, LogErrorCode, OpenErrorCode } from './log.js'
+import { IDEMPOTENCY_KEY_MAX_LENGTH } from './records/record-shape.js'
 
 /**
  * A code of the Log interface's (src/log.ts), one that stops an open, or WAL_SEGMENT_CHANGED, which
@@ -187,6 +188,16 @@ export class InvalidArgumentError extends WalError {
 /** Refuses a seq argument that is not a non-negative safe integer. */
 export function assertSeq (name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(name, value)
+}
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/
+
+/** Refuses conditions that are not well formed (HTTP validates first). */
+export function assertConditions ({ idempotencyKey, expectedLastSeq }: AppendConditions): void {
+  if (idempotencyKey !== undefined && !(idempotencyKey.length <= IDEMPOTENCY_KEY_MAX_LENGTH && PRINTABLE_ASCII.test(idempotencyKey))) {
+    throw new InvalidArgumentError('idempotencyKey', idempotencyKey)
+  }
+  if (expectedLastSeq !== undefined) assertSeq('expectedLastSeq', expectedLastSeq)
 }
 
 export class InvalidEntryError extends WalError {

@@ -32,6 +32,7 @@ async function openBackend (config: Config, logger: Logger, observer: LogObserve
       ...config.jetstream,
       queueLimitBytes: config.queueLimitBytes,
       transactions: config.transactions,
+      idempotency: config.idempotency,
       logger: logger.child({ component: 'jetstream' }),
       observer
     })

@@ -1,9 +1,11 @@
 // The JetStream backend: the `Log` interface over one NATS JetStream stream. Each vecwal record is
 // one message carrying the same payload bytes as a segment frame (src/payload), its record type
 // in the Vecwal-Type header; the vecwal seq is the stream sequence. Entries and batches go to the
-// subject vecwal.<stream>.records, checkpoints to vecwal.<stream>.checkpoint, so that the current
-// checkpoint is the last message of its subject: one owner of that fact, the stream, read back in
-// one request by any instance (a KV bucket beside it would be a second copy, written apart).
+// subject vecwal.<stream>.records; each consumer's checkpoint and consumer records to a subject of
+// its own (stream-consumers.ts), so that its state is the last message of its subject: one owner
+// of that fact, the stream, read back in one request by any instance (a KV bucket beside it would
+// be a second copy, written apart). Idempotency keys are the messages' Nats-Msg-Id, remembered by
+// nats-server for the stream's duplicate window; conditional appends expect the stream's last seq.
 //
 // Seqs stay gap-free and in commit order because the stream holds only vecwal's messages
 // (its subjects are vecwal's), it denies deleting single messages (deny_delete), and retention
@@ -12,23 +14,29 @@
 // another, except the transactions it stages.
 import fs from 'node:fs'
 import { performance } from 'node:perf_hooks'
-import { connect, credsAuthenticator, headers, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node'
+import { connect, credsAuthenticator, headers, nanos, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node'
 import {
   DiscardPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType,
   type JetStreamClient, type JetStreamManager, type StreamConfig, type StreamInfo
 } from '@nats-io/jetstream'
 import { pino, type Logger } from 'pino'
+import { DEFAULT_CONSUMER } from '../consumer-state.js'
 import { opCounts, type EntryInput } from '../entry.js'
 import {
-  BackendUnavailableError, CheckpointAheadError, CheckpointBackwardsError, InvalidArgumentError, LogClosedError, OpenStepError,
-  QueueFullError, RangeAheadError, RangeGoneError, RecordTooLargeError
+  assertConditions, assertSeq, BackendUnavailableError, ConsumerNotFoundError, IdempotencyKeyReusedError, InvalidArgumentError, InvalidTimeError, LogClosedError, OpenStepError,
+  QueueFullError, RangeAheadError, RangeGoneError, RecordTooLargeError, SeqMismatchError
 } from '../errors.js'
-import type { CheckpointResult, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions } from '../log.js'
-import { encodeBatch, encodeCheckpoint, encodeEntry, type EncodedPayload } from '../payload/payload.js'
-import type { RecordBytes } from '../records/record-bytes.js'
-import { checkRecordBody } from '../records/record-shape.js'
+import type {
+  AppendConditions, AppendResult, BatchAppendResult, CheckpointResult, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions, WaitOptions
+} from '../log.js'
+import { contentDigestOf, encodeBatch, encodeEntry, type EncodedPayload } from '../payload/payload.js'
+import { decodeBody } from '../records/record-object.js'
+import { readTrailingKeys } from '../records/record-shape.js'
 import { TransactionManager, type TransactionLimits } from '../transactions.js'
-import { messageRecord, readStream, streamMsgpack, streamNdjson, streamRecords, TYPE_HEADER, unavailableOnError, type StreamRange } from './stream-reader.js'
+import { isWrongLastSequence, StreamConsumers } from './stream-consumers.js'
+import {
+  CAUGHT_UP, messageRecord, readStream, streamMsgpack, streamNdjson, streamRecords, TYPE_HEADER, unavailableOnError, type FollowTail, type StreamItem, type StreamRange
+} from './stream-reader.js'
 
 export interface JetStreamOptions {
   /** NATS URLs, e.g. nats://nats-1:4222. */
@@ -42,6 +50,7 @@ export interface JetStreamOptions {
   /** Bytes of publishes awaiting their acks, at most; past it, appends are refused (503). */
   queueLimitBytes?: number
   transactions?: Partial<TransactionLimits>
+  idempotency?: Partial<IdempotencyLimits>
   /** A NATS credentials file (JWT and NKey seed). */
   credsFile?: string
   user?: string
@@ -57,7 +66,17 @@ export const JETSTREAM_DEFAULTS = {
   replicas: 3,
   timeoutMs: 5000,
   queueLimitBytes: 64 * 1024 * 1024,
-  transactions: { maxBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, idleMs: 60_000 }
+  transactions: { maxBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024, idleMs: 60_000 },
+  /** The service passes its own (VECWAL_IDEMPOTENCY_WINDOW, VECWAL_IDEMPOTENCY_MAX_KEYS); these are for a log opened without. */
+  idempotency: { windowMs: 2 * 60 * 1000, maxKeys: 500_000 }
+}
+
+/** How long keys are remembered, and how many this instance counts at most. */
+export interface IdempotencyLimits {
+  /** The stream's duplicate window: nats-server answers a repeated Nats-Msg-Id this long after its first write. */
+  windowMs: number
+  /** Keys this instance remembers at most (for status and for commits retried after their transaction is gone). */
+  maxKeys: number
 }
 
 /** How often the stream's state is asked for, so that other instances' writes and checkpoints show here. */
@@ -68,12 +87,8 @@ const MESSAGE_OVERHEAD_BYTES = 64 * 1024
 const MIN_FETCH_BYTES = 4 * 1024 * 1024
 
 /** The subjects of a stream's messages. */
-export function streamSubjects (stream: string): { records: string, checkpoint: string, all: string } {
-  return { records: `vecwal.${stream}.records`, checkpoint: `vecwal.${stream}.checkpoint`, all: `vecwal.${stream}.>` }
-}
-
-function assertSeq (name: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(name, value)
+export function streamSubjects (stream: string): { records: string, all: string } {
+  return { records: `vecwal.${stream}.records`, all: `vecwal.${stream}.>` }
 }
 
 function connectionOptions (options: JetStreamOptions): NodeConnectionOptions {
@@ -91,49 +106,74 @@ function connectionOptions (options: JetStreamOptions): NodeConnectionOptions {
   }
 }
 
-function isWrongLastSequence (err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence
+/** The actual last seq a "wrong last sequence" refusal names, if it names one. */
+function lastSeqNamed (err: unknown): number | undefined {
+  const named = /(\d+)\s*$/.exec((err as Error).message)
+  return named === null ? undefined : Number(named[1])
 }
+
+/** What this instance remembers of a key it wrote: answers a commit retried after its transaction is gone, and counts the keys. */
+interface KeyWrite { seq: number, writtenAt: number }
 
 export class JetStreamLog implements Log {
   readonly transactions: TransactionManager
+  readonly consumers: StreamConsumers
   private closed = false
-  private known: { lastSeq: number, firstSeq: number, bytes: number }
-  private checkpointState: { checkpoint: number, recordSeq: number }
-  /** The highest checkpoint asked of this instance, so that two concurrent ones cannot land out of order. */
-  private queuedCheckpoint: number
-  /** Checkpoints of this instance, one after another (each expects the last one's record). */
-  private checkpoints: Promise<unknown> = Promise.resolve()
+  private known: { lastSeq: number, firstSeq: number, bytes: number, messages: number }
   private queued = 0
   private readonly inFlight = new Set<Promise<unknown>>()
+  /** Keyed writes in flight here: a repeat waits for its first (other instances' repeats nats-server answers). */
+  private readonly pendingKeys = new Map<string, { contentDigest: string, settled: Promise<unknown> }>()
+  /** Keys this instance wrote within the window, oldest first, at most maxKeys. */
+  private readonly keys = new Map<string, KeyWrite>()
+  /** Called when the last seq grows or the log closes: long polls and followers listen. */
+  private readonly listeners = new Set<() => void>()
+  /** Follow reads under way: close lets them give out the last records first. */
+  private readonly followers = new Set<Promise<unknown>>()
   private readonly poll: NodeJS.Timeout
   private readonly subjects: ReturnType<typeof streamSubjects>
 
   private constructor (
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
-    private readonly jsm: JetStreamManager,
-    private readonly stream: string,
-    private readonly settings: { timeoutMs: number, queueLimitBytes: number },
+    readonly jsm: JetStreamManager,
+    readonly stream: string,
+    private readonly settings: { timeoutMs: number, queueLimitBytes: number, idempotency: IdempotencyLimits },
     private readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>,
     private readonly observer: LogObserver,
     transactionLimits: TransactionLimits,
-    state: { lastSeq: number, firstSeq: number, bytes: number },
-    checkpoint: { checkpoint: number, recordSeq: number }
+    state: { lastSeq: number, firstSeq: number, bytes: number, messages: number }
   ) {
     this.subjects = streamSubjects(stream)
     this.known = state
-    this.checkpointState = checkpoint
-    this.queuedCheckpoint = checkpoint.checkpoint
-    this.transactions = new TransactionManager(transactionLimits, async (entries, txId) => await this.appendBatch(entries, txId), () => { this.assertOpen() })
+    const log = this
+    this.consumers = new StreamConsumers({
+      jsm,
+      stream,
+      get lastSeq () { return log.lastSeq },
+      get firstSeq () { return log.known.firstSeq },
+      get extent () { return log.known },
+      refreshExtent: async () => { await this.refreshExtent() },
+      publish: async (payload, subject, expectLastSubjectSeq, extraHeaders) => (await this.publish(payload, subject, { expect: { lastSubjectSequence: expectLastSubjectSeq }, extraHeaders })).seq,
+      unavailableOnError,
+      purgeBelow: async seq => await this.purgeBelow(seq),
+      retentionFailed: err => { this.logger.error({ err }, 'retention could not purge the stream below the lowest checkpoint') }
+    })
+    this.transactions = new TransactionManager(
+      transactionLimits,
+      async (entries, txId, conditions) => await this.appendBatchRecord(entries, conditions, txId),
+      async (txId, key) => await this.replayCommit(txId, key),
+      () => { this.assertOpen() }
+    )
     this.poll = setInterval(() => { this.refresh().catch(() => {}) }, STATE_POLL_MS)
     this.poll.unref()
   }
 
-  /** Connects, creates the stream if it does not exist (or checks it if it does), reads its state. */
+  /** Connects, creates the stream if it does not exist (or checks it if it does), reads its state and its consumers. */
   static async open (options: JetStreamOptions): Promise<JetStreamLog> {
     const logger = options.logger ?? pino({ enabled: false })
     const timeoutMs = options.timeoutMs ?? JETSTREAM_DEFAULTS.timeoutMs
+    const idempotency = { ...JETSTREAM_DEFAULTS.idempotency, ...options.idempotency }
     let nc: NatsConnection
     try {
       nc = await connect(connectionOptions(options))
@@ -142,17 +182,17 @@ export class JetStreamLog implements Log {
     }
     try {
       const jsm = await jetstreamManager(nc, { timeout: timeoutMs })
-      await settled(timeoutMs, async () => { await ensureStream(jsm, options.stream, options.replicas ?? JETSTREAM_DEFAULTS.replicas) })
+      await settled(timeoutMs, async () => { await ensureStream(jsm, options.stream, options.replicas ?? JETSTREAM_DEFAULTS.replicas, idempotency.windowMs) })
       const info = await settled(timeoutMs, async () => await streamWithLeader(jsm, options.stream, timeoutMs))
       const log = new JetStreamLog(
         nc, jetstream(nc, { timeout: timeoutMs }), jsm, options.stream,
-        { timeoutMs, queueLimitBytes: options.queueLimitBytes ?? JETSTREAM_DEFAULTS.queueLimitBytes },
+        { timeoutMs, queueLimitBytes: options.queueLimitBytes ?? JETSTREAM_DEFAULTS.queueLimitBytes, idempotency },
         logger, options.observer ?? {},
         { ...JETSTREAM_DEFAULTS.transactions, ...options.transactions },
-        { lastSeq: info.state.last_seq, firstSeq: Math.max(1, info.state.first_seq), bytes: info.state.bytes },
-        await lastCheckpoint(jsm, options.stream)
+        { lastSeq: info.state.last_seq, firstSeq: Math.max(1, info.state.first_seq), bytes: info.state.bytes, messages: info.state.messages }
       )
-      logger.info({ stream: options.stream, servers: options.servers, lastSeq: log.lastSeq, checkpoint: log.checkpointState.checkpoint }, 'log opened on JetStream')
+      await settled(timeoutMs, async () => { await log.consumers.refresh() })
+      logger.info({ stream: options.stream, servers: options.servers, lastSeq: log.lastSeq, checkpoint: log.checkpointSeq }, 'log opened on JetStream')
       return log
     } catch (err) {
       await nc.close().catch(() => {})
@@ -163,6 +203,11 @@ export class JetStreamLog implements Log {
 
   get lastSeq (): number {
     return this.known.lastSeq
+  }
+
+  /** The consumer `default`'s checkpoint, 0 if it has none. */
+  get checkpointSeq (): number {
+    return this.consumers.checkpointOf(DEFAULT_CONSUMER) ?? 0
   }
 
   get state (): LogState {
@@ -176,42 +221,145 @@ export class JetStreamLog implements Log {
   }
 
   async append (entry: EntryInput): Promise<number> {
-    this.assertOpen()
-    const seq = await this.publish(encodeEntry(entry), this.subjects.records)
-    this.observer.appended?.(entry.op, 1)
-    return seq
+    return (await this.appendWith(entry, {})).seq
   }
 
   async appendBatch (entries: readonly EntryInput[], txId?: string): Promise<number> {
+    return (await this.appendBatchRecord(entries, {}, txId)).seq
+  }
+
+  async appendWith (entry: EntryInput, conditions: AppendConditions): Promise<AppendResult> {
+    assertConditions(conditions)
     this.assertOpen()
-    const seq = await this.publish(encodeBatch(entries, txId), this.subjects.records)
+    const result = await this.appendRecord(encodeEntry(entry, conditions.idempotencyKey), conditions)
+    if (!result.replayed) this.observer.appended?.(entry.op, 1)
+    return result
+  }
+
+  async appendBatchWith (entries: readonly EntryInput[], conditions: AppendConditions): Promise<BatchAppendResult> {
+    return { ...await this.appendBatchRecord(entries, conditions), count: entries.length }
+  }
+
+  private async appendBatchRecord (entries: readonly EntryInput[], conditions: AppendConditions, txId?: string): Promise<AppendResult> {
+    assertConditions(conditions)
+    this.assertOpen()
+    const result = await this.appendRecord(encodeBatch(entries, txId, conditions.idempotencyKey), conditions)
     const { appended } = this.observer
-    if (appended !== undefined) for (const [op, count] of opCounts(entries)) appended(op, count)
-    return seq
+    if (appended !== undefined && !result.replayed) for (const [op, count] of opCounts(entries)) appended(op, count)
+    return result
   }
 
   /**
-   * Publishes one record and resolves with its stream seq once a quorum stored it. Any number are
-   * in flight at once (the pipelining that stands for group commit), up to queueLimitBytes.
+   * Publishes one record under its conditions. A keyed one carries its key as Nats-Msg-Id: within
+   * the stream's duplicate window nats-server stores it once, and answers a repeat with the first
+   * message's seq, which is then read back to compare its content digest with this one's.
    */
-  private async publish (payload: EncodedPayload, subject: string, expectLastSubjectSeq?: number): Promise<number> {
+  private async appendRecord (payload: EncodedPayload, { idempotencyKey, expectedLastSeq }: AppendConditions): Promise<AppendResult> {
+    const expect = expectedLastSeq === undefined ? undefined : { lastSequence: expectedLastSeq }
+    if (idempotencyKey === undefined) return { seq: (await this.conditionalPublish(payload, expect, expectedLastSeq)).seq, replayed: false }
+    const contentDigest = contentDigestOf(payload)
+    for (let pending = this.pendingKeys.get(idempotencyKey); pending !== undefined; pending = this.pendingKeys.get(idempotencyKey)) {
+      // Whatever the outcome of a write of other content, this content cannot be its retry.
+      if (pending.contentDigest !== contentDigest) throw new IdempotencyKeyReusedError(idempotencyKey)
+      await pending.settled.catch(() => {})
+    }
+    let settle = (): void => {}
+    this.pendingKeys.set(idempotencyKey, { contentDigest, settled: new Promise<void>(resolve => { settle = resolve }) })
+    try {
+      const ack = await this.conditionalPublish(payload, expect, expectedLastSeq, idempotencyKey)
+      if (ack.duplicate) await this.assertSameContent(idempotencyKey, ack.seq, contentDigest)
+      this.rememberKey(idempotencyKey, ack.seq)
+      if (ack.duplicate) this.observer.replayed?.()
+      return { seq: ack.seq, replayed: ack.duplicate }
+    } finally {
+      this.pendingKeys.delete(idempotencyKey)
+      settle()
+    }
+  }
+
+  /** Publishes on the records subject; a refused expectation of the last seq is WAL_SEQ_MISMATCH with the actual one. */
+  private async conditionalPublish (payload: EncodedPayload, expect: { lastSequence: number } | undefined, expectedLastSeq: number | undefined, msgID?: string): Promise<{ seq: number, duplicate: boolean }> {
+    try {
+      return await this.publish(payload, this.subjects.records, { expect, msgID })
+    } catch (err) {
+      if (expectedLastSeq === undefined || !isWrongLastSequence(err)) throw err
+      const lastSeq = lastSeqNamed(err) ?? (await unavailableOnError('reading the stream\'s state', async () => await this.jsm.streams.info(this.stream))).state.last_seq
+      if (lastSeq > this.known.lastSeq) this.known.lastSeq = lastSeq
+      throw new SeqMismatchError(expectedLastSeq, lastSeq)
+    }
+  }
+
+  /** The message a duplicate ack names must hold this content, else the key was used for other content. */
+  private async assertSameContent (key: string, seq: number, contentDigest: string): Promise<void> {
+    if (seq < this.known.firstSeq) throw new RangeGoneError(seq - 1, this.known.firstSeq)
+    const message = await unavailableOnError(`reading the record of idempotency key ${JSON.stringify(key)}`, async () => await this.jsm.streams.getMessage(this.stream, { seq }))
+    // Purged by retention while the duplicate window still holds its key: its content is unknown.
+    if (message === null) throw new RangeGoneError(seq - 1, this.known.firstSeq)
+    const stored = readTrailingKeys(messageRecord(this.stream, message.seq, message.time.getTime(), message.header.get(TYPE_HEADER), message.data))
+    if (stored?.idempotencyKey !== key || stored.contentDigest !== contentDigest) throw new IdempotencyKeyReusedError(key)
+  }
+
+  private rememberKey (key: string, seq: number): void {
+    this.keys.delete(key)
+    this.keys.set(key, { seq, writtenAt: Date.now() })
+    this.forgetKeys()
+  }
+
+  /** Forgets keys past the window or past the cap, oldest first. */
+  private forgetKeys (): void {
+    const { windowMs, maxKeys } = this.settings.idempotency
+    const expired = Date.now() - windowMs
+    let evicted = 0
+    for (const [key, write] of this.keys) {
+      if (write.writtenAt > expired && this.keys.size <= maxKeys) break
+      if (write.writtenAt > expired) evicted++
+      this.keys.delete(key)
+    }
+    if (evicted > 0) this.observer.keysEvicted?.(evicted)
+  }
+
+  /**
+   * A commit retried with its key after its transaction is gone: answered from the record the key
+   * wrote, if this instance wrote it and it was this transaction's commit.
+   */
+  private async replayCommit (txId: string, key: string): Promise<BatchAppendResult | undefined> {
+    for (let pending = this.pendingKeys.get(key); pending !== undefined; pending = this.pendingKeys.get(key)) await pending.settled.catch(() => {})
+    this.forgetKeys()
+    const write = this.keys.get(key)
+    if (write === undefined || write.seq < this.known.firstSeq) return undefined
+    const message = await unavailableOnError(`reading the record of idempotency key ${JSON.stringify(key)}`, async () => await this.jsm.streams.getMessage(this.stream, { seq: write.seq }))
+    const body = message === null ? undefined : decodeBody(messageRecord(this.stream, message.seq, message.time.getTime(), message.header.get(TYPE_HEADER), message.data))
+    if (body?.op !== 'batch' || body.txId !== txId) throw new IdempotencyKeyReusedError(key)
+    this.observer.replayed?.()
+    return { seq: write.seq, count: body.entries.length, replayed: true }
+  }
+
+  /**
+   * Publishes one record and resolves with its stream seq once a quorum stored it (or, for a
+   * duplicate, with the first message's). Any number are in flight at once (the pipelining that
+   * stands for group commit), up to queueLimitBytes.
+   */
+  private async publish (payload: EncodedPayload, subject: string, options: { expect?: Partial<{ lastSequence: number, lastSubjectSequence: number }>, msgID?: string, extraHeaders?: Record<string, string> }): Promise<{ seq: number, duplicate: boolean }> {
+    this.assertOpen()
     const bytes = payload.bytes.length
     const maxPayload = this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY
     if (bytes > maxPayload) throw new RecordTooLargeError(bytes, maxPayload)
     if (this.queued + bytes > this.settings.queueLimitBytes) throw new QueueFullError(this.settings.queueLimitBytes)
     const h = headers()
     h.set(TYPE_HEADER, String(payload.type))
+    for (const [name, value] of Object.entries(options.extraHeaders ?? {})) h.set(name, value)
     const started = performance.now()
     this.queued += bytes
     const publishing = this.js.publish(subject, payload.bytes, {
       headers: h,
       timeout: this.settings.timeoutMs,
-      ...(expectLastSubjectSeq === undefined ? {} : { expect: { lastSubjectSequence: expectLastSubjectSeq } })
+      ...(options.msgID === undefined ? {} : { msgID: options.msgID }),
+      ...(options.expect === undefined ? {} : { expect: options.expect })
     })
     this.inFlight.add(publishing)
-    let seq: number
+    let ack: { seq: number, duplicate: boolean }
     try {
-      seq = (await publishing).seq
+      ack = await publishing
     } catch (err) {
       if (isWrongLastSequence(err)) throw err
       throw new BackendUnavailableError('the NATS cluster did not store the record (no quorum, an election, or no answer in time)', err)
@@ -219,129 +367,178 @@ export class JetStreamLog implements Log {
       this.queued -= bytes
       this.inFlight.delete(publishing)
     }
-    if (seq > this.known.lastSeq) this.known.lastSeq = seq
-    this.observer.synced?.((performance.now() - started) / 1000)
-    this.observer.committed?.(1, bytes)
-    return seq
+    if (ack.seq > this.known.lastSeq) this.grew(ack.seq)
+    if (!ack.duplicate) {
+      this.observer.synced?.((performance.now() - started) / 1000)
+      this.observer.committed?.(1, bytes)
+    }
+    return { seq: ack.seq, duplicate: ack.duplicate }
   }
 
-  /**
-   * Publishes a checkpoint record, expecting the checkpoint subject's last message to be the one
-   * this instance knows: if another instance checkpointed meanwhile, the state is read again and
-   * the rules checked against it. Then purges the stream below the checkpoint.
-   */
-  async checkpoint (seq: number = this.lastSeq): Promise<CheckpointResult> {
-    assertSeq('checkpoint', seq)
+  /** A later seq is known to be stored: long polls and followers hear of it. */
+  private grew (seq: number): void {
+    this.known.lastSeq = seq
+    this.notify()
+  }
+
+  private notify (): void {
+    for (const listener of [...this.listeners]) listener()
+  }
+
+  /** Registers a listener for growth and close; returns its removal. */
+  private listen (listener: () => void): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  /** Records that the consumer `default` holds everything up to `seq` (default: the last seq), then purges what every consumer holds. */
+  async checkpoint (seq?: number): Promise<CheckpointResult> {
     this.assertOpen()
-    if (seq < this.queuedCheckpoint) throw new CheckpointBackwardsError(seq, this.queuedCheckpoint)
-    // Another instance may have stored it since this one last asked the stream.
-    if (seq > this.lastSeq) await unavailableOnError('reading the stream\'s state', async () => { await this.refresh() })
-    if (seq > this.lastSeq) throw new CheckpointAheadError(seq, this.lastSeq)
-    if (seq < this.queuedCheckpoint) throw new CheckpointBackwardsError(seq, this.queuedCheckpoint)
-    this.queuedCheckpoint = seq
-    const landing = this.checkpoints.then(async () => await this.landCheckpoint(seq))
-    this.checkpoints = landing.catch(() => {})
-    return await landing
+    return await this.consumers.checkpoint(DEFAULT_CONSUMER, seq)
   }
 
-  private async landCheckpoint (seq: number): Promise<CheckpointResult> {
-    let recordSeq: number | undefined
-    while (recordSeq === undefined) {
-      if (seq < this.checkpointState.checkpoint) throw new CheckpointBackwardsError(seq, this.checkpointState.checkpoint)
-      try {
-        recordSeq = await this.publish(encodeCheckpoint(seq), this.subjects.checkpoint, this.checkpointState.recordSeq)
-      } catch (err) {
-        if (!isWrongLastSequence(err)) throw err
-        this.checkpointState = await unavailableOnError('reading the last checkpoint', async () => await lastCheckpoint(this.jsm, this.stream))
-      }
-    }
-    this.checkpointState = { checkpoint: seq, recordSeq }
-    return { checkpoint: seq, seq: recordSeq, deletedSegments: await this.purgeCovered(seq) }
-  }
-
-  /**
-   * Purges the messages the checkpoint covers. The checkpoint is stored by now, so a failed purge
-   * is reported but fails nothing: the next checkpoint purges them.
-   */
-  private async purgeCovered (checkpoint: number): Promise<number> {
-    // Checkpoint 0 covers nothing, and a purge up to seq 1 is no no-op: nats-server (2.9.10 at
-    // least) takes it as a purge of the whole stream.
-    if (checkpoint === 0) return 0
-    try {
-      const { purged } = await this.jsm.streams.purge(this.stream, { seq: checkpoint + 1 })
-      if (checkpoint + 1 > this.known.firstSeq) this.known.firstSeq = checkpoint + 1
-      return purged
-    } catch (err) {
-      this.logger.error({ err, checkpoint }, 'retention could not purge the stream below the checkpoint')
-      return 0
-    }
+  /** Purges the whole stream below `seq`: a prefix, so seqs from the first held on stay gap-free. */
+  private async purgeBelow (seq: number): Promise<number> {
+    this.assertOpen()
+    const { purged } = await this.jsm.streams.purge(this.stream, { seq })
+    if (seq > this.known.firstSeq) this.known.firstSeq = seq
+    return purged
   }
 
   read (options: ReadOptions = {}): LogRead {
-    const after = options.after ?? this.checkpointState.checkpoint
+    const { since } = options
+    if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) throw new InvalidTimeError(since)
+    const oldest = this.known.firstSeq
+    let start = options.after
+    if (start === undefined && options.consumer !== undefined) {
+      start = this.consumers.checkpointOf(options.consumer)
+      if (start === undefined) throw new ConsumerNotFoundError(options.consumer)
+    }
+    const after = start ?? (since === undefined ? this.checkpointSeq : oldest - 1)
     assertSeq('after', after)
     if (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 1)) throw new InvalidArgumentError('limit', options.limit)
     const lastSeq = this.lastSeq
     if (after > lastSeq) throw new RangeAheadError(after, lastSeq)
-    if (after + 1 < this.known.firstSeq) throw new RangeGoneError(after, this.known.firstSeq)
+    if (after + 1 < oldest) throw new RangeGoneError(after, oldest)
+    const follow: FollowTail | undefined = options.follow === true
+      ? {
+          lastSeq: () => this.lastSeq,
+          seen: seq => { if (seq > this.known.lastSeq) this.grew(seq) },
+          closed: () => this.closed,
+          onClose: listener => this.listen(() => { if (this.closed) listener() }),
+          signal: options.signal
+        }
+      : undefined
     const range: StreamRange = {
       from: after + 1,
-      to: lastSeq,
+      to: follow === undefined ? lastSeq : Number.POSITIVE_INFINITY,
       limit: options.limit ?? Number.POSITIVE_INFINITY,
-      includeCheckpoints: options.includeCheckpoints ?? false
+      includeCheckpoints: options.includeCheckpoints ?? false,
+      since,
+      follow
     }
     const maxPayload = this.nc.info?.max_payload ?? 0
     const source = { js: this.js, stream: this.stream, fetchBytes: Math.max(MIN_FETCH_BYTES, maxPayload + MESSAGE_OVERHEAD_BYTES), timeoutMs: this.settings.timeoutMs }
-    const messages = (): AsyncGenerator<RecordBytes> => readStream(source, range)
-    return {
-      checkpoint: this.checkpointState.checkpoint,
-      lastSeq,
-      records: streamRecords(this.stream, messages()),
-      ndjson: streamNdjson(this.stream, messages()),
-      msgpack: streamMsgpack(this.stream, messages())
+    let caughtUp = false
+    const items = async function * (log: JetStreamLog): AsyncGenerator<StreamItem> {
+      let ended = (): void => {}
+      const done = new Promise<void>(resolve => { ended = resolve })
+      if (follow !== undefined) log.followers.add(done)
+      try {
+        for await (const item of readStream(source, range)) {
+          caughtUp = item === CAUGHT_UP
+          yield item
+        }
+      } finally {
+        log.followers.delete(done)
+        ended()
+      }
     }
+    return {
+      caughtUp: () => follow !== undefined && caughtUp,
+      checkpoint: options.consumer === undefined ? this.checkpointSeq : after,
+      lastSeq,
+      records: streamRecords(this.stream, items(this)),
+      ndjson: streamNdjson(this.stream, items(this)),
+      msgpack: streamMsgpack(this.stream, items(this))
+    }
+  }
+
+  /**
+   * Long poll: this instance's own appends wake it at once; another instance's show at the next
+   * poll of the stream's state (STATE_POLL_MS).
+   */
+  async waitForRecords (options: WaitOptions): Promise<void> {
+    const after = options.after ?? this.checkpointSeq
+    assertSeq('after', after)
+    const { signal } = options
+    if (this.lastSeq !== after || signal?.aborted === true || this.closed) return
+    await new Promise<void>(resolve => {
+      const end = (): void => {
+        clearTimeout(timer)
+        unlisten()
+        signal?.removeEventListener('abort', end)
+        resolve()
+      }
+      const timer = setTimeout(end, options.timeoutMs)
+      const unlisten = this.listen(() => { if (this.lastSeq !== after || this.closed) end() })
+      signal?.addEventListener('abort', end, { once: true })
+    })
   }
 
   /** What other instances wrote and checkpointed, learnt from the stream. */
   private async refresh (): Promise<void> {
-    const info = await this.jsm.streams.info(this.stream)
-    const { state } = info
-    if (state.last_seq > this.known.lastSeq) this.known.lastSeq = state.last_seq
+    await this.refreshExtent()
+    await this.consumers.refresh()
+  }
+
+  private async refreshExtent (): Promise<void> {
+    const { state } = await this.jsm.streams.info(this.stream)
     this.known.firstSeq = Math.max(this.known.firstSeq, state.first_seq)
     this.known.bytes = state.bytes
-    const checkpoint = await lastCheckpoint(this.jsm, this.stream)
-    if (checkpoint.recordSeq > this.checkpointState.recordSeq) this.checkpointState = checkpoint
+    this.known.messages = state.messages
+    if (state.last_seq > this.known.lastSeq) this.grew(state.last_seq)
   }
 
   status (): LogStatus {
+    this.forgetKeys()
     return {
       lastSeq: this.lastSeq,
-      checkpoint: this.checkpointState.checkpoint,
+      checkpoint: this.checkpointSeq,
       state: this.state,
       durability: 'quorum',
       bytes: this.known.bytes,
       queuedBytes: this.queued,
+      queueLimitBytes: this.settings.queueLimitBytes,
       openTransactions: this.transactions.count,
-      diskFull: false
+      diskFull: false,
+      idempotencyKeys: this.keys.size
     }
   }
 
-  /** Refuses new appends, waits for the acks of those in flight, and closes the connection. */
+  /**
+   * Refuses new appends, waits for the acks of those in flight, lets followers give out the
+   * records up to the last seq (at most timeoutMs), and closes the connection.
+   */
   async close (): Promise<void> {
     this.assertOpen()
     this.closed = true
     clearInterval(this.poll)
     this.transactions.clear()
-    await Promise.allSettled([...this.inFlight, this.checkpoints])
+    await Promise.allSettled([...this.inFlight])
+    this.notify()
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([Promise.allSettled([...this.followers]), new Promise(resolve => { timer = setTimeout(resolve, this.settings.timeoutMs) })])
+    clearTimeout(timer)
     await this.nc.drain().catch(async () => { await this.nc.close() })
   }
-
 }
 
-/** The stream's settings: only vecwal's subjects, no single deletions, file storage. */
-function streamConfig (stream: string, replicas: number): Partial<StreamConfig> & { name: string } {
+/** The stream's settings: only vecwal's subjects, no single deletions, file storage, the idempotency window as its duplicate window. */
+function streamConfig (stream: string, replicas: number, windowMs: number): Partial<StreamConfig> & { name: string } {
   return {
     name: stream,
+    duplicate_window: nanos(windowMs),
     subjects: [streamSubjects(stream).all],
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
@@ -353,19 +550,21 @@ function streamConfig (stream: string, replicas: number): Partial<StreamConfig> 
   }
 }
 
-async function ensureStream (jsm: JetStreamManager, stream: string, replicas: number): Promise<void> {
+async function ensureStream (jsm: JetStreamManager, stream: string, replicas: number, windowMs: number): Promise<void> {
   let existing
   try {
     existing = await jsm.streams.info(stream)
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err
-    await jsm.streams.add(streamConfig(stream, replicas))
+    await jsm.streams.add(streamConfig(stream, replicas, windowMs))
     return
   }
   const { config } = existing
   if (config.num_replicas !== replicas) throw new Error(`stream ${stream} has ${config.num_replicas} replicas, not the ${replicas} configured`)
   if (!config.subjects.includes(streamSubjects(stream).all) || config.subjects.length !== 1) throw new Error(`stream ${stream} takes subjects ${config.subjects.join(', ')}, not only ${streamSubjects(stream).all}`)
   if (!config.deny_delete) throw new Error(`stream ${stream} allows deleting single messages, which would leave gaps in the seqs`)
+  // The window is the service's setting: a stream made with another one takes this one.
+  if (config.duplicate_window !== nanos(windowMs)) await jsm.streams.update(stream, { duplicate_window: nanos(windowMs) })
 }
 
 /** How long opening waits between tries while the cluster answers that it is settling. */
@@ -399,21 +598,4 @@ async function streamWithLeader (jsm: JetStreamManager, stream: string, timeoutM
     if (info.cluster === undefined || (info.cluster.leader ?? '') !== '' || Date.now() > deadline) return info
     await new Promise(resolve => setTimeout(resolve, LEADER_POLL_MS))
   }
-}
-
-/** The current checkpoint: the last checkpoint record's, or 0 if there is none. */
-async function lastCheckpoint (jsm: JetStreamManager, stream: string): Promise<{ checkpoint: number, recordSeq: number }> {
-  const subject = streamSubjects(stream).checkpoint
-  let message
-  try {
-    message = await jsm.streams.getMessage(stream, { last_by_subj: subject })
-  } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return { checkpoint: 0, recordSeq: 0 }
-    throw err
-  }
-  if (message === null) return { checkpoint: 0, recordSeq: 0 }
-  const record = messageRecord(stream, message.seq, message.time.getTime(), message.header.get(TYPE_HEADER), message.data)
-  const shape = checkRecordBody(record)
-  if (shape?.op !== 'checkpoint') throw new Error(`stream ${stream}, seq ${message.seq}: the last message of ${subject} is not a checkpoint record`)
-  return { checkpoint: shape.checkpoint, recordSeq: message.seq }
 }

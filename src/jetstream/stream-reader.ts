@@ -1,5 +1,5 @@
-// Reads a range of the stream in seq order through an ordered consumer, one bounded fetch at a
-// time: the next fetch is asked for only once the reader has pulled every record of the last, so
+// Reads a range of the stream in seq order through an ordered consumer, or follows it as it grows,
+// one bounded fetch at a time: the next fetch is asked for only once the reader has pulled every record of the last, so
 // memory stays one fetch (FETCH_BYTES) per read and a reader that stops pulling stops the reading.
 // Every message is checked on the way out (seq continuity, its type header, its body's shape), so
 // damage or a gap is reported, never skipped.
@@ -19,10 +19,26 @@ export const TYPE_HEADER = 'Vecwal-Type'
 export interface StreamRange {
   /** The first seq wanted. */
   from: number
-  /** The last seq to read: the last seq known when the read began. */
+  /** The last seq to read: the last seq known when the read began, or infinity when following. */
   to: number
   limit: number
   includeCheckpoints: boolean
+  /** Only records stamped at or after this moment (ms since the epoch): the read starts at the first the stream finds. */
+  since?: number
+  follow?: FollowTail
+}
+
+/** What a follow read asks of the log as it waits for more. */
+export interface FollowTail {
+  /** The last seq the instance knows of: a follower past it is caught up. */
+  lastSeq: () => number
+  /** A record came from the stream past what the instance knew (another instance wrote it). */
+  seen: (seq: number) => void
+  /** True once the log closed: the follower ends after the last seq. */
+  closed: () => boolean
+  /** Ends the wait of a fetch at once, when the log closes; returns the unsubscribe. */
+  onClose: (listener: () => void) => () => void
+  signal?: AbortSignal
 }
 
 export interface StreamSource {
@@ -36,6 +52,10 @@ export interface StreamSource {
 
 /** A fetch may not expire sooner than this (the server refuses shorter pulls). */
 const MIN_FETCH_EXPIRES_MS = 1000
+
+/** Yielded by a follow read when it has given out every record the instance knows of: byte streams send what they hold. */
+export const CAUGHT_UP = Symbol('caught up')
+export type StreamItem = RecordBytes | typeof CAUGHT_UP
 
 /** The message as a record of the transcoders (src/records), its payload in place; its timestamp is the stream's (ms). */
 export function messageRecord (stream: string, seq: number, timestamp: number, type: string | undefined, data: Uint8Array): RecordBytes {
@@ -55,39 +75,70 @@ function recordOf (stream: string, message: JsMsg): RecordBytes {
   return messageRecord(stream, message.seq, message.time.getTime(), message.headers?.get(TYPE_HEADER), message.data)
 }
 
-/** The records in the range, in seq order, each checked before it is yielded. */
-export async function * readStream (source: StreamSource, range: StreamRange): AsyncGenerator<RecordBytes> {
+/** Checkpoint and consumer records: the log's own bookkeeping. */
+function isBookkeeping (record: RecordBytes): boolean {
+  return record.type === RecordType.checkpoint || record.type === RecordType.consumer
+}
+
+/**
+ * The records in the range, in seq order, each checked before it is yielded; a follow read also
+ * yields CAUGHT_UP each time it has given out every record the instance knows of.
+ */
+export async function * readStream (source: StreamSource, range: StreamRange): AsyncGenerator<StreamItem> {
+  const { follow, since } = range
   if (range.from > range.to) return
-  const consumer = await unavailableOnError('opening a consumer on the stream', async () => await source.js.consumers.get(source.stream, {
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: range.from
-  }))
-  let next = range.from
+  const consumer = await unavailableOnError('opening a consumer on the stream', async () => await source.js.consumers.get(source.stream, since === undefined
+    ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: range.from }
+    : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(since).toISOString() }))
+  // With `since`, the first message the stream finds at or after the moment sets where the read starts.
+  let next: number | undefined = since === undefined ? range.from : undefined
   let yielded = 0
+  const stopped = (): boolean => follow !== undefined && (follow.signal?.aborted === true || (follow.closed() && (next ?? range.from) > follow.lastSeq()))
   try {
-    while (next <= range.to && yielded < range.limit) {
+    if (since !== undefined && follow === undefined) {
+      const { num_pending: pending } = await unavailableOnError('asking the stream where the moment lies', async () => await consumer.info())
+      if (pending === 0) return
+    }
+    while ((next ?? range.from) <= range.to && yielded < range.limit && !stopped()) {
+      if (follow !== undefined && (next ?? range.from) > follow.lastSeq()) yield CAUGHT_UP
       const batch: ConsumerMessages = await unavailableOnError('fetching records from the stream', async () => await consumer.fetch({
         max_bytes: source.fetchBytes,
-        expires: Math.max(MIN_FETCH_EXPIRES_MS, source.timeoutMs)
+        expires: follow === undefined ? Math.max(MIN_FETCH_EXPIRES_MS, source.timeoutMs) : MIN_FETCH_EXPIRES_MS
       }))
-      const before = next
-      for await (const message of batch) {
-        if (message.seq !== next) {
-          // Retention purged the start of the range after the read began.
-          if (next === range.from && message.seq > next) throw new RangeGoneError(next - 1, message.seq)
-          throw new CorruptRecordError(`stream ${source.stream}, seq ${message.seq}`, `seq ${next} was expected (a message was deleted from the stream)`)
+      const stop = (): void => { void batch.close() }
+      follow?.signal?.addEventListener('abort', stop, { once: true })
+      const unsubscribe = follow?.onClose(stop)
+      let received = 0
+      try {
+        for await (const message of batch) {
+          received++
+          if (next === undefined) {
+            if (message.seq < range.from) continue
+            next = message.seq
+          }
+          if (message.seq !== next) {
+            // Retention purged the start of the range after the read began.
+            if (next === range.from && message.seq > next) throw new RangeGoneError(next - 1, message.seq)
+            throw new CorruptRecordError(`stream ${source.stream}, seq ${message.seq}`, `seq ${next} was expected (a message was deleted from the stream)`)
+          }
+          if (message.seq > range.to) return
+          next++
+          follow?.seen(message.seq)
+          const record = recordOf(source.stream, message)
+          if ((!isBookkeeping(record) || range.includeCheckpoints) && (since === undefined || record.timestamp >= since)) {
+            yielded++
+            yield record
+          }
+          // Before the fetch waits for messages past the range, which would come only as written.
+          if (yielded >= range.limit || next > range.to || stopped()) break
+          if (follow !== undefined && next > follow.lastSeq()) yield CAUGHT_UP
         }
-        next++
-        const record = recordOf(source.stream, message)
-        if (record.type !== RecordType.checkpoint || range.includeCheckpoints) {
-          yielded++
-          yield record
-        }
-        // Before the fetch waits for messages past the range, which would come only as written.
-        if (yielded >= range.limit || next > range.to) break
+      } finally {
+        follow?.signal?.removeEventListener('abort', stop)
+        unsubscribe?.()
+        await batch.close()
       }
-      await batch.close()
-      if (next === before) throw new BackendUnavailableError(`the stream gave no record where seq ${next} was expected`)
+      if (follow === undefined && received === 0) throw new BackendUnavailableError(`the stream gave no record where seq ${next ?? range.from} was expected`)
     }
   } finally {
     await consumer.delete().catch(() => {})
@@ -110,8 +161,9 @@ function where (stream: string, record: RecordBytes): string {
 }
 
 /** The records, decoded. */
-export async function * streamRecords (stream: string, records: AsyncIterable<RecordBytes>): AsyncGenerator<LogRecord> {
-  for await (const record of records) {
+export async function * streamRecords (stream: string, items: AsyncIterable<StreamItem>): AsyncGenerator<LogRecord> {
+  for await (const record of items) {
+    if (record === CAUGHT_UP) continue
     // Checked as the byte forms check it, so that every form refuses the same records.
     const body = checkRecordBody(record) === undefined ? undefined : decodeBody(record)
     if (body === undefined) throw new CorruptRecordError(where(stream, record), BODY_MISMATCH)
@@ -127,11 +179,18 @@ const CHUNK_BYTES = 64 * 1024
  * of a shared buffer otherwise, so copied at once), as one byte stream in chunks. At damage every
  * record before it goes out first.
  */
-async function * streamEncoded (stream: string, records: AsyncIterable<RecordBytes>, encode: (record: RecordBytes) => Buffer | undefined): AsyncGenerator<Buffer> {
+async function * streamEncoded (stream: string, items: AsyncIterable<StreamItem>, encode: (record: RecordBytes) => Buffer | undefined): AsyncGenerator<Buffer> {
   let parts: Buffer[] = []
   let bytes = 0
   try {
-    for await (const record of records) {
+    for await (const record of items) {
+      if (record === CAUGHT_UP) {
+        // A follower waits for the next record: what it has been given goes out now.
+        if (bytes > 0) yield Buffer.concat(parts, bytes)
+        parts = []
+        bytes = 0
+        continue
+      }
       const encoded = encode(record)
       if (encoded === undefined) throw new CorruptRecordError(where(stream, record), BODY_MISMATCH)
       parts.push(Buffer.from(encoded))
@@ -149,10 +208,10 @@ async function * streamEncoded (stream: string, records: AsyncIterable<RecordByt
   if (bytes > 0) yield Buffer.concat(parts, bytes)
 }
 
-export function streamNdjson (stream: string, records: AsyncIterable<RecordBytes>): AsyncGenerator<Buffer> {
-  return streamEncoded(stream, records, recordLineBytes)
+export function streamNdjson (stream: string, items: AsyncIterable<StreamItem>): AsyncGenerator<Buffer> {
+  return streamEncoded(stream, items, recordLineBytes)
 }
 
-export function streamMsgpack (stream: string, records: AsyncIterable<RecordBytes>): AsyncGenerator<Buffer> {
-  return streamEncoded(stream, records, recordMsgpackBytes)
+export function streamMsgpack (stream: string, items: AsyncIterable<StreamItem>): AsyncGenerator<Buffer> {
+  return streamEncoded(stream, items, recordMsgpackBytes)
 }

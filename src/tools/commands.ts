@@ -3,7 +3,7 @@
 // `serve` would find. All but repair read only and take no lock: they may run beside a live server.
 import readline from 'node:readline/promises'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { summarize, type ConsumerSummary } from '../wal/consumers.js'
+import { summarize, type ConsumerSummary } from '../consumer-state.js'
 import { DirLock } from '../wal/dir-lock.js'
 import { nodeFileIO } from '../wal/file-io.js'
 import { ChunkPool, readMsgpack, readNdjson } from '../wal/log-reader.js'

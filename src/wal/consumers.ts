@@ -1,95 +1,17 @@
-// Named consumers, as the log's records state them: each checkpoint record (type 5) moves one
-// consumer, each consumer record (type 6) states one consumer's whole state as it was created,
-// deleted or carried forward past retention. Folding the records in seq order gives every
-// consumer's state; the opener folds what retention kept, the log folds what it writes.
+// Named consumers of a segment log, as its records state them (src/consumer-state.ts: how they
+// fold): the opener folds what retention kept, the registry folds what it writes.
 import type { CheckpointResult, Consumers, ConsumerStatus } from '../log.js'
-import { checkRecordBody, type ConsumerEvent } from '../records/record-shape.js'
 import {
   assertSeq, CheckpointAheadError, CheckpointBackwardsError, ConsumerExistsError, ConsumerLimitError, ConsumerNotFoundError,
-  InvalidConsumerNameError, RangeAheadError, RangeGoneError
+  RangeAheadError, RangeGoneError
 } from '../errors.js'
-import { RecordType, type RecordFrame } from './format.js'
+import {
+  applyConsumerChange, assertConsumerName, DEFAULT_CONSUMER, lowestCheckpoint, MAX_CONSUMERS, summarize, type ConsumerState, type ConsumerSummary
+} from '../consumer-state.js'
 import type { Placed } from './group-commit.js'
 import type { SegmentInfo } from './open-plan.js'
 import { encodeCheckpoint, encodeConsumer, type EncodedPayload } from '../payload/payload.js'
 import { bytesAfter } from './seq-marks.js'
-
-/** The consumer a checkpoint record without a `consumer` key moves: POST /v1/checkpoints, Log.checkpoint. */
-export const DEFAULT_CONSUMER = 'default'
-
-/** Consumers a log holds at most, `default` included: each is state in memory and a record carried forward. */
-export const MAX_CONSUMERS = 64
-
-export interface ConsumerState {
-  /** The checkpoint it was created at. */
-  start: number
-  checkpoint: number
-  /** When it last checkpointed (ms since the epoch), 0 if never. */
-  checkpointedAt: number
-  /** The seq of the newest record stating this state: retention must carry it forward before deleting it. */
-  stateSeq: number
-}
-
-/** What one checkpoint or consumer record says of one consumer. */
-export interface ConsumerChange {
-  seq: number
-  name: string
-  /** `checkpoint` for a checkpoint record. */
-  event: ConsumerEvent | 'checkpoint'
-  start: number
-  checkpoint: number
-  checkpointedAt: number
-}
-
-/** The change a checkpoint or consumer record makes, undefined for any other record (or a body that does not match its type). */
-export function consumerChange (frame: RecordFrame): ConsumerChange | undefined {
-  if (frame.type !== RecordType.checkpoint && frame.type !== RecordType.consumer) return undefined
-  const shape = checkRecordBody(frame)
-  if (shape === undefined) return undefined
-  const name = shape.consumerItem === -1 ? DEFAULT_CONSUMER : frame.source.toString('utf8', shape.consumerStart, shape.consumerEnd)
-  if (shape.op === 'checkpoint') {
-    return { seq: frame.seq, name, event: 'checkpoint', start: 0, checkpoint: shape.checkpoint, checkpointedAt: frame.timestamp }
-  }
-  return { seq: frame.seq, name, event: shape.event, start: shape.startSeq, checkpoint: shape.checkpoint, checkpointedAt: shape.checkpointedAt }
-}
-
-/**
- * Applies one change, in seq order. A checkpoint of a consumer not known (the consumer `default`
- * in logs of version 1 and 2, where no record creates it) creates it at 0.
- */
-export function applyConsumerChange (states: Map<string, ConsumerState>, change: ConsumerChange): void {
-  if (change.event === 'delete') {
-    states.delete(change.name)
-    return
-  }
-  if (change.event === 'checkpoint') {
-    const known = states.get(change.name)
-    states.set(change.name, { start: known?.start ?? 0, checkpoint: change.checkpoint, checkpointedAt: change.checkpointedAt, stateSeq: change.seq })
-    return
-  }
-  states.set(change.name, { start: change.start, checkpoint: change.checkpoint, checkpointedAt: change.checkpointedAt, stateSeq: change.seq })
-}
-
-/** The lowest checkpoint of all consumers: retention keeps every record above it. Undefined when there is no consumer. */
-export function lowestCheckpoint (states: ReadonlyMap<string, ConsumerState>): number | undefined {
-  let lowest: number | undefined
-  for (const state of states.values()) lowest = Math.min(lowest ?? state.checkpoint, state.checkpoint)
-  return lowest
-}
-
-/** What a consumer's state says of it, whatever the log's extent: the status less its lag. */
-export type ConsumerSummary = Omit<ConsumerStatus, 'lagSeqs' | 'lagBytes'>
-
-/** Every consumer, by name, as its state says, in a log whose oldest record is `oldest`. */
-export function summarize (states: ReadonlyMap<string, ConsumerState>, oldest: number): ConsumerSummary[] {
-  return [...states].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([name, state]) => ({
-    name,
-    checkpoint: state.checkpoint,
-    start: state.start,
-    checkpointedAt: state.checkpointedAt === 0 ? null : new Date(state.checkpointedAt).toISOString(),
-    passedByRetention: state.checkpoint + 1 < oldest
-  }))
-}
 
 /** What the registry needs of the log: a place to write records, the log's extent, and retention. */
 export interface ConsumerHost {
@@ -101,12 +23,6 @@ export interface ConsumerHost {
   retain: () => Promise<void>
   /** Segments retention deleted since the log opened. */
   deletedSegments: () => number
-}
-
-const NAME = /^[A-Za-z0-9._-]{1,64}$/
-
-function assertName (name: string): void {
-  if (!NAME.test(name)) throw new InvalidConsumerNameError(name)
 }
 
 /**
@@ -142,7 +58,7 @@ export class ConsumerRegistry implements Consumers {
   }
 
   async create (name: string, after?: number): Promise<{ consumer: ConsumerStatus, created: boolean }> {
-    assertName(name)
+    assertConsumerName(name)
     if (after !== undefined) assertSeq('after', after)
     return await this.serial(async () => {
       const known = this.states.get(name)
@@ -189,7 +105,7 @@ export class ConsumerRegistry implements Consumers {
    * never past the last seq. The consumer `default` comes into being at its first checkpoint.
    */
   async checkpoint (name: string, seq?: number): Promise<CheckpointResult> {
-    assertName(name)
+    assertConsumerName(name)
     if (seq !== undefined) assertSeq('checkpoint', seq)
     const moved = await this.serial(async () => {
       const known = this.states.get(name)

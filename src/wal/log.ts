@@ -4,12 +4,12 @@ import type {
   AppendConditions, AppendResult, BatchAppendResult, CheckpointResult, Durability, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions,
   SegmentStatus, WaitOptions
 } from '../log.js'
-import { IDEMPOTENCY_KEY_MAX_LENGTH } from '../records/record-shape.js'
 import { DirLock } from './dir-lock.js'
 import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js'
-import { ConsumerRegistry, DEFAULT_CONSUMER } from './consumers.js'
+import { ConsumerRegistry } from './consumers.js'
+import { DEFAULT_CONSUMER } from '../consumer-state.js'
 import {
-  assertSeq, ConsumerNotFoundError, IdempotencyKeyReusedError, InvalidArgumentError, InvalidTimeError, LogClosedError, LogFailedError, RangeAheadError,
+  assertConditions, assertSeq, ConsumerNotFoundError, IdempotencyKeyReusedError, InvalidArgumentError, InvalidTimeError, LogClosedError, LogFailedError, RangeAheadError,
   RangeGoneError
 } from '../errors.js'
 import { nodeFileIO, type FileIO } from './file-io.js'
@@ -78,16 +78,6 @@ export type WalStatus = LogStatus & { segments: SegmentStatus[] }
 
 /** The segment engine's reads: their chunks can always be handed back. */
 export type WalRead = LogRead & { recycle: (chunk: Buffer) => void }
-
-const PRINTABLE_ASCII = /^[\x20-\x7e]+$/
-
-/** Throws InvalidArgumentError unless the conditions are well formed (HTTP validates first). */
-function assertConditions ({ idempotencyKey, expectedLastSeq }: AppendConditions): void {
-  if (idempotencyKey !== undefined && !(idempotencyKey.length <= IDEMPOTENCY_KEY_MAX_LENGTH && PRINTABLE_ASCII.test(idempotencyKey))) {
-    throw new InvalidArgumentError('idempotencyKey', idempotencyKey)
-  }
-  if (expectedLastSeq !== undefined) assertSeq('expectedLastSeq', expectedLastSeq)
-}
 
 export class WriteAheadLog implements Log {
   readonly transactions: TransactionManager

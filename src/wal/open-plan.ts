@@ -11,7 +11,7 @@
 import path from 'node:path'
 import type { FileIO } from './file-io.js'
 import { type FormatVersion, parseSegmentFileName, SEGMENT_HEADER_BYTES } from './format.js'
-import { applyConsumerChange, DEFAULT_CONSUMER, type ConsumerState } from './consumers.js'
+import { applyConsumerChange, DEFAULT_CONSUMER, type ConsumerState } from '../consumer-state.js'
 import { DEFAULT_CHUNK_BYTES } from './frame-reader.js'
 import type { SeqMark } from './seq-marks.js'
 import { findTornLastWrite, findWholeRecordAfter, scanSegment, type KeyedRecordSink } from './segment-scan.js'

@@ -7,7 +7,7 @@ import {
   RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES
 } from './format.js'
 import { FrameReader, DEFAULT_CHUNK_BYTES } from './frame-reader.js'
-import { consumerChange, DEFAULT_CONSUMER, type ConsumerChange } from './consumers.js'
+import { consumerChange, DEFAULT_CONSUMER, type ConsumerChange } from '../consumer-state.js'
 import { markDue, type SeqMark } from './seq-marks.js'
 import { readTrailingKeys, type TrailingKeys } from '../records/record-shape.js'
 
