@@ -53,7 +53,7 @@ export const ConfigSchema = Type.Object({
   VECWAL_DURABILITY: Type.Union([Type.Literal('fsync'), Type.Literal('none')], { default: WAL_DEFAULTS.durability, description: 'fsync: answer writes after fdatasync; none: after the write call (tests and benchmarks only)' }),
   VECWAL_SEGMENT_BYTES: Type.Integer({ default: WAL_DEFAULTS.segmentBytes, minimum: 4096, description: 'rotate to a new segment before one would pass this size' }),
   VECWAL_RETAIN_SEGMENTS: Type.Integer({ default: WAL_DEFAULTS.retainSegments, minimum: 0, description: 'sealed segments kept after every consumer\'s checkpoint covers them' }),
-  VECWAL_RETAIN_MAX_BYTES: Type.Integer({ default: WAL_DEFAULTS.retainMaxBytes, minimum: 0, description: 'once the log holds more bytes, retention deletes its oldest sealed segments even past consumers\' checkpoints (such a consumer then reads 410 WAL_RANGE_GONE); 0: never' }),
+  VECWAL_RETAIN_MAX_BYTES: Type.Integer({ default: WAL_DEFAULTS.retainMaxBytes, minimum: 0, description: 'once the log holds more bytes, retention deletes its oldest sealed segments even past consumers\' checkpoints (such a consumer then reads 410 WAL_RANGE_GONE); 0: never. Segment backend only: refused with VECWAL_BACKEND=jetstream' }),
   VECWAL_QUEUE_LIMIT_BYTES: Type.Integer({ default: WAL_DEFAULTS.queueLimitBytes, minimum: 4096, description: 'write queue limit; past it writes get 503 with Retry-After' }),
   // The service keeps room for checkpoints by default; the engine, for a library caller, keeps none.
   VECWAL_MIN_FREE_BYTES: Type.Integer({ default: 64 * MiB, minimum: 0, description: 'below this many free bytes on the data directory\'s file system, writes get 507 WAL_DISK_FULL while checkpoints still pass (0: never)' }),
@@ -206,6 +206,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, openFiles: num
 /** The JetStream backend's settings, each file checked readable now rather than at the first connect. */
 function jetstreamConfig (vars: Env): NonNullable<Config['jetstream']> {
   if (vars.VECWAL_NATS_SERVERS === undefined) throw new ConfigError('bad configuration: VECWAL_NATS_SERVERS is required with VECWAL_BACKEND=jetstream')
+  // Purging by bytes would need each message's size below the point; JetStream tells only totals.
+  if (vars.VECWAL_RETAIN_MAX_BYTES > 0) {
+    throw new ConfigError('bad configuration: VECWAL_RETAIN_MAX_BYTES is for the segment backend; with VECWAL_BACKEND=jetstream retention purges only below the lowest consumer checkpoint (README: JetStream)')
+  }
   if ((vars.VECWAL_NATS_USER === undefined) !== (vars.VECWAL_NATS_PASSWORD === undefined)) {
     throw new ConfigError('bad configuration: VECWAL_NATS_USER and VECWAL_NATS_PASSWORD go together')
   }

@@ -144,6 +144,8 @@ export class StreamConsumers implements Consumers {
    */
   private async change<T> (name: string, decide: (state: ConsumerState | undefined) => { answer: T } | { payload: EncodedPayload, start: number, then: (state: ConsumerState | undefined, seq: number) => T }): Promise<T> {
     const subject = subjectOf(this.host.stream, name)
+    // Another instance may have made it since the last poll.
+    if (!this.known.has(name)) await this.reload(name)
     for (;;) {
       const known = this.known.get(name)
       const decided = decide(known?.state)

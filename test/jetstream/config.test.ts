@@ -30,6 +30,7 @@ t.test('each bad value is refused, naming its variable', async t => {
     [{ ...jetstream, VECWAL_NATS_REPLICAS: '7' }, /VECWAL_NATS_REPLICAS/],
     [{ ...jetstream, VECWAL_NATS_USER: 'u' }, /VECWAL_NATS_USER and VECWAL_NATS_PASSWORD go together/],
     [{ ...jetstream, VECWAL_NATS_TLS_CA: '/nonexistent/ca.pem' }, /VECWAL_NATS_TLS_CA/],
+    [{ ...jetstream, VECWAL_RETAIN_MAX_BYTES: '1000000' }, /VECWAL_RETAIN_MAX_BYTES is for the segment backend/],
     [{ VECWAL_BACKEND: 'postgres' }, /VECWAL_BACKEND/],
     [{ VECWAL_DURABILITY: 'quorum' }, /VECWAL_DURABILITY/]
   ]

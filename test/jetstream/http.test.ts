@@ -1,12 +1,15 @@
 // The HTTP contract on the JetStream backend: suites written for any backend (transactions,
 // msgpack bodies and reads) run here unchanged against services on a 3-node
 // cluster on 127.0.0.1, each on a fresh R3 stream; then what differs on this backend: the status
-// (no segments, durability quorum), retention by purge (410 below the checkpoint).
+// (no segments, durability quorum), retention by purge (410 below the checkpoint); followers and
+// consumers served by either of two instances.
 import fc from 'fast-check'
 import t from 'tap'
 import { LogStatusSchema } from '../../src/log.js'
 import { asStored, assertError, lastSeq, ndjson, recoverAll, sampleEntry, startTestService, useJetStream } from '../helpers/http.js'
 import { deleteStream, freshStreamName, startNatsCluster } from '../helpers/nats-cluster.js'
+import { ACCEPT, holds, openStream, parseFollowed, type FollowForm } from '../helpers/follow.js'
+import { entry, entryBody } from '../helpers/bodies.js'
 
 const cluster = await startNatsCluster(t)
 useJetStream(cluster.servers)
@@ -18,7 +21,7 @@ t.test('GET /v1/status on JetStream: the documented fields, no segments, durabil
   const service = await startTestService(t)
   for (let i = 0; i < 3; i++) t.equal((await service.call('POST', '/v1/entries', sampleEntry(i))).status, 201)
   const status = await (await service.call('GET', '/v1/status')).json() as Record<string, unknown>
-  t.same(Object.keys(status).sort(), Object.keys(LogStatusSchema.properties).filter(k => k !== 'segments').sort())
+  t.same(Object.keys(status).sort(), Object.keys(LogStatusSchema.properties).filter(k => k !== 'segments' && k !== 'freeBytes').sort())
   t.match(status, { lastSeq: 3, checkpoint: 0, state: 'ok', durability: 'quorum', queuedBytes: 0, openTransactions: 0, diskFull: false })
 })
 
@@ -66,4 +69,39 @@ t.test('two services on one stream: each serves the other\'s writes and checkpoi
   t.equal((await first.call('POST', '/v1/checkpoints', { seq: 4 })).status, 201)
   await assertError(t, await second.call('POST', '/v1/checkpoints', { seq: 3 }), 409, 'WAL_CHECKPOINT_BACKWARDS')
   t.equal(second.log.status().checkpoint, 4, 'the other service learnt the checkpoint it was refused by')
+})
+
+t.test('any instance serves any follower: followers of each form on one service get every record written on the other, once, in order, then a shutdown line', async t => {
+  const stream = freshStreamName()
+  t.teardown(async () => { await deleteStream(cluster.servers, stream) })
+  const writer = await startTestService(t, { VECWAL_NATS_STREAM: stream })
+  const reader = await startTestService(t, { VECWAL_NATS_STREAM: stream, VECWAL_HEARTBEAT_MS: '50' })
+  const forms: FollowForm[] = ['ndjson', 'msgpack', 'sse']
+  const followers = await Promise.all(forms.map(async form => await openStream(reader.url, '/v1/recovery?after=0&follow=true', { accept: ACCEPT[form] })))
+  const posted = fc.sample(entry, { numRuns: 30, seed: 1414 })
+  await Promise.all([0, 1, 2].map(async w => {
+    for (let i = w; i < posted.length; i += 3) t.equal((await writer.call('POST', '/v1/entries', entryBody(posted[i], 'json', keys => keys).toString())).status, 201)
+  }))
+  const expected = await recoverAll(writer, 0)
+  await Promise.all(forms.map(async (form, i) => { await followers[i].until(holds(form, posted.length)) }))
+  await reader.stop()
+  for (const [i, form] of forms.entries()) {
+    const got = parseFollowed(form, await followers[i].ended)
+    t.same(got.records.map(r => r.seq), expected.map(r => r.seq), `${form}: every seq once, in order`)
+    t.same(got.end, { end: 'shutdown' }, `${form}: the last line says the server stopped`)
+  }
+})
+
+t.test('a consumer made on one service is checkpointed and read on the other; the rules hold across them', async t => {
+  const stream = freshStreamName()
+  t.teardown(async () => { await deleteStream(cluster.servers, stream) })
+  const first = await startTestService(t, { VECWAL_NATS_STREAM: stream })
+  const second = await startTestService(t, { VECWAL_NATS_STREAM: stream })
+  for (let i = 0; i < 6; i++) t.equal((await first.call('POST', '/v1/entries', sampleEntry(i))).status, 201)
+  t.equal((await first.call('PUT', '/v1/consumers/index-a', { after: 2 })).status, 201)
+  const moved = await second.call('POST', '/v1/consumers/index-a/checkpoint', { seq: 4 })
+  t.equal(moved.status, 201, 'the other service checkpoints it at once')
+  await assertError(t, await first.call('POST', '/v1/consumers/index-a/checkpoint', { seq: 3 }), 409, 'WAL_CHECKPOINT_BACKWARDS')
+  const lines = await ndjson(await first.call('GET', '/v1/recovery?consumer=index-a'))
+  t.same(lines.map(l => l.seq), [5, 6], 'a read for it starts after the checkpoint the other service took')
 })

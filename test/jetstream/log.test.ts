@@ -1,7 +1,8 @@
 // What the JetStream backend does beyond the conformance suite: its state comes back from the
 // stream on reopen, instances on one stream share seqs and land checkpoints in order, it refuses a
 // stream it did not make as it would make it, a record past the servers' max_payload, a queue past
-// its limit, and a message on its subjects that vecwal did not write.
+// its limit, and a message on its subjects that vecwal did not write; consumers, keys and followers
+// shared by instances; retention that carries consumers forward.
 import { connect } from '@nats-io/transport-node'
 import { jetstream } from '@nats-io/jetstream'
 import fc from 'fast-check'
@@ -87,4 +88,99 @@ t.test('a message on its subjects that vecwal did not write fails the read with 
   const lines: string[] = []
   await t.rejects((async () => { for await (const chunk of log.read({ after: 0 }).ndjson) lines.push(chunk.toString()) })(), { code: 'WAL_CORRUPT' })
   t.match(lines.join(''), /"id":"mine"/, 'the byte forms send what came before it too')
+})
+
+/** Polls `check` until it holds, for at most a few poll intervals of the instances. */
+async function eventually (check: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 40 && !check(); i++) await new Promise(resolve => setTimeout(resolve, 100))
+  return check()
+}
+
+t.test('two instances on one stream share consumers: one made on either is seen, moved and deleted by the other, its rules checked against what the stream holds', async t => {
+  await fc.assert(fc.asyncProperty(fc.integer({ min: 2, max: 8 }), fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/), async (count, name) => {
+    const stream = freshStreamName()
+    const a = await openJetStreamLog(t, cluster, { stream })
+    const b = await openJetStreamLog(t, cluster, { stream })
+    for (let i = 0; i < count; i++) await a.append({ op: 'delete', id: `d${i}` })
+    await a.consumers.create(name, 1)
+    // b has not polled yet: it reads the consumer's subject when asked of it.
+    if ((await b.consumers.create(name, 1)).created) throw new Error('b created it again')
+    await b.consumers.checkpoint(name, count)
+    const back = await a.consumers.checkpoint(name, count - 1).then(() => undefined, (err: { code?: string }) => err.code)
+    if (back !== 'WAL_CHECKPOINT_BACKWARDS') throw new Error(`a moved it back past b's checkpoint: ${String(back)}`)
+    if (!await eventually(() => a.consumers.get(name).checkpoint === count)) throw new Error('a never learnt b\'s checkpoint')
+    await a.consumers.delete(name)
+    if (!await eventually(() => b.consumers.list().every(c => c.name !== name))) throw new Error('b never learnt of the deletion')
+    const c = await openJetStreamLog(t, cluster, { stream })
+    if (c.consumers.list().some(s => s.name === name)) throw new Error('a reopened log has the deleted consumer')
+    return true
+  }), { numRuns: 5 })
+})
+
+t.test('retention purges below the lowest checkpoint of all consumers; consumers whose state lay below are carried forward and survive a reopen; reads below answer 410', async t => {
+  await fc.assert(fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 1, maxLength: 3 }), fc.integer({ min: 0, max: 20 }), async (places, defaultAt) => {
+    const stream = freshStreamName()
+    const log = await openJetStreamLog(t, cluster, { stream, replicas: 1 })
+    for (let i = 0; i < 20; i++) await log.append({ op: 'delete', id: `d${i}` })
+    for (const [i, place] of places.entries()) await log.consumers.create(`c${i}`, place)
+    // Retention runs at the checkpoint, every consumer made by then.
+    await log.checkpoint(defaultAt)
+    const lowest = Math.min(defaultAt, ...places)
+    const oldest = lowest === 0 ? 1 : lowest + 1
+    if (lowest > 0) {
+      const gone = (() => { try { log.read({ after: lowest - 1 }); return undefined } catch (err) { return (err as { code?: string }).code } })()
+      if (gone !== 'WAL_RANGE_GONE') throw new Error(`a read below the lowest checkpoint ${lowest}: ${String(gone)}`)
+    }
+    const kept: number[] = []
+    for await (const record of log.read({ after: oldest - 1, includeCheckpoints: true }).records) kept.push(record.seq)
+    if (kept[0] !== oldest || kept.some((seq, i) => seq !== oldest + i)) throw new Error(`held ${kept.join()} from ${oldest}, not gap-free`)
+    const reopened = await openJetStreamLog(t, cluster, { stream, replicas: 1 })
+    const want = [['default', defaultAt], ...places.map((place, i) => [`c${i}`, place])].sort((x, y) => x[0] < y[0] ? -1 : 1)
+    const got = reopened.consumers.list().map(c => [c.name, c.checkpoint])
+    if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`reopened with ${JSON.stringify(got)}, not ${JSON.stringify(want)}`)
+    if (reopened.consumers.list().some(c => c.passedByRetention)) throw new Error('retention passed a consumer')
+    return true
+  }), { numRuns: 8 })
+})
+
+t.test('idempotency keys hold across instances: a retry on the other instance is answered with the first write\'s seq, other content there is 422', async t => {
+  await fc.assert(fc.asyncProperty(fc.array(entry, { minLength: 1, maxLength: 4 }), fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map(c => String.fromCharCode(c)), minLength: 1, maxLength: 255 }), async (sent, key) => {
+    const stream = freshStreamName()
+    const a = await openJetStreamLog(t, cluster, { stream })
+    const b = await openJetStreamLog(t, cluster, { stream })
+    const batch = sent as EntryInput[]
+    const first = await a.appendBatchWith(batch, { idempotencyKey: key })
+    const retried = await b.appendBatchWith(batch, { idempotencyKey: key, expectedLastSeq: 0 })
+    if (!retried.replayed || retried.seq !== first.seq) throw new Error(`the retry on b: ${JSON.stringify(retried)}`)
+    const other = await b.appendWith({ op: 'delete', id: 'other' }, { idempotencyKey: key }).then(() => undefined, (err: { code?: string }) => err.code)
+    if (other !== 'WAL_IDEMPOTENCY_KEY_REUSED') throw new Error(`other content on b: ${String(other)}`)
+    if ((await records(b)).length !== 1) throw new Error('more than one record')
+    return true
+  }), { numRuns: 5 })
+})
+
+t.test('a keyed retry whose first write retention purged, inside the duplicate window, is 410: its content can no longer be compared', async t => {
+  const log = await openJetStreamLog(t, cluster)
+  const e: EntryInput = { op: 'delete', id: 'once' }
+  await log.appendWith(e, { idempotencyKey: 'k' })
+  await log.append({ op: 'delete', id: 'later' })
+  await log.checkpoint(2)
+  await t.rejects(log.appendWith(e, { idempotencyKey: 'k' }), { code: 'WAL_RANGE_GONE' })
+  t.equal(log.lastSeq, 3, 'nothing was written')
+})
+
+t.test('a follower on one instance gets what the other writes, once each, in order, and ends at its signal', async t => {
+  const stream = freshStreamName()
+  const a = await openJetStreamLog(t, cluster, { stream })
+  const b = await openJetStreamLog(t, cluster, { stream })
+  const abort = new AbortController()
+  const read = b.read({ after: 0, follow: true, signal: abort.signal })
+  const seqs: number[] = []
+  const following = (async () => { for await (const record of read.records) seqs.push(record.seq) })()
+  const written = await Promise.all(Array.from({ length: 25 }, async (_, i) => await a.append({ op: 'delete', id: `f${i}` })))
+  t.ok(await eventually(() => seqs.length === written.length), 'every record reached the follower')
+  t.ok(await eventually(() => read.caughtUp()), 'then it is caught up')
+  abort.abort()
+  await following
+  t.same(seqs, Array.from({ length: 25 }, (_, i) => i + 1))
 })
