@@ -21,15 +21,14 @@ import {
 } from '@nats-io/jetstream'
 import { pino, type Logger } from 'pino'
 import { DEFAULT_CONSUMER } from '../consumer-state.js'
-import { opCounts, type EntryInput } from '../entry.js'
 import {
-  assertConditions, assertSeq, BackendUnavailableError, ConsumerNotFoundError, IdempotencyKeyReusedError, InvalidArgumentError, InvalidTimeError, LogClosedError, OpenStepError,
+  assertSeq, BackendUnavailableError, ConsumerNotFoundError, IdempotencyKeyReusedError, InvalidArgumentError, InvalidTimeError, LogClosedError, OpenStepError,
   QueueFullError, RangeAheadError, RangeGoneError, RecordTooLargeError, SeqMismatchError
 } from '../errors.js'
 import type {
   AppendConditions, AppendResult, BatchAppendResult, CheckpointResult, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions, WaitOptions
 } from '../log.js'
-import { contentDigestOf, encodeBatch, encodeEntry, type EncodedPayload } from '../payload/payload.js'
+import { contentDigestOf, type EncodedPayload } from '../payload/payload.js'
 import { decodeBody } from '../records/record-object.js'
 import { readTrailingKeys } from '../records/record-shape.js'
 import { TransactionManager, type TransactionLimits } from '../transactions.js'
@@ -37,6 +36,7 @@ import { isWrongLastSequence, StreamConsumers } from './stream-consumers.js'
 import {
   CAUGHT_UP, messageRecord, readStream, streamMsgpack, streamNdjson, streamRecords, TYPE_HEADER, unavailableOnError, type FollowTail, type StreamItem, type StreamRange
 } from './stream-reader.js'
+import { RecordWrites } from '../record-writes.js'
 
 export interface JetStreamOptions {
   /** NATS URLs, e.g. nats://nats-1:4222. */
@@ -115,7 +115,7 @@ function lastSeqNamed (err: unknown): number | undefined {
 /** What this instance remembers of a key it wrote: answers a commit retried after its transaction is gone, and counts the keys. */
 interface KeyWrite { seq: number, writtenAt: number }
 
-export class JetStreamLog implements Log {
+export class JetStreamLog extends RecordWrites implements Log {
   readonly transactions: TransactionManager
   readonly consumers: StreamConsumers
   private closed = false
@@ -140,10 +140,11 @@ export class JetStreamLog implements Log {
     readonly stream: string,
     private readonly settings: { timeoutMs: number, queueLimitBytes: number, idempotency: IdempotencyLimits },
     private readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>,
-    private readonly observer: LogObserver,
+    protected readonly observer: LogObserver,
     transactionLimits: TransactionLimits,
     state: { lastSeq: number, firstSeq: number, bytes: number, messages: number }
   ) {
+    super()
     this.subjects = streamSubjects(stream)
     this.known = state
     const log = this
@@ -220,41 +221,12 @@ export class JetStreamLog implements Log {
     if (this.closed) throw new LogClosedError()
   }
 
-  async append (entry: EntryInput): Promise<number> {
-    return (await this.appendWith(entry, {})).seq
-  }
-
-  async appendBatch (entries: readonly EntryInput[], txId?: string): Promise<number> {
-    return (await this.appendBatchRecord(entries, {}, txId)).seq
-  }
-
-  async appendWith (entry: EntryInput, conditions: AppendConditions): Promise<AppendResult> {
-    assertConditions(conditions)
-    this.assertOpen()
-    const result = await this.appendRecord(encodeEntry(entry, conditions.idempotencyKey), conditions)
-    if (!result.replayed) this.observer.appended?.(entry.op, 1)
-    return result
-  }
-
-  async appendBatchWith (entries: readonly EntryInput[], conditions: AppendConditions): Promise<BatchAppendResult> {
-    return { ...await this.appendBatchRecord(entries, conditions), count: entries.length }
-  }
-
-  private async appendBatchRecord (entries: readonly EntryInput[], conditions: AppendConditions, txId?: string): Promise<AppendResult> {
-    assertConditions(conditions)
-    this.assertOpen()
-    const result = await this.appendRecord(encodeBatch(entries, txId, conditions.idempotencyKey), conditions)
-    const { appended } = this.observer
-    if (appended !== undefined && !result.replayed) for (const [op, count] of opCounts(entries)) appended(op, count)
-    return result
-  }
-
   /**
    * Publishes one record under its conditions. A keyed one carries its key as Nats-Msg-Id: within
    * the stream's duplicate window nats-server stores it once, and answers a repeat with the first
    * message's seq, which is then read back to compare its content digest with this one's.
    */
-  private async appendRecord (payload: EncodedPayload, { idempotencyKey, expectedLastSeq }: AppendConditions): Promise<AppendResult> {
+  protected async appendRecord (payload: EncodedPayload, { idempotencyKey, expectedLastSeq }: AppendConditions): Promise<AppendResult> {
     const expect = expectedLastSeq === undefined ? undefined : { lastSequence: expectedLastSeq }
     if (idempotencyKey === undefined) return { seq: (await this.conditionalPublish(payload, expect, expectedLastSeq)).seq, replayed: false }
     const contentDigest = contentDigestOf(payload)

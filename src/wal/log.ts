@@ -1,5 +1,4 @@
 // The engine's one entry point: open a directory, append, checkpoint, read, stage transactions.
-import type { EntryInput } from '../entry.js'
 import type {
   AppendConditions, AppendResult, BatchAppendResult, CheckpointResult, Durability, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions,
   SegmentStatus, WaitOptions
@@ -9,7 +8,7 @@ import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js
 import { ConsumerRegistry } from './consumers.js'
 import { DEFAULT_CONSUMER } from '../consumer-state.js'
 import {
-  assertConditions, assertSeq, ConsumerNotFoundError, IdempotencyKeyReusedError, InvalidArgumentError, InvalidTimeError, LogClosedError, LogFailedError, RangeAheadError,
+  assertSeq, ConsumerNotFoundError, IdempotencyKeyReusedError, InvalidArgumentError, InvalidTimeError, LogClosedError, LogFailedError, RangeAheadError,
   RangeGoneError
 } from '../errors.js'
 import { nodeFileIO, type FileIO } from './file-io.js'
@@ -18,12 +17,13 @@ import { KeyIndex, type IdempotencyLimits } from './idempotency.js'
 import { silentLogger, type WalLogger } from './logger.js'
 import { CommitSignal } from './commit-signal.js'
 import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type FollowTail, type FrameItem } from './log-reader.js'
-import { contentDigestOf, encodeBatch, encodeEntry, type EncodedPayload } from '../payload/payload.js'
+import { contentDigestOf, type EncodedPayload } from '../payload/payload.js'
 import { applyOpenPlan } from './open-apply.js'
 import { planOpen, type OpenPlan } from './open-plan.js'
 import { SegmentWriter } from './segment-writer.js'
 import { seekTime } from './seq-marks.js'
 import { TransactionManager, type TransactionLimits } from '../transactions.js'
+import { RecordWrites } from '../record-writes.js'
 
 export interface WalOptions {
   dir: string
@@ -79,7 +79,7 @@ export type WalStatus = LogStatus & { segments: SegmentStatus[] }
 /** The segment engine's reads: their chunks can always be handed back. */
 export type WalRead = LogRead & { recycle: (chunk: Buffer) => void }
 
-export class WriteAheadLog implements Log {
+export class WriteAheadLog extends RecordWrites implements Log {
   readonly transactions: TransactionManager
   readonly consumers: ConsumerRegistry
   /** Set once close has made everything queued durable: followers end after the last record. */
@@ -99,13 +99,14 @@ export class WriteAheadLog implements Log {
     private readonly queue: GroupCommitQueue,
     private readonly lock: DirLock,
     private readonly space: DiskSpaceGuard,
-    private readonly observer: LogObserver,
+    protected readonly observer: LogObserver,
     private readonly logger: WalLogger,
     private readonly commits: CommitSignal,
     private readonly keys: KeyIndex,
     private readonly now: () => number,
     consumers: OpenPlan['consumers']
   ) {
+    super()
     this.segmentsSeen = writer.segments.length
     this.consumers = new ConsumerRegistry({
       place: async payload => await queue.place(payload),
@@ -207,45 +208,12 @@ export class WriteAheadLog implements Log {
     return this.queue.isClosed ? 'closed' : 'ok'
   }
 
-  /** Resolves with the entry's seq once it is durable. */
-  async append (entry: EntryInput): Promise<number> {
-    return (await this.appendWith(entry, {})).seq
-  }
-
-  /** Appends entries as one atomic record (one seq); with a txId, as a committed transaction. */
-  async appendBatch (entries: readonly EntryInput[], txId?: string): Promise<number> {
-    return (await this.appendBatchRecord(entries, {}, txId)).seq
-  }
-
-  async appendWith (entry: EntryInput, conditions: AppendConditions): Promise<AppendResult> {
-    assertConditions(conditions)
-    const result = await this.appendRecord(encodeEntry(entry, conditions.idempotencyKey), conditions)
-    if (!result.replayed) this.observer.appended?.(entry.op, 1)
-    return result
-  }
-
-  async appendBatchWith (entries: readonly EntryInput[], conditions: AppendConditions): Promise<BatchAppendResult> {
-    return { ...await this.appendBatchRecord(entries, conditions), count: entries.length }
-  }
-
-  private async appendBatchRecord (entries: readonly EntryInput[], conditions: AppendConditions, txId?: string): Promise<AppendResult> {
-    assertConditions(conditions)
-    const result = await this.appendRecord(encodeBatch(entries, txId, conditions.idempotencyKey), conditions)
-    const { appended } = this.observer
-    if (appended !== undefined && !result.replayed) {
-      const counts = { insert: 0, update: 0, delete: 0 }
-      for (const entry of entries) counts[entry.op]++
-      for (const op of ['insert', 'update', 'delete'] as const) if (counts[op] > 0) appended(op, counts[op])
-    }
-    return result
-  }
-
   /**
    * Appends one encoded record under its conditions. A keyed record whose key the log remembers
    * is answered from the key's write (the same content) or refused (other content); one whose key
    * is in flight waits for that write, then is answered as if it came after it.
    */
-  private async appendRecord (payload: EncodedPayload, { idempotencyKey, expectedLastSeq }: AppendConditions): Promise<AppendResult> {
+  protected async appendRecord (payload: EncodedPayload, { idempotencyKey, expectedLastSeq }: AppendConditions): Promise<AppendResult> {
     if (idempotencyKey === undefined) return { seq: await this.enqueue(payload, expectedLastSeq), replayed: false }
     const contentDigest = contentDigestOf(payload)
     for (let pending = this.inFlight(idempotencyKey, contentDigest); pending !== undefined; pending = this.inFlight(idempotencyKey, contentDigest)) await pending
