@@ -26,6 +26,8 @@ export interface Load {
 export interface LoadTarget {
   url: string
   load: Load
+  /** Other instances of one service, loaded at the same time: the connections are split among them all. */
+  moreUrls?: string[]
 }
 
 /** A load some other tool drives (a peer such as Redis), measured in the same interleaved rounds. */
@@ -70,11 +72,28 @@ function wholeSeconds (seconds: number): number {
   return Math.max(1, Math.round(seconds))
 }
 
+/**
+ * One round against the target: a wrk per instance at once when it has several, their counts
+ * summed and their percentiles the higher of the instances'.
+ */
 async function run (target: LoadTarget, seconds: number, bodyFile: string): Promise<Round> {
-  const { load } = target
+  const urls = [target.url, ...target.moreUrls ?? []]
+  if (urls.length === 1) return await runOne(target.url, target.load, seconds, bodyFile)
+  const connections = Math.max(1, Math.round(target.load.connections / urls.length))
+  const rounds = await Promise.all(urls.map(async url => await runOne(url, { ...target.load, connections }, seconds, bodyFile)))
+  return {
+    ok: rounds.reduce((sum, r) => sum + r.ok, 0),
+    seconds: Math.max(...rounds.map(r => r.seconds)),
+    failures: rounds.reduce((sum, r) => sum + r.failures, 0),
+    p50Ms: Math.max(...rounds.map(r => r.p50Ms)),
+    p99Ms: Math.max(...rounds.map(r => r.p99Ms))
+  }
+}
+
+async function runOne (url: string, load: Load, seconds: number, bodyFile: string): Promise<Round> {
   const { stdout } = await promisify(execFile)('wrk', [
     '--threads', '1', '--connections', String(load.connections), '--duration', `${wholeSeconds(seconds)}s`,
-    '--timeout', '10s', '--script', WRK_SCRIPT, target.url + load.path
+    '--timeout', '10s', '--script', WRK_SCRIPT, url + load.path
   ], { env: { ...process.env, VECWAL_BENCH_CONTENT_TYPE: load.contentType, VECWAL_BENCH_BODY_FILE: bodyFile, VECWAL_BENCH_UNIQUE_HEADER: load.uniqueHeader ?? '' }, timeout: (wholeSeconds(seconds) + 30) * 1000 })
   const match = SUMMARY.exec(stdout)
   if (match === null) throw new Error(`wrk printed no summary:\n${stdout}`)

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util'
 import { WAL_DEFAULTS } from '../src/wal/log.js'
 
-const SCENARIO_GROUPS = ['P1', 'P2', 'P3', 'P4', 'P5'] as const
+const SCENARIO_GROUPS = ['P1', 'P2', 'P3', 'P4', 'P5', 'PJ'] as const
 export type ScenarioGroup = (typeof SCENARIO_GROUPS)[number]
 
 export interface BenchOptions {
@@ -35,7 +35,8 @@ export const USAGE = `node dist/bench/run.js [options]
                  so each round lasts S/N rounded, at least 1)
   --warmup S     seconds of warm-up load before each (default 2)
   --rounds N     compared loads run interleaved in N rounds of S/N seconds (default 5)
-  --only LIST    scenario groups to run, e.g. P1,P2 (default P1,P2,P3,P4,P5)
+  --only LIST    scenario groups to run, e.g. P1,P2 (default P1,P2,P3,P4,P5,PJ; PJ starts a 3-node
+                 nats-server cluster on 127.0.0.1)
   --profile DIR  start each service child with --cpu-prof, writing <scenario>.cpuprofile into DIR
   --quick        one-second loads, tiny logs: checks that the bench runs, measures nothing
   --help         this text

@@ -3,6 +3,7 @@
 import os from 'node:os'
 import { followScenarios } from './follow-scenarios.js'
 import { batchIngest, singleInserts } from './ingest-scenarios.js'
+import { jetstreamScenarios } from './jetstream-scenarios.js'
 import { parseOptions, USAGE, type BenchOptions, type ScenarioGroup } from './options.js'
 import { open, READ_NOTES, recovery } from './read-scenarios.js'
 import { markdownTable, type Row } from './table.js'
@@ -12,7 +13,8 @@ const GROUPS: Record<ScenarioGroup, (options: BenchOptions) => Promise<Row[]>> =
   P2: batchIngest,
   P3: recovery,
   P4: open,
-  P5: followScenarios
+  P5: followScenarios,
+  PJ: jetstreamScenarios
 }
 
 /**
