@@ -20,10 +20,10 @@ import { encodeCheckpoint, encodeConsumer, type EncodedPayload } from '../payloa
 import { messageRecord, TYPE_HEADER } from './stream-reader.js'
 
 /** The header restating a consumer's start on each message of its subject. */
-export const START_HEADER = 'Vecwal-Consumer-Start'
+const START_HEADER = 'Vecwal-Consumer-Start'
 
 /** The prefix of the consumers' subjects. */
-export function consumerSubjectPrefix (stream: string): string {
+function consumerSubjectPrefix (stream: string): string {
   return `vecwal.${stream}.consumer.`
 }
 
