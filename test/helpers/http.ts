@@ -34,6 +34,11 @@ export function useJetStream (servers: string[]): void {
   jetstreamServers = servers
 }
 
+/** True after useJetStream: for the few assertions where the backends rightly differ (README: JetStream). */
+export function onJetStream (): boolean {
+  return jetstreamServers !== undefined
+}
+
 /**
  * Starts the service with VECWAL_* overrides; it is stopped at teardown, and its directory removed
  * unless the caller passed one. `overrides` puts a file layer of the test's choosing under the engine.

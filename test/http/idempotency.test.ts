@@ -3,7 +3,7 @@
 // a bad header, keys kept across a restart, the metrics, and OpenAPI's 412 and 422.
 import fc from 'fast-check'
 import t from 'tap'
-import { assertError, lastSeq, recoverAll, sampleEntry, startTestService, type TestService } from '../helpers/http.js'
+import { assertError, lastSeq, onJetStream, recoverAll, sampleEntry, startTestService, type TestService } from '../helpers/http.js'
 
 const printableKey = fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map(c => String.fromCharCode(c)), minLength: 1, maxLength: 255 })
 
@@ -95,5 +95,6 @@ t.test('VECWAL_IDEMPOTENCY_MAX_KEYS: past it the oldest key is evicted and count
   t.match(metrics, /^vecwal_idempotency_keys 2$/m)
   t.match(metrics, /^vecwal_idempotency_keys_evicted_total 1$/m)
   t.equal((await service.call('POST', '/v1/entries', sampleEntry(0), { 'idempotency-key': 'k0' })).status, 201)
-  t.equal(await lastSeq(service), 4, 'the evicted key wrote again')
+  if (onJetStream()) t.equal(await lastSeq(service), 3, 'on JetStream the key lives on in the stream\'s duplicate window: the cap bounds only what the instance counts')
+  else t.equal(await lastSeq(service), 4, 'the evicted key wrote again')
 })
