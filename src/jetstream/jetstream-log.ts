@@ -341,6 +341,9 @@ export class JetStreamLog extends RecordWrites implements Log {
     }
     if (ack.seq > this.known.lastSeq) this.grew(ack.seq)
     if (!ack.duplicate) {
+      // Counted at once for lag in bytes (the payload only: the next poll brings the stream's own count).
+      this.known.messages++
+      this.known.bytes += bytes
       this.observer.synced?.((performance.now() - started) / 1000)
       this.observer.committed?.(1, bytes)
     }
@@ -374,6 +377,8 @@ export class JetStreamLog extends RecordWrites implements Log {
     this.assertOpen()
     const { purged } = await this.jsm.streams.purge(this.stream, { seq })
     if (seq > this.known.firstSeq) this.known.firstSeq = seq
+    // The bytes the purge freed: the stream's count, for status and lag, now rather than at the next poll.
+    await this.refreshExtent().catch(() => {})
     return purged
   }
 

@@ -1,7 +1,8 @@
 // The HTTP contract on the JetStream backend: suites written for any backend (transactions,
-// msgpack bodies and reads, idempotency keys and conditional appends) run here against services
-// on a 3-node cluster on 127.0.0.1, each on a fresh R3 stream (onJetStream marks the one
-// assertion where the backends rightly differ: a key past the instance's cap); then what differs on this backend: the status
+// msgpack bodies and reads, idempotency keys and conditional appends, consumers, follow reads) run
+// here against services on a 3-node cluster on 127.0.0.1, each on a fresh R3 stream (onJetStream
+// marks where the backends rightly differ: a key past the instance's cap, segment rotation,
+// VECWAL_RETAIN_MAX_BYTES, the failed state); then what differs on this backend: the status
 // (no segments, durability quorum), retention by purge (410 below the checkpoint); followers and
 // consumers served by either of two instances.
 import fc from 'fast-check'
@@ -18,6 +19,8 @@ useJetStream(cluster.servers)
 await import('../http/transactions.test.js')
 await import('../http/msgpack.test.js')
 await import('../http/idempotency.test.js')
+await import('../http/consumers.test.js')
+await import('../http/follow.test.js')
 
 t.test('GET /v1/status on JetStream: the documented fields, no segments, durability quorum, bytes of the stream', async t => {
   const service = await startTestService(t)
