@@ -64,7 +64,9 @@ t.test('past retainMaxBytes retention passes a stalled consumer: it reads 410 na
     if (log.lastSeq % 10 === 0) await log.consumers.checkpoint('keeping-up')
   }
   const status = log.status()
-  t.ok(status.bytes <= 8 * 1024 + 1024 + 1024, `the log holds ${status.bytes} bytes, about the cap`)
+  // Retention runs as each segment starts and never deletes the newest, which has grown since.
+  const sealed = status.bytes - (status.segments.at(-1)?.bytes ?? 0)
+  t.ok(sealed <= 8 * 1024, `the sealed segments hold ${sealed} bytes, within the cap`)
   const oldest = status.segments[0].firstSeq
   t.match(log.consumers.get('stalled'), { checkpoint: 0, passedByRetention: true }, 'its checkpoint stays where it was, marked passed')
   t.match(log.consumers.get('keeping-up'), { passedByRetention: false })
@@ -94,6 +96,7 @@ t.test('timestamps never decrease, whatever the clock does, and since finds exac
       await log.close()
       return true
     }), { numRuns: 25 })
+  t.pass('for 25 generated clocks, timestamps never decreased and since found exactly the records at or after it')
 })
 
 t.test('the newest timestamp is recovered at open: a clock set back after a restart stamps no earlier record', async t => {
