@@ -73,6 +73,7 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
       if (log.lastSeq !== sent.length || log.status().lastSeq !== sent.length) throw new Error('lastSeq is not the last seq given')
       return true
     }), { numRuns: 15 })
+    t.pass('held for 15 generated cases')
   })
 
   t.test('a batch is one record under one seq, all its entries in order, its txId kept', async t => {
@@ -91,6 +92,7 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
       })
       return true
     }), { numRuns: 10 })
+    t.pass('held for 10 generated cases')
   })
 
   t.test('checkpoints: never backwards, never ahead, the last seq by default; reads start after the checkpoint and leave checkpoint records out', async t => {
@@ -210,6 +212,7 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
       if (record.op !== 'batch' || 'idempotencyKey' in record || 'contentDigest' in record) throw new Error('the read shows the keys')
       return true
     }), { numRuns: 10 })
+    t.pass('held for 10 generated cases')
   })
 
   t.test('a repeat while the first is in flight waits for it and gets its answer', async t => {
@@ -284,6 +287,7 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
       if (seqs.join() !== Array.from({ length: all }, (_, i) => i + 1).join()) throw new Error(`the follower got ${seqs.join()} of 1..${all}`)
       return true
     }), { numRuns: 10 })
+    t.pass('held for 10 generated cases')
   })
 
   t.test('follow: a failed log ends a follower with WAL_FAILED, after the records that were durable', failing, async t => {
