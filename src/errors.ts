@@ -242,11 +242,11 @@ export class InvalidTimeError extends WalError {
   }
 }
 
-/** The log's last seq was not the one the write expected when its seq was to be assigned. */
+/** The seq of the log's last entry record was not the one the write expected when its seq was to be assigned. */
 export class SeqMismatchError extends WalError {
   readonly lastSeq: number
   constructor (expected: number, lastSeq: number) {
-    super('WAL_SEQ_MISMATCH', `the last seq is ${lastSeq}, not the expected ${expected}; nothing was written`)
+    super('WAL_SEQ_MISMATCH', `the last entry record's seq is ${lastSeq}, not the expected ${expected}; nothing was written`)
     this.lastSeq = lastSeq
   }
 }

@@ -147,7 +147,7 @@ export const ConsumerStatusSchema = Type.Object({
   name: ConsumerNameSchema,
   checkpoint: Type.Integer({ description: 'everything up to this seq is persisted by the consumer' }),
   start: Type.Integer({ description: 'the checkpoint it was created at' }),
-  lagSeqs: Type.Integer({ description: 'the last seq minus the checkpoint' }),
+  lagSeqs: Type.Integer({ description: 'the seq of the last entry record (checkpoint and consumer records aside) minus the checkpoint, 0 if not above it: 0 once the consumer has every entry' }),
   lagBytes: Type.Integer({ description: 'bytes of the log after the checkpoint, counted from the sparse index: exact to within 1 MiB (a backend without byte counts: 0)' }),
   checkpointedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'when it last checkpointed (RFC 3339), null if never' }),
   passedByRetention: Type.Boolean({ description: 'VECWAL_RETAIN_MAX_BYTES let retention delete records after its checkpoint: reading from it answers 410' })
@@ -180,9 +180,10 @@ export interface AppendConditions {
    */
   idempotencyKey?: string
   /**
-   * Written only if the log's last seq is exactly this when the record's seq is assigned (in
-   * commit order); otherwise refused with WAL_SEQ_MISMATCH, whose error carries `lastSeq`. A
-   * replay is answered whatever the last seq is now.
+   * Written only if the seq of the log's last entry record (checkpoint and consumer records, the
+   * log's own, aside) is exactly this when the record's seq is assigned (in commit order);
+   * otherwise refused with WAL_SEQ_MISMATCH, whose error carries that seq as `lastSeq`. A replay
+   * is answered whatever the log holds now.
    */
   expectedLastSeq?: number
 }
@@ -195,7 +196,7 @@ export interface AppendResult {
 
 export type BatchAppendResult = AppendResult & { count: number }
 
-/** WAL_SEQ_MISMATCH's error carries the log's last seq when the condition was checked. */
+/** WAL_SEQ_MISMATCH's error carries the seq of the log's last entry record when the condition was checked. */
 export interface SeqMismatch { code: 'WAL_SEQ_MISMATCH', lastSeq: number }
 
 /** Transactions stage entries in memory and commit them as one batch record. */

@@ -23,7 +23,7 @@ export interface paths {
                 header?: {
                     /** @description 1 to 255 printable ASCII characters. A repeat with the same key and the same content is answered as the first write was (Idempotent-Replayed: true) and writes nothing; with other content, 422 WAL_IDEMPOTENCY_KEY_REUSED. Remembered for VECWAL_IDEMPOTENCY_WINDOW while the record is retained */
                     "idempotency-key"?: string;
-                    /** @description write only if the log's last seq is exactly this when the record's seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with the last seq */
+                    /** @description write only if the seq of the log's last entry record (checkpoint and consumer records aside) is exactly this when the record's seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with that seq */
                     "vecwal-expected-last-seq"?: number;
                 };
                 path?: never;
@@ -101,7 +101,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description WAL_SEQ_MISMATCH: the last seq was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give the last seq */
+                /** @description WAL_SEQ_MISMATCH: the seq of the last entry record (checkpoint and consumer records aside) was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give it */
                 412: {
                     headers: {
                         [name: string]: unknown;
@@ -114,7 +114,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -132,7 +132,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -150,7 +150,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -168,7 +168,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -200,7 +200,7 @@ export interface paths {
                 header?: {
                     /** @description 1 to 255 printable ASCII characters. A repeat with the same key and the same content is answered as the first write was (Idempotent-Replayed: true) and writes nothing; with other content, 422 WAL_IDEMPOTENCY_KEY_REUSED. Remembered for VECWAL_IDEMPOTENCY_WINDOW while the record is retained */
                     "idempotency-key"?: string;
-                    /** @description write only if the log's last seq is exactly this when the record's seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with the last seq */
+                    /** @description write only if the seq of the log's last entry record (checkpoint and consumer records aside) is exactly this when the record's seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with that seq */
                     "vecwal-expected-last-seq"?: number;
                 };
                 path?: never;
@@ -283,7 +283,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description WAL_SEQ_MISMATCH: the last seq was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give the last seq */
+                /** @description WAL_SEQ_MISMATCH: the seq of the last entry record (checkpoint and consumer records aside) was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give it */
                 412: {
                     headers: {
                         [name: string]: unknown;
@@ -296,7 +296,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -314,7 +314,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -332,7 +332,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -350,7 +350,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -406,7 +406,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -424,7 +424,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -491,7 +491,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -509,7 +509,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -541,7 +541,7 @@ export interface paths {
                 header?: {
                     /** @description 1 to 255 printable ASCII characters. A repeat with the same key and the same content is answered as the first write was (Idempotent-Replayed: true) and writes nothing; with other content, 422 WAL_IDEMPOTENCY_KEY_REUSED. Remembered for VECWAL_IDEMPOTENCY_WINDOW while the record is retained */
                     "idempotency-key"?: string;
-                    /** @description write only if the log's last seq is exactly this when the record's seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with the last seq */
+                    /** @description write only if the seq of the log's last entry record (checkpoint and consumer records aside) is exactly this when the record's seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with that seq */
                     "vecwal-expected-last-seq"?: number;
                 };
                 path: {
@@ -563,7 +563,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description WAL_SEQ_MISMATCH: the last seq was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give the last seq */
+                /** @description WAL_SEQ_MISMATCH: the seq of the last entry record (checkpoint and consumer records aside) was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give it */
                 412: {
                     headers: {
                         [name: string]: unknown;
@@ -576,7 +576,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -594,7 +594,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -612,7 +612,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -630,7 +630,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -689,7 +689,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -707,7 +707,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -780,7 +780,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -798,7 +798,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -847,7 +847,7 @@ export interface paths {
                             checkpoint: number;
                             /** @description the checkpoint it was created at */
                             start: number;
-                            /** @description the last seq minus the checkpoint */
+                            /** @description the seq of the last entry record (checkpoint and consumer records aside) minus the checkpoint, 0 if not above it: 0 once the consumer has every entry */
                             lagSeqs: number;
                             /** @description bytes of the log after the checkpoint, counted from the sparse index: exact to within 1 MiB (a backend without byte counts: 0) */
                             lagBytes: number;
@@ -871,7 +871,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -889,7 +889,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -936,7 +936,7 @@ export interface paths {
                             checkpoint: number;
                             /** @description the checkpoint it was created at */
                             start: number;
-                            /** @description the last seq minus the checkpoint */
+                            /** @description the seq of the last entry record (checkpoint and consumer records aside) minus the checkpoint, 0 if not above it: 0 once the consumer has every entry */
                             lagSeqs: number;
                             /** @description bytes of the log after the checkpoint, counted from the sparse index: exact to within 1 MiB (a backend without byte counts: 0) */
                             lagBytes: number;
@@ -960,7 +960,7 @@ export interface paths {
                             checkpoint: number;
                             /** @description the checkpoint it was created at */
                             start: number;
-                            /** @description the last seq minus the checkpoint */
+                            /** @description the seq of the last entry record (checkpoint and consumer records aside) minus the checkpoint, 0 if not above it: 0 once the consumer has every entry */
                             lagSeqs: number;
                             /** @description bytes of the log after the checkpoint, counted from the sparse index: exact to within 1 MiB (a backend without byte counts: 0) */
                             lagBytes: number;
@@ -984,7 +984,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -1002,7 +1002,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -1046,7 +1046,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -1064,7 +1064,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -1107,7 +1107,7 @@ export interface paths {
                                 checkpoint: number;
                                 /** @description the checkpoint it was created at */
                                 start: number;
-                                /** @description the last seq minus the checkpoint */
+                                /** @description the seq of the last entry record (checkpoint and consumer records aside) minus the checkpoint, 0 if not above it: 0 once the consumer has every entry */
                                 lagSeqs: number;
                                 /** @description bytes of the log after the checkpoint, counted from the sparse index: exact to within 1 MiB (a backend without byte counts: 0) */
                                 lagBytes: number;
@@ -1132,7 +1132,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -1150,7 +1150,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -1228,7 +1228,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -1246,7 +1246,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -1268,7 +1268,7 @@ export interface paths {
         };
         /**
          * Stream the records after a seq, as NDJSON, msgpack or Server-Sent Events; follow the log, or long-poll
-         * @description In seq order, checkpoint records left out. NDJSON unless the Accept header names `application/msgpack` or `text/event-stream` at least as highly: msgpack is concatenated maps with the same keys, vectors as msgpackr's Float32Array extension; SSE is one event a record, `id: <seq>` and `data: <the NDJSON line>`, after a first `retry: 1000`, and ends with `event: end` (`data: {"end":"complete"}` for a read that does not follow). SSE takes the `Last-Event-ID` header, which wins over `after`. It starts after `after`, else after the checkpoint of `consumer`, else (with `since`) at the oldest retained record, else after the consumer `default`'s checkpoint; with `since`, only the records stamped at or after that moment. X-Vecwal-Last-Seq is the last durable seq when the stream starts; a stream that does not follow ends there. `follow=true` keeps the stream open past it, sending each new record once it is durable, a heartbeat every VECWAL_HEARTBEAT_MS of silence (NDJSON: an empty line; msgpack: a nil byte 0xc0; SSE: the comment `: heartbeat`), and a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"}` (failed with the code and message). `wait=S` (a read that does not follow) waits up to S seconds for a first record after the start, then answers. 410 if the start lies before the oldest retained record (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. 503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.
+         * @description In seq order, checkpoint records left out. NDJSON unless the Accept header names `application/msgpack` or `text/event-stream` at least as highly: msgpack is concatenated maps with the same keys, vectors as msgpackr's Float32Array extension; SSE is one event a record, `id: <seq>` and `data: <the NDJSON line>`, after a first `retry: 1000`, and ends with `event: end` (`data: {"end":"complete"}` for a read that does not follow). SSE takes the `Last-Event-ID` header, which wins over `after`. It starts after `after`, else after the checkpoint of `consumer`, else (with `since`) at the oldest retained record, else after the consumer `default`'s checkpoint; with `since`, only the records stamped at or after that moment. X-Vecwal-Last-Seq is the last durable seq when the stream starts; a stream that does not follow ends there. `follow=true` keeps the stream open past it, sending each new record once it is durable, a heartbeat every VECWAL_HEARTBEAT_MS of silence (NDJSON: an empty line; msgpack: a nil byte 0xc0; SSE: the comment `: heartbeat`), and a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"|"gone"}` (failed and gone with the code and message). `wait=S` (a read that does not follow) waits up to S seconds for a first record after the start, then answers. 410 if the start lies before the oldest retained record (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. 503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.
          */
         get: {
             parameters: {
@@ -1323,7 +1323,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -1341,7 +1341,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };
@@ -1504,7 +1504,7 @@ export interface paths {
                             error: string;
                             /** @description what is wrong, naming the field */
                             message: string;
-                            /** @description WAL_SEQ_MISMATCH only: the log's last seq when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
                             lastSeq?: number;
                         };
                     };

@@ -112,7 +112,7 @@ export function createMetrics (status: () => LogStatus | undefined, consumers: (
     })
   }
   consumerGauge('vecwal_consumer_checkpoint_seq', 'The consumer\'s checkpoint', c => c.checkpoint)
-  consumerGauge('vecwal_consumer_lag_seqs', 'The last seq minus the consumer\'s checkpoint', c => c.lagSeqs)
+  consumerGauge('vecwal_consumer_lag_seqs', 'The seq of the last entry record minus the consumer\'s checkpoint (checkpoint and consumer records aside)', c => c.lagSeqs)
   consumerGauge('vecwal_consumer_lag_bytes', 'Bytes of the log after the consumer\'s checkpoint (exact to within 1 MiB)', c => c.lagBytes)
   consumerGauge('vecwal_consumer_passed_by_retention', '1 once VECWAL_RETAIN_MAX_BYTES let retention delete records the consumer has not checkpointed', c => c.passedByRetention ? 1 : 0)
 

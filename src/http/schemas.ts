@@ -30,7 +30,7 @@ export const ErrorResponse = Type.Object({
   code: Type.String({ description: 'stable, one per cause' }),
   error: Type.String(),
   message: Type.String({ description: 'what is wrong, naming the field' }),
-  lastSeq: Type.Optional(Type.Integer({ description: 'WAL_SEQ_MISMATCH only: the log\'s last seq when the condition was checked (also in the Vecwal-Last-Seq header)' }))
+  lastSeq: Type.Optional(Type.Integer({ description: 'WAL_SEQ_MISMATCH only: the seq of the log\'s last entry record when the condition was checked (also in the Vecwal-Last-Seq header)' }))
 }, { title: 'Error' })
 
 /**
@@ -46,7 +46,7 @@ export const WriteHeaders = Type.Object({
   })),
   'vecwal-expected-last-seq': Type.Optional(Type.Integer({
     ...SAFE_SEQ,
-    description: 'write only if the log\'s last seq is exactly this when the record\'s seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with the last seq'
+    description: 'write only if the seq of the log\'s last entry record (checkpoint and consumer records aside) is exactly this when the record\'s seq is assigned; otherwise 412 WAL_SEQ_MISMATCH with that seq'
   }))
 })
 

@@ -17,6 +17,8 @@ import { bytesAfter } from './seq-marks.js'
 export interface ConsumerHost {
   place: (payload: EncodedPayload) => Promise<Placed>
   readonly lastSeq: number
+  /** The seq of the last entry record: lag counts entry records only, not the log's own. */
+  readonly lastEntrySeq: number
   /** Oldest first; the last one is being written. */
   readonly segments: readonly SegmentInfo[]
   /** Runs retention after a consumer moved or went. */
@@ -110,6 +112,8 @@ export class ConsumerRegistry implements Consumers {
     const moved = await this.serial(async () => {
       const known = this.states.get(name)
       if (known === undefined && name !== DEFAULT_CONSUMER) throw new ConsumerNotFoundError(name)
+      // `default` comes into being here, and counts against the cap like any other.
+      if (known === undefined && this.states.size >= MAX_CONSUMERS) throw new ConsumerLimitError(MAX_CONSUMERS)
       const to = seq ?? this.host.lastSeq
       const current = known?.checkpoint ?? 0
       if (to < current) throw new CheckpointBackwardsError(to, current)
@@ -141,7 +145,7 @@ export class ConsumerRegistry implements Consumers {
   }
 
   private withLag (summary: ConsumerSummary): ConsumerStatus {
-    const { lastSeq, segments } = this.host
-    return { ...summary, lagSeqs: Math.max(lastSeq - summary.checkpoint, 0), lagBytes: bytesAfter(segments, summary.checkpoint) }
+    const { lastEntrySeq, segments } = this.host
+    return { ...summary, lagSeqs: Math.max(lastEntrySeq - summary.checkpoint, 0), lagBytes: bytesAfter(segments, summary.checkpoint) }
   }
 }

@@ -3,7 +3,7 @@
 // its seq. While one batch is being synced the next one forms, so under load an fsync is shared by
 // as many appends as arrive during it, and with no load an append waits for no timer.
 import { LogClosedError, LogFailedError, QueueFullError, RecordTooLargeError, SegmentUnavailableError, SeqMismatchError } from '../errors.js'
-import { MAX_PAYLOAD_BYTES, MAX_RECORDS_PER_WRITE, RECORD_HEADER_BYTES } from './format.js'
+import { isBookkeeping, MAX_PAYLOAD_BYTES, MAX_RECORDS_PER_WRITE, RECORD_HEADER_BYTES } from './format.js'
 import type { EncodedPayload } from '../payload/payload.js'
 import type { SegmentWriter } from './segment-writer.js'
 
@@ -20,6 +20,8 @@ export interface GroupCommitOptions {
   onSettled?: () => void
   /** The wall clock, in ms since the epoch; tests may replace it. */
   clock?: () => number
+  /** The seq of the last durable entry record when the queue starts (the opener's scan found it). */
+  lastEntrySeq?: number
 }
 
 /** Where a record went: its seq, and the timestamp its frame holds. */
@@ -45,9 +47,16 @@ export class GroupCommitQueue {
   private closed = false
 
   private readonly clock: () => number
+  private entrySeq: number
 
   constructor (private readonly writer: SegmentWriter, private readonly options: GroupCommitOptions) {
     this.clock = options.clock ?? Date.now
+    this.entrySeq = options.lastEntrySeq ?? 0
+  }
+
+  /** The seq of the last durable entry record (an entry or batch, not a checkpoint or consumer record), 0 if the log holds none. */
+  get lastEntrySeq (): number {
+    return this.entrySeq
   }
 
   /** Bytes queued or being written. */
@@ -110,6 +119,7 @@ export class GroupCommitQueue {
         const { firstSeq, timestamp } = await this.writer.append(payloads, this.clock())
         this.bytes -= bytes
         this.options.onCommit?.(batch.length, bytes)
+        this.noteEntries(batch, firstSeq, batch.length)
         for (let i = 0; i < batch.length; i++) batch[i].resolve({ seq: firstSeq + i, timestamp })
       } catch (err) {
         this.bytes -= bytes
@@ -118,6 +128,7 @@ export class GroupCommitQueue {
           // before it are durable and get their seqs.
           const durable = err.durableRecords
           if (durable > 0) this.options.onCommit?.(durable, batch.slice(0, durable).reduce((sum, w) => sum + w.size, 0))
+          this.noteEntries(batch, err.firstSeq, durable)
           for (let i = 0; i < batch.length; i++) {
             if (i < durable) batch[i].resolve({ seq: err.firstSeq + i, timestamp: this.writer.lastTimestamp })
             else batch[i].reject(err)
@@ -140,7 +151,20 @@ export class GroupCommitQueue {
     this.draining = undefined
   }
 
+  /** The first `durable` records of `batch`, from `firstSeq` on, are durable: the last entry among them is the last entry record. */
+  private noteEntries (batch: readonly Waiting[], firstSeq: number, durable: number): void {
+    for (let i = durable - 1; i >= 0; i--) {
+      if (!isBookkeeping(batch[i].payload.type)) {
+        this.entrySeq = firstSeq + i
+        return
+      }
+    }
+  }
+
   private takeBatch (): Waiting[] {
+    // The seq of the last entry record before the one being placed: the condition of a
+    // conditional append. Checkpoint and consumer records, the log's own, do not count.
+    let lastEntrySeq = this.entrySeq
     let count = 0
     let bytes = 0
     const { maxBatchBytes } = this.options
@@ -150,14 +174,14 @@ export class GroupCommitQueue {
       const waiting = this.waiting[count]
       const { size, expectedLastSeq } = waiting
       if (count > 0 && bytes + size > maxBatchBytes) break
-      // Its seq is assigned here: the one after everything written and taken before it.
-      const lastSeq = this.writer.lastSeq + count
-      if (expectedLastSeq !== undefined && expectedLastSeq !== lastSeq) {
+      if (expectedLastSeq !== undefined && expectedLastSeq !== lastEntrySeq) {
         this.waiting.splice(count, 1)
         this.bytes -= size
-        waiting.reject(new SeqMismatchError(expectedLastSeq, lastSeq))
+        waiting.reject(new SeqMismatchError(expectedLastSeq, lastEntrySeq))
         continue
       }
+      // Its seq is assigned here: the one after everything written and taken before it.
+      if (!isBookkeeping(waiting.payload.type)) lastEntrySeq = this.writer.lastSeq + count + 1
       bytes += size
       count++
     }

@@ -12,6 +12,7 @@ import { decodeBody } from '../records/record-object.js'
 import { checkRecordBody } from '../records/record-shape.js'
 import type { LogRecord } from '../log.js'
 import type { SegmentInfo } from './open-plan.js'
+import { markAtOrBefore } from './seq-marks.js'
 
 export interface ReadRange {
   /** The first seq wanted. */
@@ -56,12 +57,20 @@ function segmentHolding (segments: readonly SegmentInfo[], seq: number): Segment
   return undefined
 }
 
-/** Resolves with true when `signal` is aborted, never without one. */
-function abortedPromise (signal: AbortSignal | undefined): Promise<boolean> {
+/**
+ * Resolves with false at `changed`, with true if `signal` aborts first. Each wait listens to the
+ * signal only while it lasts: one promise raced at every wake would gather a reaction a commit.
+ */
+function changedOrAborted (changed: Promise<void>, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal === undefined) return changed.then(() => false)
+  if (signal.aborted) return Promise.resolve(true)
   return new Promise(resolve => {
-    if (signal === undefined) return
-    if (signal.aborted) resolve(true)
-    else signal.addEventListener('abort', () => { resolve(true) }, { once: true })
+    const onAbort = (): void => { resolve(true) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    void changed.then(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve(false)
+    })
   })
 }
 
@@ -82,7 +91,6 @@ export function readFrames (io: FileIO, dir: string, segments: readonly SegmentI
 export function readFrames (io: FileIO, dir: string, segments: readonly SegmentInfo[], range: ReadRange): AsyncGenerator<FrameItem>
 export async function * readFrames (io: FileIO, dir: string, segments: readonly SegmentInfo[], range: ReadRange): AsyncGenerator<FrameItem> {
   const { follow } = range
-  const aborted = abortedPromise(follow?.signal)
   let next = range.from
   let yielded = 0
   while (next <= range.to && yielded < range.limit) {
@@ -91,8 +99,11 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
     const segment = segmentHolding(segments, next) ?? (follow !== undefined && next === active.lastSeq + 1 ? active : undefined)
     if (segment === undefined) throw new RangeGoneError(next - 1, segments[0]?.baseSeq ?? next)
     const atEnd = next === segment.lastSeq + 1
+    // Reading begins at the last mark at or before `next` (at most MARK_BYTES before it), not at
+    // the segment's first record.
+    const mark = atEnd ? undefined : segment.marks[markAtOrBefore(segment.marks, next)]
     // A snapshot: bytes past it may be mid-write, and the records up to it are durable.
-    const start = atEnd ? segment.bytes : SEGMENT_HEADER_BYTES
+    const start = atEnd ? segment.bytes : mark?.offset ?? SEGMENT_HEADER_BYTES
     let fd: number
     try {
       fd = await io.openRead(path.join(dir, segment.name))
@@ -102,7 +113,7 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
     }
     try {
       const frames = new FrameReader(io, fd, start, segment.bytes)
-      let expected = atEnd ? next : segment.baseSeq
+      let expected = atEnd ? next : mark?.seq ?? segment.baseSeq
       let flushed = false
       for (;;) {
         if (follow?.signal?.aborted === true) return
@@ -125,7 +136,7 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
           if (stopped === 'closed') return
           if (stopped !== undefined) throw new LogFailedError(stopped)
           follow.waiting = true
-          const abort = await Promise.race([changed.then(() => false), aborted])
+          const abort = await changedOrAborted(changed, follow.signal)
           follow.waiting = false
           if (abort) return
           flushed = false

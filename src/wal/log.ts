@@ -111,6 +111,7 @@ export class WriteAheadLog extends RecordWrites implements Log {
     this.consumers = new ConsumerRegistry({
       place: async payload => await queue.place(payload),
       get lastSeq () { return writer.lastSeq },
+      get lastEntrySeq () { return queue.lastEntrySeq },
       segments: writer.segments,
       retain: async () => { await this.applyRetention() },
       deletedSegments: () => this.deletedSegments
@@ -170,6 +171,7 @@ export class WriteAheadLog extends RecordWrites implements Log {
         maxBatchBytes: settings.maxBatchBytes,
         maxBatchRecords: settings.maxBatchRecords,
         clock: options.clock,
+        lastEntrySeq: plan.lastEntrySeq,
         onCommit: (records, bytes) => {
           space.spent(bytes)
           committed?.(records, bytes)
@@ -330,6 +332,7 @@ export class WriteAheadLog extends RecordWrites implements Log {
         } finally {
           this.carrying = false
         }
+        if (this.queue.isClosed) return 0
         const gone = await this.writer.deleteOldest(count)
         const oldest = this.writer.segments[0].baseSeq
         for (const name of this.consumers.passed(oldest)) {
@@ -366,12 +369,9 @@ export class WriteAheadLog extends RecordWrites implements Log {
     const { since } = options
     if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) throw new InvalidTimeError(since)
     const oldest = this.writer.segments[0].baseSeq
-    let start = options.after
-    if (start === undefined && options.consumer !== undefined) {
-      start = this.consumers.checkpointOf(options.consumer)
-      if (start === undefined) throw new ConsumerNotFoundError(options.consumer)
-    }
-    const after = start ?? (since === undefined ? this.checkpointSeq : oldest - 1)
+    const consumerCheckpoint = options.consumer === undefined ? this.checkpointSeq : this.consumers.checkpointOf(options.consumer)
+    if (consumerCheckpoint === undefined) throw new ConsumerNotFoundError(options.consumer as string)
+    const after = options.after ?? (options.consumer !== undefined || since === undefined ? consumerCheckpoint : oldest - 1)
     assertSeq('after', after)
     if (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 1)) throw new InvalidArgumentError('limit', options.limit)
     const lastSeq = this.lastSeq
@@ -393,7 +393,7 @@ export class WriteAheadLog extends RecordWrites implements Log {
     const chunks = new ChunkPool()
     return {
       caughtUp: () => follow?.waiting ?? false,
-      checkpoint: options.consumer === undefined ? this.checkpointSeq : after,
+      checkpoint: consumerCheckpoint,
       lastSeq,
       records: readRecords(frames()),
       ndjson: readNdjson(frames(), chunks),
@@ -421,7 +421,9 @@ export class WriteAheadLog extends RecordWrites implements Log {
       for (;;) {
         // Taken before the log is looked at, so that a commit in between is not missed.
         const changed = this.commits.next()
-        if (done || this.lastSeq !== after || signal?.aborted === true || this.stopped() !== undefined) return
+        // An entry record after `after`; checkpoint and consumer records, which reads leave out, do not
+        // answer a long poll. Past the last seq, the read that follows says why.
+        if (done || after > this.lastSeq || this.queue.lastEntrySeq > after || signal?.aborted === true || this.stopped() !== undefined) return
         await Promise.race([changed, over])
       }
     } finally {

@@ -54,6 +54,8 @@ export interface OpenPlan {
   checkpoint: number
   /** The timestamp of the last kept record, 0 if none: the next may not be earlier. */
   lastTimestamp: number
+  /** The seq of the last kept entry record (not a checkpoint or consumer record), 0 if none. */
+  lastEntrySeq: number
   /** The seq the next record gets. */
   nextSeq: number
   /** Damage that refuses to open without the repair option; `steps` are then the repair's. */
@@ -81,6 +83,7 @@ export async function planOpen (io: FileIO, dir: string, keyed?: KeyedRecordSink
   const steps: OpenStep[] = []
   const consumers = new Map<string, ConsumerState>()
   let lastTimestamp = 0
+  let lastEntrySeq = 0
   let corruption: Corruption | undefined
 
   for (let i = 0; i < files.length && corruption === undefined; i++) {
@@ -111,6 +114,7 @@ export async function planOpen (io: FileIO, dir: string, keyed?: KeyedRecordSink
           segments.push(kept)
           for (const change of scan.consumerChanges) applyConsumerChange(consumers, change)
           if (scan.lastTimestamp > 0) lastTimestamp = scan.lastTimestamp
+          if (scan.lastEntrySeq > 0) lastEntrySeq = scan.lastEntrySeq
           for (const record of found) keyed?.(...record)
         }
         damage = scan.damage
@@ -163,7 +167,7 @@ export async function planOpen (io: FileIO, dir: string, keyed?: KeyedRecordSink
   // A log with no segment left continues at the seq its first file would have held.
   const nextSeq = (segments.at(-1)?.lastSeq ?? (files[0]?.baseSeq ?? 1) - 1) + 1
   const checkpoint = consumers.get(DEFAULT_CONSUMER)?.checkpoint ?? 0
-  return { segments, consumers, checkpoint, lastTimestamp, nextSeq, ...(corruption === undefined ? {} : { corruption }), steps }
+  return { segments, consumers, checkpoint, lastTimestamp, lastEntrySeq, nextSeq, ...(corruption === undefined ? {} : { corruption }), steps }
 }
 
 async function sizeOf (io: FileIO, dir: string, name: string): Promise<number> {

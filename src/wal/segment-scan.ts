@@ -3,7 +3,7 @@
 import { ShortReadError } from '../errors.js'
 import type { FileIO } from './file-io.js'
 import {
-  decodeSegmentHeader, type FormatVersion, MAX_PAYLOAD_BYTES, readRecord, readU64, recordTypeName, RecordType,
+  decodeSegmentHeader, type FormatVersion, isBookkeeping, MAX_PAYLOAD_BYTES, readRecord, readU64, recordTypeName, RecordType,
   RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES
 } from './format.js'
 import { FrameReader, DEFAULT_CHUNK_BYTES } from './frame-reader.js'
@@ -37,6 +37,8 @@ export type SegmentScan =
     marks: SeqMark[]
     /** The last whole record's timestamp, 0 if none. */
     lastTimestamp: number
+    /** The seq of its last entry record (not a checkpoint or consumer record), 0 if none. */
+    lastEntrySeq: number
     damage?: SegmentDamage
   }
 
@@ -55,6 +57,7 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
   const consumerChanges: ConsumerChange[] = []
   const marks: SeqMark[] = []
   let lastTimestamp = 0
+  let lastEntrySeq = 0
   let damage: SegmentDamage | undefined
   let lastWriteIndex: number | undefined
   for (;;) {
@@ -101,6 +104,7 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
     }
     if (markDue(marks, step.offset)) marks.push({ seq: frame.seq, offset: step.offset, timestamp: frame.timestamp })
     lastTimestamp = frame.timestamp
+    if (!isBookkeeping(frame.type)) lastEntrySeq = frame.seq
     lastWriteIndex = frame.writeIndex
     expected++
   }
@@ -116,6 +120,7 @@ export async function scanSegment (io: FileIO, fd: number, chunkBytes = DEFAULT_
     consumerChanges,
     marks,
     lastTimestamp,
+    lastEntrySeq,
     ...(damage === undefined ? {} : { damage })
   }
 }

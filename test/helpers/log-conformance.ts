@@ -73,6 +73,7 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
       if (log.lastSeq !== sent.length || log.status().lastSeq !== sent.length) throw new Error('lastSeq is not the last seq given')
       return true
     }), { numRuns: 15 })
+    t.pass('held for 15 generated cases')
   })
 
   t.test('a batch is one record under one seq, all its entries in order, its txId kept', async t => {
@@ -91,6 +92,7 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
       })
       return true
     }), { numRuns: 10 })
+    t.pass('held for 10 generated cases')
   })
 
   t.test('checkpoints: never backwards, never ahead, the last seq by default; reads start after the checkpoint and leave checkpoint records out', async t => {
@@ -133,7 +135,7 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
     for (let i = 0; i < 6; i++) await log.append({ op: 'delete', id: `d${i}` })
     t.same(log.consumers.list(), [], 'no consumer before any is made or any checkpoint taken')
     const made = await log.consumers.create('index-a', 2)
-    t.match(made, { created: true, consumer: { name: 'index-a', checkpoint: 2, start: 2, lagSeqs: 5, checkpointedAt: null, passedByRetention: false } })
+    t.match(made, { created: true, consumer: { name: 'index-a', checkpoint: 2, start: 2, lagSeqs: 4, checkpointedAt: null, passedByRetention: false } })
     t.match(await log.consumers.create('index-a', 2), { created: false, consumer: { checkpoint: 2 } }, 'again at the same start: no change')
     t.match(await log.consumers.create('index-a'), { created: false }, 'again with no start: no change')
     await rejectsWith(t, log.consumers.create('index-a', 3), 'WAL_CONSUMER_EXISTS', 'again at another start')
@@ -146,7 +148,7 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
     const moved = await log.consumers.checkpoint('index-a', 4)
     t.match(moved, { checkpoint: 4 })
     const status = log.consumers.get('index-a')
-    t.match(status, { checkpoint: 4, start: 2, lagSeqs: log.lastSeq - 4 })
+    t.match(status, { checkpoint: 4, start: 2, lagSeqs: 2 }, 'lag runs to the last entry record, 6, the consumer records after it aside')
     t.ok(status.checkpointedAt !== null && !Number.isNaN(Date.parse(status.checkpointedAt)), 'its checkpoint time is RFC 3339')
     t.equal(log.status().checkpoint, 0, 'the checkpoint of the log is the consumer default\'s, untouched')
     await log.checkpoint(3)
@@ -210,6 +212,7 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
       if (record.op !== 'batch' || 'idempotencyKey' in record || 'contentDigest' in record) throw new Error('the read shows the keys')
       return true
     }), { numRuns: 10 })
+    t.pass('held for 10 generated cases')
   })
 
   t.test('a repeat while the first is in flight waits for it and gets its answer', async t => {
@@ -284,6 +287,7 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
       if (seqs.join() !== Array.from({ length: all }, (_, i) => i + 1).join()) throw new Error(`the follower got ${seqs.join()} of 1..${all}`)
       return true
     }), { numRuns: 10 })
+    t.pass('held for 10 generated cases')
   })
 
   t.test('follow: a failed log ends a follower with WAL_FAILED, after the records that were durable', failing, async t => {
@@ -306,5 +310,27 @@ export function logConformance (t: Test, open: LogFactory, traits: BackendTraits
     t.equal(log.lastSeq, 1, 'woken by the append')
     await log.waitForRecords({ after: 1, timeoutMs: 10 })
     t.equal(log.lastSeq, 1, 'nothing new: the time ran out')
+  })
+
+  t.test('checkpoint records are the log\'s own: they answer no long poll, move no conditional append\'s last seq, and add no lag', async t => {
+    const { log } = await open(t)
+    const entrySeq = await log.append({ op: 'delete', id: 'a' })
+    await log.consumers.create('reader', 0)
+    await log.consumers.checkpoint('reader')
+    await log.checkpoint()
+    t.ok(log.lastSeq > entrySeq, 'the consumer and checkpoint records took seqs')
+    t.equal(log.consumers.get('reader').lagSeqs, 0, 'a consumer that checkpointed the last seq has no lag')
+    let answered = false
+    const waiting = log.waitForRecords({ after: entrySeq, timeoutMs: 60_000 }).then(() => { answered = true })
+    await log.consumers.checkpoint('reader')
+    // Turns of the event loop and a pause in which a wrong answer would have come.
+    await new Promise(resolve => setTimeout(resolve, 50))
+    t.notOk(answered, 'a checkpoint record after `after` does not answer the long poll')
+    const next = await log.appendWith({ op: 'delete', id: 'b' }, { expectedLastSeq: entrySeq })
+    t.equal(next.replayed, false, 'the last entry record is what a conditional append expects, checkpoints aside')
+    await waiting
+    t.ok(answered, 'the entry record answers it')
+    const { checkpoint, lagSeqs } = log.consumers.get('reader')
+    t.equal(lagSeqs, next.seq - checkpoint, 'lag runs from the consumer\'s checkpoint to the new entry record')
   })
 }

@@ -2,8 +2,11 @@
 // three forms while writers post concurrently across segment rotation; heartbeats keep an idle
 // follower past the idle timeout; long poll; the stream cap; shutdown and the failed state end
 // followers each with their own last line; SSE's Last-Event-ID.
+import { once } from 'node:events'
+import http, { type IncomingMessage } from 'node:http'
 import t from 'tap'
 import fc from 'fast-check'
+import { Packr } from 'msgpackr'
 import { entry, entryBody, type Entry } from '../helpers/bodies.js'
 import { assertError, failingIO, onJetStream, recoverAll, startTestService, type TestService } from '../helpers/http.js'
 import { ACCEPT, holds, openStream, parseFollowed, type FollowForm } from '../helpers/follow.js'
@@ -138,4 +141,42 @@ t.test('SSE: Last-Event-ID wins over after; a bounded read ends with a complete 
   t.same(got.ids, ['4', '5'], 'resumed after the Last-Event-ID')
   t.same(got.end, { end: 'complete' })
   await assertError(t, await service.call('GET', '/v1/recovery', undefined, { accept: ACCEPT.sse, 'last-event-id': 'x1' }), 400, 'HTTP_INVALID_REQUEST', /Last-Event-ID/)
+})
+
+t.test('a follower that retention passes (VECWAL_RETAIN_MAX_BYTES) ends with a gone line naming the oldest seq held', async t => {
+  const service = await startTestService(t, { VECWAL_SEGMENT_BYTES: '4096', VECWAL_RETAIN_MAX_BYTES: '65536', VECWAL_DIMENSIONS: '4096' })
+  const vectors = fc.sample(fc.float32Array({ minLength: 4096, maxLength: 4096, noNaN: true, noDefaultInfinity: true }), { numRuns: 10, seed: 77 })
+  const batch = new Packr({ moreTypes: true }).pack({ entries: vectors.map((vector, i) => ({ op: 'insert', id: `v${i}`, vector })) })
+  const write = async (): Promise<void> => {
+    const response = await service.call('POST', '/v1/batch', batch, { 'content-type': 'application/msgpack' })
+    t.equal(response.status, 201, await response.text())
+  }
+  await write()
+  // A follower that reads its first bytes, then stops reading: the socket's buffers fill, and the
+  // server waits for them while the log grows and retention deletes what it has not reached.
+  const { response, body } = await new Promise<{ response: IncomingMessage, body: Buffer[] }>((resolve, reject) => {
+    http.get(`${service.url}/v1/recovery?after=0&follow=true`, response => {
+      const body: Buffer[] = []
+      response.on('data', (chunk: Buffer) => { body.push(chunk) })
+      response.once('data', () => {
+        response.pause()
+        resolve({ response, body })
+      })
+    }).on('error', reject)
+  })
+  // 40 batches of 160 KiB on disk are some 16 MiB of NDJSON: more than loopback's buffers hold.
+  for (let i = 0; i < 40; i++) await write()
+  const oldest = service.log.status().segments?.[0].firstSeq as number
+  t.ok(oldest > 2, `retention deleted up to seq ${oldest - 1}`)
+  const ended = once(response, 'end')
+  response.resume()
+  await ended
+  const lines = Buffer.concat(body).toString().split('\n').filter(line => line !== '')
+  const last = JSON.parse(lines.at(-1) as string) as { end: string, code: string, message: string }
+  t.match(last, { end: 'gone', code: 'WAL_RANGE_GONE' }, 'the last line says retention passed it')
+  // Retention may have gone on since (it runs as each segment starts): the line names what was held then.
+  const named = Number(/oldest retained seq is (\d+)/.exec(last.message)?.[1])
+  t.ok(named >= oldest && named <= (service.log.status().segments?.[0].firstSeq as number), `it names the oldest seq held, ${named}`)
+  const seqs = lines.slice(0, -1).map(line => (JSON.parse(line) as { seq: number }).seq)
+  t.same(seqs, seqs.map((_, i) => i + 1), `the ${seqs.length} records before it came in order, none skipped`)
 })

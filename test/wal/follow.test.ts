@@ -1,6 +1,7 @@
 // Follow reads of the segment engine: every record exactly once and in order while writers append
 // concurrently and segments rotate, in all three forms; a failure ends them with WAL_FAILED after
 // every durable record, close and abort end them cleanly; long poll wakes on a commit.
+import { getEventListeners } from 'node:events'
 import path from 'node:path'
 import t from 'tap'
 import fc from 'fast-check'
@@ -70,6 +71,23 @@ t.test('a follower keeps its place: each segment is opened once and no byte is r
     const overlaps = ranges.filter(([from], i) => i > 0 && from < ranges[i - 1][1])
     t.same(overlaps, [], `${name}: ${ranges.length} reads, each after the one before`)
   }
+})
+
+t.test('a follower with a signal holds one abort listener at most, however many commits wake it', async t => {
+  const log = await openLog(t, { dir: tempDir(t), durability: 'none' })
+  const stop = new AbortController()
+  const read = log.read({ after: 0, follow: true, signal: stop.signal })
+  const following = collect(read.records)
+  const most = { listeners: 0 }
+  for (const e of fc.sample(entry, { numRuns: 200, seed: 5 })) {
+    await log.append(e)
+    await new Promise(resolve => setImmediate(resolve))
+    most.listeners = Math.max(most.listeners, getEventListeners(stop.signal, 'abort').length)
+  }
+  t.ok(most.listeners <= 1, `at most ${most.listeners} listener: each wait takes its own away when a commit ends it`)
+  stop.abort()
+  t.equal((await following).length, 200, 'the abort ends the read after every record')
+  t.equal(getEventListeners(stop.signal, 'abort').length, 0, 'and leaves no listener behind')
 })
 
 t.test('a caught-up byte stream sends what it has, then waits for the next commit', async t => {

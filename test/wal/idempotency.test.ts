@@ -24,7 +24,7 @@ function asRecord (type: RecordTypeCode, bytes: Buffer): RecordBytes {
   return { type, source: bytes, payloadStart: 0, payloadEnd: bytes.length, seq: 7, timestamp: 1234 } as RecordBytes
 }
 
-t.test('a keyed payload is the unkeyed one, its map head counting two more, then the key and the first 16 bytes of its SHA-256; every read form leaves both out', async () => {
+t.test('a keyed payload is the unkeyed one, its map head counting two more, then the key and the first 16 bytes of its SHA-256; every read form leaves both out', async t => {
   await fc.assert(fc.property(someEntries, idempotencyKey, fc.option(fc.uuid(), { nil: undefined }), fc.boolean(), (sent, key, txId, single) => {
     const plainPayload = single ? encodeEntry(sent[0]) : encodeBatch(sent, txId)
     const keyed = single ? encodeEntry(sent[0], key) : encodeBatch(sent, txId, key)
@@ -45,6 +45,7 @@ t.test('a keyed payload is the unkeyed one, its map head counting two more, then
     if (JSON.stringify(plain(decodeBody(record) as object)) !== JSON.stringify(plain(decodeBody(unkeyed) as object))) throw new Error('the decoded form shows the keys')
     return true
   }), { numRuns: 300 })
+  t.pass('held for 300 generated cases')
 })
 
 t.test('the grammar refuses a key that is not printable ASCII or a digest that is not 16 bytes', async t => {
@@ -161,6 +162,7 @@ t.test('conditional appends racing for each seq: exactly one wins each, the othe
     if (log.lastSeq !== expected + 1) throw new Error('a loser wrote')
     return true
   }), { numRuns: 30 })
+  t.pass('held for 30 generated cases')
 })
 
 t.test('a replay is answered even when its condition no longer holds; a condition still refuses a new write', async t => {
@@ -198,7 +200,7 @@ t.test('conditions are checked: a key of the wrong characters or length, an expe
   t.same((await collect(log.read({ after: 0 }).records)).length, 0)
 })
 
-t.test('the key index answers as a plain model of it does, through any mix of writes, expiry, retention and eviction', async () => {
+t.test('the key index answers as a plain model of it does, through any mix of writes, expiry, retention and eviction', async t => {
   const op = fc.oneof(
     fc.record({ kind: fc.constant('remember' as const), key: fc.integer({ min: 0, max: 40 }), digest: fc.integer({ min: 0, max: 2 }) }),
     fc.record({ kind: fc.constant('find' as const), key: fc.integer({ min: 0, max: 40 }) }),
@@ -238,4 +240,5 @@ t.test('the key index answers as a plain model of it does, through any mix of wr
     }
     return true
   }), { numRuns: 300 })
+  t.pass('held for 300 generated cases')
 })

@@ -46,9 +46,11 @@ function recoveryMediaType (accept: string | undefined): RecoveryMediaType {
  * Why a stream ended, in its last line, map or event: `complete` (an SSE read reached the last seq
  * of its start, or its limit), `limit` (a follow read sent `limit` records), `shutdown` (the server
  * is stopping: reconnect and resume after the last seq received), `failed` (the log failed and
- * takes no writes until it is reopened).
+ * takes no writes until it is reopened), `gone` (a follower fell so far behind that retention,
+ * past VECWAL_RETAIN_MAX_BYTES, deleted the records it was to read next: the message names the
+ * oldest seq still held).
  */
-type EndReason = 'complete' | 'limit' | 'shutdown' | 'failed'
+type EndReason = 'complete' | 'limit' | 'shutdown' | 'failed' | 'gone'
 
 /** How often a silent follow stream sends a heartbeat, unless told otherwise: well inside the idle timeouts of proxies (often 60 s). */
 export const DEFAULT_HEARTBEAT_MS = 15_000
@@ -260,7 +262,7 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
         'X-Vecwal-Last-Seq is the last durable seq when the stream starts; a stream that does not follow ends there. ' +
         '`follow=true` keeps the stream open past it, sending each new record once it is durable, a heartbeat every ' +
         'VECWAL_HEARTBEAT_MS of silence (NDJSON: an empty line; msgpack: a nil byte 0xc0; SSE: the comment `: heartbeat`), and ' +
-        'a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"}` (failed with the code and message). ' +
+        'a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"|"gone"}` (failed and gone with the code and message). ' +
         '`wait=S` (a read that does not follow) waits up to S seconds for a first record after the start, then answers. ' +
         '410 if the start lies before the oldest retained record (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. ' +
         '503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.',
@@ -338,8 +340,10 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
       const reason: EndReason = !follow ? 'complete' : closing || log.state === 'closed' ? 'shutdown' : 'limit'
       if (!res.destroyed) res.end(follow || mediaType === SSE ? endBytes(mediaType, reason) : undefined)
     } catch (err) {
-      if (follow && (err as { code?: string }).code === 'WAL_FAILED') {
-        if (!res.destroyed) res.end(endBytes(mediaType, 'failed', err as Error))
+      const { code } = err as { code?: string }
+      if (follow && (code === 'WAL_FAILED' || code === 'WAL_RANGE_GONE')) {
+        if (code === 'WAL_RANGE_GONE') request.log.warn({ err }, 'retention passed a follower')
+        if (!res.destroyed) res.end(endBytes(mediaType, code === 'WAL_FAILED' ? 'failed' : 'gone', err as Error))
       } else {
         // Damage: what was read before it went out; the response is cut off rather than ended, so
         // that no client takes it for the whole stream.

@@ -11,7 +11,7 @@ export const writeErrors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 export const writeBodyTypes = ['application/json', MSGPACK]
 /** The answers of a write that takes conditions: the two refusals they add, then every error. */
 export const conditionalWriteErrors = {
-  412: { ...ErrorResponse, description: 'WAL_SEQ_MISMATCH: the last seq was not Vecwal-Expected-Last-Seq; nothing was written. The body\'s lastSeq and the Vecwal-Last-Seq header give the last seq' },
+  412: { ...ErrorResponse, description: 'WAL_SEQ_MISMATCH: the seq of the last entry record (checkpoint and consumer records aside) was not Vecwal-Expected-Last-Seq; nothing was written. The body\'s lastSeq and the Vecwal-Last-Seq header give it' },
   422: { ...ErrorResponse, description: 'WAL_IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a write of other content; nothing was written' },
   ...writeErrors
 }
