@@ -5,7 +5,7 @@
 // its own (stream-consumers.ts), so that its state is the last message of its subject: one owner
 // of that fact, the stream, read back in one request by any instance (a KV bucket beside it would
 // be a second copy, written apart). Idempotency keys are the messages' Nats-Msg-Id, remembered by
-// nats-server for the stream's duplicate window; conditional appends expect the stream's last seq.
+// nats-server for the stream's duplicate window; conditional appends hold on the last entry record's seq (the records subject's last), checked on the stream's last seq.
 //
 // Seqs stay gap-free and in commit order because the stream holds only vecwal's messages
 // (its subjects are vecwal's), it denies deleting single messages (deny_delete), and retention
@@ -106,10 +106,20 @@ function connectionOptions (options: JetStreamOptions): NodeConnectionOptions {
   }
 }
 
-/** The actual last seq a "wrong last sequence" refusal names, if it names one. */
-function lastSeqNamed (err: unknown): number | undefined {
-  const named = /(\d+)\s*$/.exec((err as Error).message)
-  return named === null ? undefined : Number(named[1])
+/** How often a conditional append looks again when only the log's own records came in between. */
+const CONDITION_ATTEMPTS = 8
+
+/**
+ * The seq of the last message on the records subject: the last entry record (checkpoint and
+ * consumer records have subjects of their own), 0 if there is none.
+ */
+async function lastEntrySeqOf (jsm: JetStreamManager, stream: string, records: string): Promise<number> {
+  try {
+    return (await jsm.streams.getMessage(stream, { last_by_subj: records }))?.seq ?? 0
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return 0
+    throw err
+  }
 }
 
 /** What this instance remembers of a key it wrote: answers a commit retried after its transaction is gone, and counts the keys. */
@@ -119,7 +129,7 @@ export class JetStreamLog extends RecordWrites implements Log {
   readonly transactions: TransactionManager
   readonly consumers: StreamConsumers
   private closed = false
-  private known: { lastSeq: number, firstSeq: number, bytes: number, messages: number }
+  private known: { lastSeq: number, lastEntrySeq: number, firstSeq: number, bytes: number, messages: number }
   private queued = 0
   private readonly inFlight = new Set<Promise<unknown>>()
   /** Keyed writes in flight here: a repeat waits for its first (other instances' repeats nats-server answers). */
@@ -142,7 +152,7 @@ export class JetStreamLog extends RecordWrites implements Log {
     private readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>,
     protected readonly observer: LogObserver,
     transactionLimits: TransactionLimits,
-    state: { lastSeq: number, firstSeq: number, bytes: number, messages: number }
+    state: { lastSeq: number, lastEntrySeq: number, firstSeq: number, bytes: number, messages: number }
   ) {
     super()
     this.subjects = streamSubjects(stream)
@@ -152,6 +162,7 @@ export class JetStreamLog extends RecordWrites implements Log {
       jsm,
       stream,
       get lastSeq () { return log.lastSeq },
+      get lastEntrySeq () { return log.known.lastEntrySeq },
       get firstSeq () { return log.known.firstSeq },
       get extent () { return log.known },
       refreshExtent: async () => { await this.refreshExtent() },
@@ -190,7 +201,13 @@ export class JetStreamLog extends RecordWrites implements Log {
         { timeoutMs, queueLimitBytes: options.queueLimitBytes ?? JETSTREAM_DEFAULTS.queueLimitBytes, idempotency },
         logger, options.observer ?? {},
         { ...JETSTREAM_DEFAULTS.transactions, ...options.transactions },
-        { lastSeq: info.state.last_seq, firstSeq: Math.max(1, info.state.first_seq), bytes: info.state.bytes, messages: info.state.messages }
+        {
+          lastSeq: info.state.last_seq,
+          lastEntrySeq: await settled(timeoutMs, async () => await lastEntrySeqOf(jsm, options.stream, streamSubjects(options.stream).records)),
+          firstSeq: Math.max(1, info.state.first_seq),
+          bytes: info.state.bytes,
+          messages: info.state.messages
+        }
       )
       await settled(timeoutMs, async () => { await log.consumers.refresh() })
       logger.info({ stream: options.stream, servers: options.servers, lastSeq: log.lastSeq, checkpoint: log.checkpointSeq }, 'log opened on JetStream')
@@ -227,8 +244,7 @@ export class JetStreamLog extends RecordWrites implements Log {
    * message's seq, which is then read back to compare its content digest with this one's.
    */
   protected async appendRecord (payload: EncodedPayload, { idempotencyKey, expectedLastSeq }: AppendConditions): Promise<AppendResult> {
-    const expect = expectedLastSeq === undefined ? undefined : { lastSequence: expectedLastSeq }
-    if (idempotencyKey === undefined) return { seq: (await this.conditionalPublish(payload, expect, expectedLastSeq)).seq, replayed: false }
+    if (idempotencyKey === undefined) return { seq: (await this.conditionalPublish(payload, expectedLastSeq)).seq, replayed: false }
     const contentDigest = contentDigestOf(payload)
     for (let pending = this.pendingKeys.get(idempotencyKey); pending !== undefined; pending = this.pendingKeys.get(idempotencyKey)) {
       // Whatever the outcome of a write of other content, this content cannot be its retry.
@@ -238,7 +254,7 @@ export class JetStreamLog extends RecordWrites implements Log {
     let settle = (): void => {}
     this.pendingKeys.set(idempotencyKey, { contentDigest, settled: new Promise<void>(resolve => { settle = resolve }) })
     try {
-      const ack = await this.conditionalPublish(payload, expect, expectedLastSeq, idempotencyKey)
+      const ack = await this.conditionalPublish(payload, expectedLastSeq, idempotencyKey)
       if (ack.duplicate) await this.assertSameContent(idempotencyKey, ack.seq, contentDigest)
       this.rememberKey(idempotencyKey, ack.seq)
       if (ack.duplicate) this.observer.replayed?.()
@@ -249,15 +265,33 @@ export class JetStreamLog extends RecordWrites implements Log {
     }
   }
 
-  /** Publishes on the records subject; a refused expectation of the last seq is WAL_SEQ_MISMATCH with the actual one. */
-  private async conditionalPublish (payload: EncodedPayload, expect: { lastSequence: number } | undefined, expectedLastSeq: number | undefined, msgID?: string): Promise<{ seq: number, duplicate: boolean }> {
-    try {
-      return await this.publish(payload, this.subjects.records, { expect, msgID })
-    } catch (err) {
-      if (expectedLastSeq === undefined || !isWrongLastSequence(err)) throw err
-      const lastSeq = lastSeqNamed(err) ?? (await unavailableOnError('reading the stream\'s state', async () => await this.jsm.streams.info(this.stream))).state.last_seq
-      if (lastSeq > this.known.lastSeq) this.known.lastSeq = lastSeq
-      throw new SeqMismatchError(expectedLastSeq, lastSeq)
+  /**
+   * Publishes on the records subject, under the condition that the last entry record's seq is
+   * `expectedLastSeq`; else WAL_SEQ_MISMATCH with that seq. The records subject holds the entry
+   * records alone, but nats-server 2.9's check of a subject's last seq does not see publishes still
+   * being replicated (four writers expecting the same one all won, tested): the condition is
+   * checked here on the stream's last seq instead, which it does see, once the last entry record
+   * is known to be the one expected. Checkpoint and consumer records stored in between move the
+   * stream's last seq: then it looks again.
+   */
+  private async conditionalPublish (payload: EncodedPayload, expectedLastSeq: number | undefined, msgID?: string): Promise<{ seq: number, duplicate: boolean }> {
+    if (expectedLastSeq === undefined) return await this.publish(payload, this.subjects.records, { msgID })
+    for (let attempt = 1; ; attempt++) {
+      // The stream's last seq first: an entry record stored after it shows in the one read next.
+      const streamLastSeq = (await unavailableOnError('reading the stream\'s state', async () => await this.jsm.streams.info(this.stream))).state.last_seq
+      const lastEntrySeq = await unavailableOnError('reading the stream\'s last entry record', async () => await lastEntrySeqOf(this.jsm, this.stream, this.subjects.records))
+      if (lastEntrySeq > this.known.lastEntrySeq) this.known.lastEntrySeq = lastEntrySeq
+      const holds = lastEntrySeq === expectedLastSeq
+      // A keyed write whose condition no longer holds is still sent, expecting what cannot be: a
+      // repeat of its key is answered from the first write (nats-server checks the key first).
+      if (!holds && msgID === undefined) throw new SeqMismatchError(expectedLastSeq, lastEntrySeq)
+      try {
+        return await this.publish(payload, this.subjects.records, { expect: holds ? { lastSequence: streamLastSeq } : { lastSubjectSequence: expectedLastSeq }, msgID })
+      } catch (err) {
+        if (!isWrongLastSequence(err)) throw err
+        if (!holds) throw new SeqMismatchError(expectedLastSeq, lastEntrySeq)
+        if (attempt === CONDITION_ATTEMPTS) throw new BackendUnavailableError(`records kept coming while a conditional append waited (${attempt} tries)`, err)
+      }
     }
   }
 
@@ -339,6 +373,7 @@ export class JetStreamLog extends RecordWrites implements Log {
       this.queued -= bytes
       this.inFlight.delete(publishing)
     }
+    if (subject === this.subjects.records && ack.seq > this.known.lastEntrySeq) this.known.lastEntrySeq = ack.seq
     if (ack.seq > this.known.lastSeq) this.grew(ack.seq)
     if (!ack.duplicate) {
       // Counted at once for lag in bytes (the payload only: the next poll brings the stream's own count).
@@ -373,8 +408,12 @@ export class JetStreamLog extends RecordWrites implements Log {
   }
 
   /** Purges the whole stream below `seq`: a prefix, so seqs from the first held on stay gap-free. */
-  private async purgeBelow (seq: number): Promise<number> {
+  private async purgeBelow (below: number): Promise<number> {
     this.assertOpen()
+    // The last entry record stays: a conditional append expects the records subject's last seq,
+    // which a purge of that message would turn to 0. (A purge up to seq 1 empties the whole stream.)
+    const seq = this.known.lastEntrySeq > 0 ? Math.min(below, this.known.lastEntrySeq) : below
+    if (seq <= Math.max(this.known.firstSeq, 1)) return 0
     const { purged } = await this.jsm.streams.purge(this.stream, { seq })
     if (seq > this.known.firstSeq) this.known.firstSeq = seq
     // The bytes the purge freed: the stream's count, for status and lag, now rather than at the next poll.
@@ -386,12 +425,9 @@ export class JetStreamLog extends RecordWrites implements Log {
     const { since } = options
     if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) throw new InvalidTimeError(since)
     const oldest = this.known.firstSeq
-    let start = options.after
-    if (start === undefined && options.consumer !== undefined) {
-      start = this.consumers.checkpointOf(options.consumer)
-      if (start === undefined) throw new ConsumerNotFoundError(options.consumer)
-    }
-    const after = start ?? (since === undefined ? this.checkpointSeq : oldest - 1)
+    const consumerCheckpoint = options.consumer === undefined ? this.checkpointSeq : this.consumers.checkpointOf(options.consumer)
+    if (consumerCheckpoint === undefined) throw new ConsumerNotFoundError(options.consumer as string)
+    const after = options.after ?? (options.consumer !== undefined || since === undefined ? consumerCheckpoint : oldest - 1)
     assertSeq('after', after)
     if (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 1)) throw new InvalidArgumentError('limit', options.limit)
     const lastSeq = this.lastSeq
@@ -433,7 +469,7 @@ export class JetStreamLog extends RecordWrites implements Log {
     }
     return {
       caughtUp: () => follow !== undefined && caughtUp,
-      checkpoint: options.consumer === undefined ? this.checkpointSeq : after,
+      checkpoint: consumerCheckpoint,
       lastSeq,
       records: streamRecords(this.stream, items(this)),
       ndjson: streamNdjson(this.stream, items(this)),
@@ -449,7 +485,10 @@ export class JetStreamLog extends RecordWrites implements Log {
     const after = options.after ?? this.checkpointSeq
     assertSeq('after', after)
     const { signal } = options
-    if (this.lastSeq !== after || signal?.aborted === true || this.closed) return
+    // An entry record after `after`: checkpoint and consumer records, which reads leave out, do not
+    // answer a long poll. Past the last seq, the read that follows says why.
+    const answered = (): boolean => after > this.lastSeq || this.known.lastEntrySeq > after || this.closed
+    if (answered() || signal?.aborted === true) return
     await new Promise<void>(resolve => {
       const end = (): void => {
         clearTimeout(timer)
@@ -458,7 +497,7 @@ export class JetStreamLog extends RecordWrites implements Log {
         resolve()
       }
       const timer = setTimeout(end, options.timeoutMs)
-      const unlisten = this.listen(() => { if (this.lastSeq !== after || this.closed) end() })
+      const unlisten = this.listen(() => { if (answered()) end() })
       signal?.addEventListener('abort', end, { once: true })
     })
   }
@@ -474,7 +513,11 @@ export class JetStreamLog extends RecordWrites implements Log {
     this.known.firstSeq = Math.max(this.known.firstSeq, state.first_seq)
     this.known.bytes = state.bytes
     this.known.messages = state.messages
-    if (state.last_seq > this.known.lastSeq) this.grew(state.last_seq)
+    if (state.last_seq > this.known.lastSeq) {
+      const lastEntrySeq = await lastEntrySeqOf(this.jsm, this.stream, this.subjects.records)
+      if (lastEntrySeq > this.known.lastEntrySeq) this.known.lastEntrySeq = lastEntrySeq
+      this.grew(state.last_seq)
+    }
   }
 
   status (): LogStatus {

@@ -44,6 +44,8 @@ export interface ConsumerHost {
   readonly jsm: JetStreamManager
   readonly stream: string
   readonly lastSeq: number
+  /** The seq of the last entry record: lag counts entry records only, not the log's own. */
+  readonly lastEntrySeq: number
   /** The first seq the stream holds: retention purges only whole prefixes, so everything from it on is there. */
   readonly firstSeq: number
   /** The stream's bytes and messages, as last asked: lag in bytes is estimated from them. */
@@ -225,6 +227,8 @@ export class StreamConsumers implements Consumers {
       const to = seq ?? this.host.lastSeq
       const recordSeq = await this.change(name, state => {
         if (state === undefined && name !== DEFAULT_CONSUMER) throw new ConsumerNotFoundError(name)
+        // `default` comes into being here, and counts against the cap like any other.
+        if (state === undefined && this.states().size >= MAX_CONSUMERS) throw new ConsumerLimitError(MAX_CONSUMERS)
         const current = state?.checkpoint ?? 0
         if (to < current) throw new CheckpointBackwardsError(to, current)
         if (to > this.host.lastSeq) throw new CheckpointAheadError(to, this.host.lastSeq)
@@ -275,9 +279,9 @@ export class StreamConsumers implements Consumers {
 
   /** Lag in bytes is estimated: the stream's mean message size times the messages after the checkpoint. */
   private withLag (summary: ConsumerSummary): ConsumerStatus {
-    const { lastSeq } = this.host
+    const { lastEntrySeq } = this.host
     const { bytes, messages } = this.host.extent
-    const lagSeqs = Math.max(lastSeq - summary.checkpoint, 0)
+    const lagSeqs = Math.max(lastEntrySeq - summary.checkpoint, 0)
     const held = Math.min(lagSeqs, messages)
     return { ...summary, lagSeqs, lagBytes: messages === 0 ? 0 : Math.round(bytes * held / messages) }
   }
