@@ -1384,8 +1384,8 @@ export interface paths {
                             checkpoint: number;
                             /** @description failed: a write or fsync failed and the log refuses writes until reopened */
                             state: "ok" | "failed" | "closed";
-                            /** @description fsync: a write is answered once it is fsynced; none: once written (tests and benchmarks only) */
-                            durability: "fsync" | "none";
+                            /** @description fsync: a write is answered once it is fsynced; none: once written (tests and benchmarks only); quorum: once a quorum of the stream's replicas stored it (JetStream backend: see its fsync policy in the README) */
+                            durability: "fsync" | "none" | "quorum";
                             /** @description the segment files, oldest first (segment backend) */
                             segments?: {
                                 name: string;
