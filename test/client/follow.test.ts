@@ -1,34 +1,10 @@
 // The client's follow iterator and named consumers against the real service on 127.0.0.1: every
-// record once and in order while writers post (NDJSON and msgpack); across a kill -9 and restart of
-// the service in the middle of a followed stream, nothing lost or repeated; across a kill -9 in the
-// middle of keyed writes, each write exactly once. Entries are generated (fast-check).
-import fc from 'fast-check'
-import t, { type Test } from 'tap'
-import { VecwalClient, type Entry, type FollowedRecord, type FollowFormat } from '../../src/client/index.js'
-import { entry as anyEntry, float32Bits } from '../helpers/bodies.js'
-import { ChildService, startChild } from '../helpers/child-service.js'
-import { ndjson, startTestService } from '../helpers/http.js'
-import { tempDir } from '../helpers/wal.js'
-
-/** Generated entries with distinct ids (the position first), so that each write can be told apart. */
-function generated (count: number): Entry[] {
-  return fc.sample(anyEntry, count).map((e, i) => ({ ...e, id: `${i}:${Array.from(e.id).slice(0, 100).join('')}` }) as Entry)
-}
-
-/** A followed record holds the entry written under its seq: same id, same vector values (msgpack: the same float32 bits, as a Float32Array). */
-function checkRecord (t: Test, record: FollowedRecord, written: Entry, format: FollowFormat): void {
-  t.equal(record.id, written.id, `seq ${record.seq}: its id`)
-  if (!('vector' in written)) return
-  if (format === 'msgpack') {
-    t.ok(record.vector instanceof Float32Array, 'msgpack: a Float32Array')
-    t.same(float32Bits(record.vector as Float32Array), float32Bits(written.vector), `seq ${record.seq}: its vector's bits`)
-  } else {
-    t.same((record.vector as number[]).map(Math.fround), Array.from(written.vector), `seq ${record.seq}: its vector`)
-  }
-}
-
-/** A retry policy patient enough to outlast a restart of the service. */
-const PATIENT = { attempts: 100, maxElapsedMs: 15_000, baseDelayMs: 20, maxDelayMs: 200 }
+// record once and in order while writers post (NDJSON and msgpack, heartbeats between them); a
+// consumer's create, checkpoint and state, and a follow from its checkpoint. Entries are generated.
+import t from 'tap'
+import { VecwalClient, type Entry, type FollowedRecord } from '../../src/client/index.js'
+import { checkRecord, generated } from '../helpers/client-follow.js'
+import { startTestService } from '../helpers/http.js'
 
 for (const format of ['ndjson', 'msgpack'] as const) {
   t.test(`${format}: follow yields every record once, in order, while writers post`, async t => {
@@ -71,65 +47,4 @@ t.test('named consumers: create, checkpoint, read; follow starts after its check
   t.same(seen, [5, 6], 'after its checkpoint')
   t.match(await consumer.checkpoint(1).catch((err: unknown) => err), { status: 409, code: 'WAL_CHECKPOINT_BACKWARDS' })
   t.match(await client.consumer('none').get().catch((err: unknown) => err), { status: 404, code: 'WAL_CONSUMER_NOT_FOUND' })
-})
-
-/** Kills the child with SIGKILL and starts the service again on the same port and data dir. */
-async function killAndRestart (child: ChildService, dataDir: string, env: Record<string, string>): Promise<ChildService> {
-  await child.kill9()
-  const again = ChildService.spawn({ dataDir, env }, child.port)
-  await again.ready(15_000)
-  return again
-}
-
-for (const format of ['ndjson', 'msgpack'] as const) {
-  t.test(`${format}: a kill -9 of the service in the middle of a followed stream: the iterator resumes, nothing lost or repeated`, async t => {
-    const dataDir = tempDir(t)
-    const env = { VECWAL_HEARTBEAT_MS: '50' }
-    let child = await startChild({ dataDir, env })
-    t.teardown(async () => { await child.kill9() })
-    const client = new VecwalClient({ baseUrl: child.url, retry: PATIENT, encoding: format === 'msgpack' ? 'msgpack' : 'json' })
-    const list = generated(40)
-    const bySeq = new Map<number, Entry>()
-    const killAt = fc.sample(fc.integer({ min: 5, max: 30 }), 1)[0]
-    let restarted: Promise<void> | undefined
-    const following = (async () => {
-      const seen: FollowedRecord[] = []
-      for await (const record of client.follow({ after: 0, format, limit: list.length })) {
-        seen.push(record)
-        if (seen.length === killAt) restarted = killAndRestart(child, dataDir, env).then(c => { child = c })
-      }
-      return seen
-    })()
-    // Awaited below; a writer's failure first must not leave this rejection unhandled.
-    following.catch(() => {})
-    for (const e of list) bySeq.set((await client.append(e)).seq, e)
-    const seen = await following
-    await restarted
-    t.ok(restarted !== undefined, `killed after ${killAt} records`)
-    t.same(seen.map(r => r.seq), list.map((_, i) => i + 1), 'seqs 1..n, each once, in order')
-    for (const record of seen) checkRecord(t, record, bySeq.get(record.seq) as Entry, format)
-  })
-}
-
-t.test('a kill -9 in the middle of a batch of keyed writes: each write exactly once', async t => {
-  const dataDir = tempDir(t)
-  let child = await startChild({ dataDir })
-  t.teardown(async () => { await child.kill9() })
-  const client = new VecwalClient({ baseUrl: child.url, retry: PATIENT })
-  const list = generated(40)
-  const killAfter = fc.sample(fc.integer({ min: 1, max: 20 }), 1)[0]
-  let answered = 0
-  let restarted: Promise<void> | undefined
-  const results = await Promise.all(list.map(async e => {
-    const result = await client.append(e)
-    if (++answered === killAfter) restarted = killAndRestart(child, dataDir, {}).then(c => { child = c })
-    return result
-  }))
-  await restarted
-  t.ok(restarted !== undefined, `killed after ${killAfter} answers`)
-  const records = await ndjson(await fetch(`${child.url}/v1/recovery?after=0`))
-  t.equal(records.length, list.length, 'one record a write')
-  t.same(records.map(r => r.id).sort(), list.map(e => e.id).sort(), 'each id exactly once')
-  t.same(new Set(results.map(r => r.seq)).size, list.length, 'each write answered its own seq')
-  for (const [i, result] of results.entries()) t.equal(records[result.seq - 1].id, list[i].id, `write ${i}: its seq holds it`)
 })
