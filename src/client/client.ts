@@ -6,6 +6,10 @@ import createFetchClient, { type Client } from 'openapi-fetch'
 import { Packr } from 'msgpackr'
 import type { paths } from './openapi-types.js'
 import { DEFAULT_RETRY, isRetryableResponse, retryDelayMs, sleep, type RetryPolicy } from './retry.js'
+import { VecwalError } from './errors.js'
+import { follow, type FollowedRecord, type FollowOptions } from './follow.js'
+
+export { VecwalError }
 
 type Json<Path extends keyof paths, Method extends keyof paths[Path]> =
   paths[Path][Method] extends { requestBody?: { content: { 'application/json': infer Body } } } ? Body : never
@@ -18,6 +22,8 @@ export type ApiEntry = Json<'/v1/entries', 'post'>
 export type Entry = ApiEntry extends infer E ? E extends { vector: number[] } ? Omit<E, 'vector'> & { vector: number[] | Float32Array } : E : never
 export type Status = Answer<'/v1/status', 'get', 200>
 export type CheckpointAnswer = Answer<'/v1/checkpoints', 'post', 201>
+export type ConsumerState = Answer<'/v1/consumers/{name}', 'get', 200>
+export type ConsumerCheckpointAnswer = Answer<'/v1/consumers/{name}/checkpoint', 'post', 201>
 
 export interface ClientOptions {
   /** Where the service listens, e.g. http://127.0.0.1:8080 */
@@ -50,20 +56,7 @@ export interface BatchAppended extends Appended { count: number }
 
 /** A checkpoint made, or found overtaken: a retried checkpoint whose first try landed after all, and a later one since. */
 export type Checkpointed = (CheckpointAnswer & { superseded: false }) | { checkpoint: number, superseded: true }
-
-/** A refusal by the service (status and code set), or no answer at all after every try (status undefined). */
-export class VecwalError extends Error {
-  constructor (
-    message: string,
-    readonly status: number | undefined,
-    readonly code: string | undefined,
-    readonly attempts: number,
-    options?: { cause?: unknown }
-  ) {
-    super(message, options)
-    this.name = 'VecwalError'
-  }
-}
+export type ConsumerCheckpointed = (ConsumerCheckpointAnswer & { superseded: false }) | { checkpoint: number, superseded: true }
 
 interface Attempted<T> { data: T, response: Response, attempts: number }
 
@@ -76,7 +69,7 @@ const packr = new Packr({ moreTypes: true, useRecords: false })
  */
 class Caller {
   readonly api: Client<paths>
-  private readonly retry: RetryPolicy
+  readonly retry: RetryPolicy
   private readonly encoding: 'json' | 'msgpack'
 
   constructor (options: ClientOptions) {
@@ -116,6 +109,29 @@ class Caller {
       }
       const body = (typeof result.error === 'object' && result.error !== null ? result.error : {}) as { code?: string, message?: string }
       throw new VecwalError(`${what}: ${response.status} ${body.code ?? ''} ${body.message ?? ''}`.trim(), response.status, body.code, tries)
+    }
+  }
+
+  /**
+   * Sends a checkpoint, tried again when no answer came; should that retry find a later checkpoint
+   * already made (409 WAL_CHECKPOINT_BACKWARDS), the first try landed and another after it: it
+   * resolves with the checkpoint `current` then reads.
+   */
+  async checkpoint<T> (signal: AbortSignal | undefined, call: () => Promise<{ data?: T, error?: unknown, response: Response }>, current: () => Promise<number>): Promise<(T & { superseded: false }) | { checkpoint: number, superseded: true }> {
+    let unanswered = false
+    try {
+      const { data } = await this.send('checkpoint', true, signal, async () => {
+        try {
+          return await call()
+        } catch (err) {
+          unanswered = true
+          throw err
+        }
+      })
+      return { ...data, superseded: false }
+    } catch (err) {
+      if (!unanswered || !(err instanceof VecwalError) || err.code !== 'WAL_CHECKPOINT_BACKWARDS') throw err
+      return { checkpoint: await current(), superseded: true }
     }
   }
 
@@ -181,27 +197,25 @@ export class VecwalClient {
     return new Transaction(this.caller, data.txId)
   }
 
-  /**
-   * Marks everything up to `seq` (default: the last seq) as held by the consumer. Tried again when no
-   * answer came; should that retry find a later checkpoint already made (409
-   * WAL_CHECKPOINT_BACKWARDS), the first try landed and another after it: it resolves with that one.
-   */
+  /** Marks everything up to `seq` (default: the last seq) as held by the consumer `default`, tried again as Caller.checkpoint says. */
   async checkpoint (seq?: number, signal?: AbortSignal): Promise<Checkpointed> {
-    let unanswered = false
-    try {
-      const { data } = await this.caller.send('checkpoint', true, signal, async () => {
-        try {
-          return await this.api.POST('/v1/checkpoints', { signal, body: seq === undefined ? undefined : { seq } })
-        } catch (err) {
-          unanswered = true
-          throw err
-        }
-      })
-      return { ...data, superseded: false }
-    } catch (err) {
-      if (!unanswered || !(err instanceof VecwalError) || err.code !== 'WAL_CHECKPOINT_BACKWARDS') throw err
-      return { checkpoint: (await this.status(signal)).checkpoint, superseded: true }
-    }
+    return await this.caller.checkpoint(signal, async () => await this.api.POST('/v1/checkpoints', { signal, body: seq === undefined ? undefined : { seq } }),
+      async () => (await this.status(signal)).checkpoint)
+  }
+
+  /**
+   * The records after `after` (or `consumer`'s checkpoint), then each new one once it is durable, as
+   * an async iterator: reconnects after the last seq it yielded when the connection drops or the
+   * service restarts; ends after `limit` records; throws FollowEndedError if the log failed or
+   * retention passed the reader. Break out of the loop, or abort `signal`, to stop following.
+   */
+  follow (options: FollowOptions = {}): AsyncGenerator<FollowedRecord, void, undefined> {
+    return follow(async (query, accept, signal) => await this.api.GET('/v1/recovery', { params: { query }, headers: { accept }, parseAs: 'stream', signal }), this.caller.retry, options)
+  }
+
+  /** A named consumer: its own checkpoint, which holds retention, and where `follow({ consumer })` starts. */
+  consumer (name: string): Consumer {
+    return new Consumer(this.caller, name)
   }
 
   async status (signal?: AbortSignal): Promise<Status> {
@@ -246,5 +260,31 @@ export class Transaction {
   async abort (signal?: AbortSignal): Promise<void> {
     await this.caller.send('abort', false, signal, async () =>
       await this.caller.api.POST('/v1/transactions/{txId}/abort', { signal, params: { path: { txId: this.txId } } }))
+  }
+}
+
+/** A named consumer (PUT /v1/consumers/{name}): create it, read its state, move its checkpoint. */
+export class Consumer {
+  constructor (private readonly caller: Caller, readonly name: string) {}
+
+  /**
+   * Creates it at checkpoint `after` (default: before the oldest record held). Creating it again at
+   * the same start changes nothing, so a create whose answer was lost is tried again.
+   */
+  async create (after?: number, signal?: AbortSignal): Promise<ConsumerState> {
+    const init = { signal, params: { path: { name: this.name } }, body: after === undefined ? {} : { after } }
+    return (await this.caller.send('create consumer', true, signal, async () => await this.caller.api.PUT('/v1/consumers/{name}', init))).data
+  }
+
+  async get (signal?: AbortSignal): Promise<ConsumerState> {
+    const init = { signal, params: { path: { name: this.name } } }
+    return (await this.caller.send('consumer', true, signal, async () => await this.caller.api.GET('/v1/consumers/{name}', init))).data
+  }
+
+  /** Marks everything up to `seq` (default: the last seq) as persisted by this consumer, tried again as Caller.checkpoint says. */
+  async checkpoint (seq?: number, signal?: AbortSignal): Promise<ConsumerCheckpointed> {
+    const init = { signal, params: { path: { name: this.name } }, body: seq === undefined ? {} : { seq } }
+    return await this.caller.checkpoint(signal, async () => await this.caller.api.POST('/v1/consumers/{name}/checkpoint', init),
+      async () => (await this.get(signal)).checkpoint)
   }
 }

@@ -1,0 +1,149 @@
+// The reader of a followed stream (GET /v1/recovery?follow=true): it decodes NDJSON or msgpack as it
+// arrives, skips heartbeats, and reconnects after the last seq it yielded when the connection drops
+// or the service says it is shutting down, so that a caller sees every record once and in order.
+import { Unpackr } from 'msgpackr'
+import { FollowEndedError, VecwalError } from './errors.js'
+import { isRetryableResponse, retryDelayMs, sleep, type RetryPolicy } from './retry.js'
+
+/** A record as the stream gives it: msgpack vectors are Float32Array, NDJSON vectors arrays of numbers. */
+export interface FollowedRecord { seq: number, [field: string]: unknown }
+
+export type FollowFormat = 'ndjson' | 'msgpack'
+
+export interface FollowOptions {
+  /** Start after this seq; default after `consumer`'s checkpoint, else the service's default. */
+  after?: number
+  /** Start after this named consumer's checkpoint (unless `after` is given). */
+  consumer?: string
+  /** At most this many records in all, across reconnects; the iterator then ends. */
+  limit?: number
+  /** The body form read; default ndjson. */
+  format?: FollowFormat
+  signal?: AbortSignal
+}
+
+/** What one connection asks for: the query of GET /v1/recovery. */
+export interface FollowQuery { follow: 'true', after?: number, consumer?: string, limit?: number }
+
+/** Opens one connection; the answer's body is read as a stream. */
+export type FollowConnect = (query: FollowQuery, accept: string, signal: AbortSignal | undefined) => Promise<{ data?: ReadableStream<Uint8Array> | null, error?: unknown, response: Response }>
+
+const ACCEPT: Record<FollowFormat, string> = { ndjson: 'application/x-ndjson', msgpack: 'application/msgpack' }
+
+const unpackr = new Unpackr({ moreTypes: true, useRecords: false })
+
+/** A stream's last line: why it ended. */
+interface End { end: 'limit' | 'shutdown' | 'failed' | 'gone', code?: string, message?: string }
+
+type Item = { record: FollowedRecord } | { end: End }
+
+function item (value: unknown): Item | undefined {
+  if (value === null || value === undefined) return undefined // a heartbeat
+  const object = value as Record<string, unknown>
+  if (typeof object.end === 'string' && object.seq === undefined) return { end: object as unknown as End }
+  return { record: object as FollowedRecord }
+}
+
+/** The items of one body, in order; a body that stops without a last line was cut. */
+async function * items (body: ReadableStream<Uint8Array>, format: FollowFormat): AsyncGenerator<Item> {
+  const reader = body.getReader()
+  const text = new TextDecoder()
+  let lines = ''
+  let bytes = new Uint8Array(0)
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return
+      if (format === 'ndjson') {
+        lines += text.decode(value, { stream: true })
+        const complete = lines.split('\n')
+        lines = complete.pop() ?? ''
+        for (const line of complete) {
+          const next = line === '' ? undefined : item(JSON.parse(line))
+          if (next !== undefined) yield next
+        }
+      } else {
+        const joined = new Uint8Array(bytes.length + value.length)
+        joined.set(bytes)
+        joined.set(value, bytes.length)
+        const values: unknown[] = []
+        let used = 0
+        try {
+          unpackr.unpackMultiple(joined, (decoded: unknown, _start?: number, end?: number) => {
+            values.push(decoded)
+            used = end ?? joined.length
+          })
+        } catch (err) {
+          // A map split across two chunks: the rest of it comes with the next one.
+          if ((err as { incomplete?: boolean }).incomplete !== true) throw err
+        }
+        bytes = joined.slice(used)
+        for (const decoded of values) {
+          const next = item(decoded)
+          if (next !== undefined) yield next
+        }
+      }
+    }
+  } finally {
+    await reader.cancel().catch(() => {})
+  }
+}
+
+/**
+ * Yields the followed records. A connection that fails, is refused with 429/503, drops, or ends with
+ * `shutdown` is made again after the last seq yielded, waiting as the retry policy says; the tries
+ * count from the last record yielded, so a long stream may reconnect any number of times. It ends on
+ * `limit`, throws FollowEndedError on `failed` or `gone`, and VecwalError on any other refusal.
+ */
+export async function * follow (connect: FollowConnect, policy: RetryPolicy, options: FollowOptions): AsyncGenerator<FollowedRecord, void, undefined> {
+  const format = options.format ?? 'ndjson'
+  const { signal } = options
+  let last = options.after
+  let yielded = 0
+  let tries = 0
+  let since = Date.now()
+  for (;;) {
+    tries++
+    const query: FollowQuery = { follow: 'true' }
+    if (last !== undefined) query.after = last
+    else if (options.consumer !== undefined) query.consumer = options.consumer
+    if (options.limit !== undefined) query.limit = options.limit - yielded
+    let retryAfter: string | null = null
+    let cause: unknown
+    try {
+      const { data, error, response } = await connect(query, ACCEPT[format], signal)
+      if (!response.ok) {
+        if (!isRetryableResponse(response)) {
+          const body = (typeof error === 'object' && error !== null ? error : {}) as { code?: string, message?: string }
+          throw new VecwalError(`follow: ${response.status} ${body.code ?? ''} ${body.message ?? ''}`.trim(), response.status, body.code, tries)
+        }
+        retryAfter = response.headers.get('retry-after')
+        cause = new Error(`follow: ${response.status}`)
+      } else if (data !== null && data !== undefined) {
+        for await (const next of items(data, format)) {
+          if ('record' in next) {
+            last = next.record.seq
+            yielded++
+            tries = 0
+            since = Date.now()
+            yield next.record
+            continue
+          }
+          if (next.end.end === 'limit') return
+          if (next.end.end === 'failed' || next.end.end === 'gone') throw new FollowEndedError(next.end.end, next.end.code, next.end.message)
+          break // shutdown: the service is stopping; connect again
+        }
+      }
+    } catch (err) {
+      if (err instanceof VecwalError) throw err
+      signal?.throwIfAborted()
+      cause = err
+    }
+    if (options.limit !== undefined && yielded >= options.limit) return
+    const wait = retryDelayMs(policy, Math.max(tries, 1), retryAfter)
+    if (tries + 1 > policy.attempts || Date.now() - since + wait > policy.maxElapsedMs) {
+      throw new VecwalError(`follow: no stream after ${tries} tries`, undefined, undefined, tries, { cause })
+    }
+    await sleep(wait, signal)
+  }
+}
