@@ -22,9 +22,10 @@ import {
 import { pino, type Logger } from 'pino'
 import { DEFAULT_CONSUMER } from '../consumer-state.js'
 import {
-  assertSeq, BackendUnavailableError, ConsumerNotFoundError, IdempotencyKeyReusedError, InvalidArgumentError, InvalidTimeError, LogClosedError, OpenStepError,
-  QueueFullError, RangeAheadError, RangeGoneError, RecordTooLargeError, SeqMismatchError
+  assertSeq, BackendUnavailableError, IdempotencyKeyReusedError, LogClosedError, OpenStepError, QueueFullError, RangeGoneError, RecordTooLargeError,
+  SeqMismatchError
 } from '../errors.js'
+import { readStart } from '../read-start.js'
 import type {
   AppendConditions, AppendResult, BatchAppendResult, CheckpointResult, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions, WaitOptions
 } from '../log.js'
@@ -423,16 +424,13 @@ export class JetStreamLog extends RecordWrites implements Log {
 
   read (options: ReadOptions = {}): LogRead {
     const { since } = options
-    if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) throw new InvalidTimeError(since)
-    const oldest = this.known.firstSeq
-    const consumerCheckpoint = options.consumer === undefined ? this.checkpointSeq : this.consumers.checkpointOf(options.consumer)
-    if (consumerCheckpoint === undefined) throw new ConsumerNotFoundError(options.consumer as string)
-    const after = options.after ?? (options.consumer !== undefined || since === undefined ? consumerCheckpoint : oldest - 1)
-    assertSeq('after', after)
-    if (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 1)) throw new InvalidArgumentError('limit', options.limit)
     const lastSeq = this.lastSeq
-    if (after > lastSeq) throw new RangeAheadError(after, lastSeq)
-    if (after + 1 < oldest) throw new RangeGoneError(after, oldest)
+    const { after, checkpoint } = readStart(options, {
+      oldest: this.known.firstSeq,
+      lastSeq,
+      checkpoint: this.checkpointSeq,
+      checkpointOf: name => this.consumers.checkpointOf(name)
+    })
     const follow: FollowTail | undefined = options.follow === true
       ? {
           lastSeq: () => this.lastSeq,
@@ -469,7 +467,7 @@ export class JetStreamLog extends RecordWrites implements Log {
     }
     return {
       caughtUp: () => follow !== undefined && caughtUp,
-      checkpoint: consumerCheckpoint,
+      checkpoint,
       lastSeq,
       records: streamRecords(this.stream, items(this)),
       ndjson: streamNdjson(this.stream, items(this)),

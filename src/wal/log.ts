@@ -7,10 +7,8 @@ import { DirLock } from './dir-lock.js'
 import { DiskSpaceGuard, statfsFreeBytes, type FreeBytes } from './disk-space.js'
 import { ConsumerRegistry } from './consumers.js'
 import { DEFAULT_CONSUMER } from '../consumer-state.js'
-import {
-  assertSeq, ConsumerNotFoundError, IdempotencyKeyReusedError, InvalidArgumentError, InvalidTimeError, LogClosedError, LogFailedError, RangeAheadError,
-  RangeGoneError
-} from '../errors.js'
+import { assertSeq, IdempotencyKeyReusedError, LogClosedError, LogFailedError } from '../errors.js'
+import { readStart } from '../read-start.js'
 import { nodeFileIO, type FileIO } from './file-io.js'
 import { GroupCommitQueue } from './group-commit.js'
 import { KeyIndex, type IdempotencyLimits } from './idempotency.js'
@@ -367,16 +365,13 @@ export class WriteAheadLog extends RecordWrites implements Log {
    */
   read (options: ReadOptions = {}): WalRead {
     const { since } = options
-    if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) throw new InvalidTimeError(since)
-    const oldest = this.writer.segments[0].baseSeq
-    const consumerCheckpoint = options.consumer === undefined ? this.checkpointSeq : this.consumers.checkpointOf(options.consumer)
-    if (consumerCheckpoint === undefined) throw new ConsumerNotFoundError(options.consumer as string)
-    const after = options.after ?? (options.consumer !== undefined || since === undefined ? consumerCheckpoint : oldest - 1)
-    assertSeq('after', after)
-    if (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 1)) throw new InvalidArgumentError('limit', options.limit)
     const lastSeq = this.lastSeq
-    if (after > lastSeq) throw new RangeAheadError(after, lastSeq)
-    if (after + 1 < oldest) throw new RangeGoneError(after, oldest)
+    const { after, checkpoint } = readStart(options, {
+      oldest: this.writer.segments[0].baseSeq,
+      lastSeq,
+      checkpoint: this.checkpointSeq,
+      checkpointOf: name => this.consumers.checkpointOf(name)
+    })
     const follow: FollowTail | undefined = options.follow === true
       ? { changed: () => this.commits.next(), stopped: () => this.stopped(), signal: options.signal, waiting: false }
       : undefined
@@ -393,7 +388,7 @@ export class WriteAheadLog extends RecordWrites implements Log {
     const chunks = new ChunkPool()
     return {
       caughtUp: () => follow?.waiting ?? false,
-      checkpoint: consumerCheckpoint,
+      checkpoint,
       lastSeq,
       records: readRecords(frames()),
       ndjson: readNdjson(frames(), chunks),
