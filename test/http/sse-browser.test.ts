@@ -67,21 +67,27 @@ t.test('EventSource in Chromium follows the log across a restart: no record lost
   })
   pageServer.listen(0, '127.0.0.1')
   await new Promise(resolve => pageServer.once('listening', resolve))
-  t.teardown(() => { pageServer.close() })
+  t.teardown(() => {
+    // The browser's kept-alive connections would hold the server, and the test file, open.
+    pageServer.closeAllConnections()
+    pageServer.close()
+  })
   const pageUrl = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}/`
 
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-chromium-'))
   const browser: ChildProcess = spawn(CHROMIUM, [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
     '--disable-extensions', '--disable-web-security', `--user-data-dir=${profile}`, pageUrl
-  ], { stdio: 'ignore' })
+  ], { stdio: 'ignore', detached: true })
   t.teardown(async () => {
     if (browser.exitCode === null && browser.signalCode === null) {
       const gone = new Promise(resolve => browser.once('exit', resolve))
-      browser.kill('SIGKILL')
+      // Its own process group: the renderer and helper processes it started go with it.
+      process.kill(-(browser.pid as number), 'SIGKILL')
       await gone
     }
-    fs.rmSync(profile, { recursive: true, force: true })
+    // A helper may still be closing its files in the profile as the group goes.
+    fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 })
   })
 
   /** Resolves once the page has reported `ready`; rejects after the deadline. */
