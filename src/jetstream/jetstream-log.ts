@@ -360,7 +360,9 @@ export class JetStreamLog extends RecordWrites implements Log {
     const publishing = this.js.publish(subject, payload.bytes, {
       headers: h,
       timeout: this.settings.timeoutMs,
-      ...(options.msgID === undefined ? {} : { msgID: options.msgID }),
+      // NATS trims header values: a key with spaces at its ends (printable ASCII allows them) would
+      // become another key, or none. Its base64url form keeps every key distinct.
+      ...(options.msgID === undefined ? {} : { msgID: Buffer.from(options.msgID, 'latin1').toString('base64url') }),
       ...(options.expect === undefined ? {} : { expect: options.expect })
     })
     this.inFlight.add(publishing)

@@ -330,7 +330,9 @@ export async function runVectorIndexCrash (options: VectorIndexCrashOptions): Pr
 
     const records = (await readWholeLog(service.url))
     result.records = records.length
-    if (records.length > 0 && records[0].seq !== 1) throw new Error(`the log starts at seq ${records[0].seq}, not 1: retention deleted part of it`)
+    // Reads leave the log's own records out (the index's consumer record may be seq 1): ask the log where it starts.
+    const { segments } = await (await fetch(`${service.url}/v1/status`, { signal: AbortSignal.timeout(10_000) })).json() as { segments: Array<{ firstSeq: number }> }
+    if (segments[0].firstSeq !== 1) throw new Error(`the log starts at seq ${segments[0].firstSeq}, not 1: retention deleted part of it`)
     result.lastEntrySeq = records.length === 0 ? 0 : records[records.length - 1].seq
 
     const reference = VectorIndex.inMemory(settings)
