@@ -1,7 +1,13 @@
 // How much CPU the engine spends turning entries into a record payload, per entry: what P1 and P2
 // pay on top of HTTP and JSON. Entries are 128-dimension inserts with two metadata keys, vectors as
-// JSON gives them (number arrays) and as msgpack bodies give them (Float32Array).
+// JSON gives them (number arrays) and as msgpack bodies give them (Float32Array). For P2b, also a
+// msgpack body turned into its payload: the packer's one walk, against decoding it and encoding
+// the objects (the long way, less its schema check).
 // Run: npx tsc -p tsconfig.json && node dist/bench/encode.bench.js
+import { encode as msgpackEncode } from '@msgpack/msgpack'
+import { Packr } from 'msgpackr'
+import { decodeMsgpackBody } from '../src/http/msgpack-body.js'
+import { packBatchBody, type PackRules } from '../src/payload/batch-body-packer.js'
 import { encodeBatch, encodeEntry } from '../src/payload/payload.js'
 import type { EntryInput } from '../src/entry.js'
 import { BATCH_ENTRIES, DIMENSIONS } from './payloads.js'
@@ -41,3 +47,11 @@ console.log(`${DIMENSIONS}-dimension inserts, CPU per entry, best of ${ROUNDS} r
 measure('encodeEntry, number array (P1)', () => { for (const e of plain) encodeEntry(e) }, plain.length)
 measure('encodeBatch, number arrays (P2)', () => { encodeBatch(plain) }, plain.length)
 measure('encodeBatch, Float32Array (P2b)', () => { encodeBatch(typed) }, typed.length)
+
+const rules: PackRules = { minVectorLength: 1, maxVectorLength: DIMENSIONS, binIsFloat32: false }
+const stored = new Packr({ moreTypes: true, useRecords: false }).pack({ entries: typed })
+// What a Python client sends: fixmaps, and vectors as float64 arrays.
+const python = Buffer.from(msgpackEncode({ entries: plain }))
+measure('packBatchBody, msgpackr body (P2b)', () => { packBatchBody(stored, rules) }, typed.length)
+measure('packBatchBody, float64 arrays, fixmaps', () => { packBatchBody(python, rules) }, plain.length)
+measure('decode + encodeBatch, msgpackr body', () => { encodeBatch((decodeMsgpackBody(stored) as { entries: EntryInput[] }).entries) }, typed.length)

@@ -4,6 +4,7 @@
 // type, the route's response and the OpenAPI document all come from it.
 import { Type, type Static } from '@sinclair/typebox'
 import type { EntryInput, EntryOp, StoredEntry } from './entry.js'
+import type { PackedEntries } from './payload/packed-entries.js'
 
 /**
  * The codes a log refuses a call with, whatever its backend: each has its HTTP status in
@@ -239,8 +240,8 @@ export interface Log {
   appendBatch: (entries: readonly EntryInput[], txId?: string) => Promise<number>
   /** `append` under conditions: an idempotency key, an expected last seq. */
   appendWith: (entry: EntryInput, conditions: AppendConditions) => Promise<AppendResult>
-  /** `appendBatch` under conditions. */
-  appendBatchWith: (entries: readonly EntryInput[], conditions: AppendConditions) => Promise<BatchAppendResult>
+  /** `appendBatch` under conditions; the entries may come already in their stored bytes (a msgpack body walked once). */
+  appendBatchWith: (entries: readonly EntryInput[] | PackedEntries, conditions: AppendConditions) => Promise<BatchAppendResult>
   /** Records that the consumer `default` holds everything up to `seq` (default: the last seq). */
   checkpoint: (seq?: number) => Promise<CheckpointResult>
   read: (options?: ReadOptions) => LogRead

@@ -16,7 +16,7 @@ import {
   rawErrorResponse, RouteNotFoundError, ShuttingDownError, UnsupportedMediaTypeError
 } from './errors.js'
 import { registerJsonParser } from './json.js'
-import { registerMsgpackParser } from './msgpack.js'
+import { PackedBatchBody, registerMsgpackParser } from './msgpack.js'
 import type { Metrics } from './metrics.js'
 import { OPENAPI_UI_PREFIX, openapiPlugin } from './openapi.js'
 import { apiSchemas } from './schemas.js'
@@ -34,6 +34,8 @@ declare module 'fastify' {
     access: RouteAccess
     /** A request with no body at all is taken as `{}` (every field of the body is optional). */
     optionalBody?: boolean
+    /** A msgpack batch body in the common form reaches the handler as a PackedBatchBody (src/http/msgpack.ts). */
+    packedBatchBody?: boolean
   }
 }
 
@@ -92,6 +94,18 @@ function compileTextValidator (schema: TextSchema): FastifyValidator {
     return valid
   }
   return validateText
+}
+
+/** A body's validator: a PackedBatchBody was checked against the same rules as it was parsed. */
+function compileBodyValidator (schema: object): FastifyValidator {
+  const validate = ajv.compile(schema)
+  const validateBody: FastifyValidator = (data: unknown) => {
+    if (data instanceof PackedBatchBody) return true
+    const valid = validate(data)
+    validateBody.errors = validate.errors
+    return valid
+  }
+  return validateBody
 }
 
 type FastifyValidator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null }
@@ -181,7 +195,10 @@ export async function buildApp (options: AppOptions): Promise<App> {
   if (options.maxConnections !== undefined) app.server.maxConnections = options.maxConnections
 
   // Query strings and headers arrive as text alike.
-  app.setValidatorCompiler(({ schema, httpPart }) => httpPart === 'querystring' || httpPart === 'headers' ? compileTextValidator(schema as TextSchema) : ajv.compile(schema))
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    if (httpPart === 'querystring' || httpPart === 'headers') return compileTextValidator(schema as TextSchema)
+    return httpPart === 'body' ? compileBodyValidator(schema) : ajv.compile(schema)
+  })
   app.removeContentTypeParser('text/plain')
   registerJsonParser(app)
   registerMsgpackParser(app, options.dimensions)

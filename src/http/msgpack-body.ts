@@ -11,8 +11,8 @@
 // later byte ID is a map with those keys). It refuses, naming the place, what no entry field takes
 // and what it could not check: other extensions, nesting deeper than any body the schemas accept.
 // A body is walked without keeping its path; a refused one is walked again, naming the place.
-import { isUtf8 } from 'node:buffer'
 import { FLOAT32_ARRAY_CODE, MsgpackKind, MsgpackMismatch, MsgpackReader, TYPED_ARRAY_EXTENSION } from '../msgpack/reader.js'
+import { isUtf8At } from '../msgpack/utf8.js'
 import { ENTRY_LIMITS } from '../entry.js'
 import { InvalidRequestError, MalformedBodyError } from './errors.js'
 
@@ -20,9 +20,9 @@ import { InvalidRequestError, MalformedBodyError } from './errors.js'
 const MAX_DEPTH = 16
 // A body is decoded whole before the schemas see it, and a JS object costs tens of bytes where its
 // msgpack costs one: 16 MiB of empty maps took a gigabyte. So the decoder holds bodies to what a
-// valid one can have: a batch's list, and per entry its map, its vector and its metadata map;
-// no array longer than the longest list a schema takes.
-const MAX_CONTAINERS = 1 + 3 * ENTRY_LIMITS.batchMaxEntries
+// valid one can have: the body's map and its list of entries, and per entry its map, its vector
+// and its metadata map; no array longer than the longest list a schema takes.
+const MAX_CONTAINERS = 2 + 3 * ENTRY_LIMITS.batchMaxEntries
 const MAX_ARRAY_LENGTH = Math.max(ENTRY_LIMITS.batchMaxEntries, ENTRY_LIMITS.vectorMaxLength)
 /** msgpackr's extension type for `undefined` (notepack's): `d4 00 00` for `{ metadata: undefined }`. */
 const UNDEFINED_EXTENSION = 0
@@ -42,14 +42,6 @@ const PROTO = '__proto__'
 /** A key as a JSON Pointer token, as the schemas name paths (`a/b` is `a~1b`). */
 function pointerToken (key: string): string {
   return key.replaceAll('~', '~0').replaceAll('/', '~1')
-}
-
-/** Whether src[start, end) is UTF-8: a loop for ASCII, which nearly every string is, else isUtf8. */
-function isUtf8At (src: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) {
-    if (src[i] >= 0x80) return isUtf8(src.subarray(start, end))
-  }
-  return true
 }
 
 /**

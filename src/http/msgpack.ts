@@ -8,14 +8,26 @@
 // against the vector rules (length, finite values; float32 range it has by nature), and stands
 // aside while the schema checks everything else: in its place is an array of the right length,
 // and once validation passed the Float32Array goes back where it was.
+//
+// A route whose config says `packedBatchBody` (POST /v1/batch) first has its body walked by
+// src/payload/batch-body-packer.ts, which checks the same rules and writes the stored bytes in one
+// pass, building no object. The handler then gets `{ entries: PackedEntries }`, which the body's
+// validator lets through as checked; any body that walk does not take goes the way above.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { ENTRY_LIMITS } from '../entry.js'
+import { packBatchBody } from '../payload/batch-body-packer.js'
+import type { PackedEntries } from '../payload/packed-entries.js'
 import { InvalidRequestError } from './errors.js'
 import { decodeMsgpackBody, float32Values } from './msgpack-body.js'
 
 export const MSGPACK = 'application/msgpack'
 
 interface SetAside { entry: Record<string, unknown>, vector: Float32Array }
+
+/** A batch body whose entries were checked and written into their stored bytes as it was parsed. */
+export class PackedBatchBody {
+  constructor (readonly entries: PackedEntries) {}
+}
 
 const setAside = new WeakMap<FastifyRequest, SetAside[]>()
 
@@ -65,6 +77,14 @@ export function registerMsgpackParser (app: FastifyInstance, dimensions: number 
   }
 
   app.addContentTypeParser(MSGPACK, { parseAs: 'buffer' }, (request, body, done) => {
+    const binIsFloat32 = BIN_FLOAT32.test(request.headers['content-type'] ?? '')
+    if (request.routeOptions.config.packedBatchBody === true) {
+      const packed = packBatchBody(body as Buffer, { minVectorLength: minLength, maxVectorLength: maxLength, binIsFloat32 })
+      if (packed !== undefined) {
+        done(null, new PackedBatchBody(packed))
+        return
+      }
+    }
     let decoded: unknown
     try {
       decoded = decodeMsgpackBody(body as Buffer)
@@ -74,7 +94,6 @@ export function registerMsgpackParser (app: FastifyInstance, dimensions: number 
     }
     const aside: SetAside[] = []
     try {
-      const binIsFloat32 = BIN_FLOAT32.test(request.headers['content-type'] ?? '')
       standAside(decoded, '', aside, binIsFloat32)
       if (isEntryLike(decoded) && Array.isArray(decoded.entries)) {
         decoded.entries.forEach((entry: unknown, i: number) => { standAside(entry, `/entries/${i}`, aside, binIsFloat32) })

@@ -10,6 +10,7 @@ import type { EntryInput } from '../entry.js'
 import { FLOAT32_ARRAY_CODE, TYPED_ARRAY_EXTENSION } from '../msgpack/reader.js'
 import { CONTENT_DIGEST_BYTES, type ConsumerEvent } from '../records/record-shape.js'
 import { InvalidEntryError } from '../errors.js'
+import type { PackedEntries } from './packed-entries.js'
 
 /** What a consumer record (type 6) holds: docs/format.md. */
 export interface ConsumerRecord {
@@ -26,10 +27,10 @@ export interface ConsumerRecord {
 function fixstr (text: string): Buffer {
   return Buffer.concat([Buffer.from([0xa0 | text.length]), Buffer.from(text, 'latin1')])
 }
-const KEY_OP = fixstr('op')
-const KEY_ID = fixstr('id')
-const KEY_VECTOR = fixstr('vector')
-const KEY_METADATA = fixstr('metadata')
+export const KEY_OP = fixstr('op')
+export const KEY_ID = fixstr('id')
+export const KEY_VECTOR = fixstr('vector')
+export const KEY_METADATA = fixstr('metadata')
 const KEY_ENTRIES = fixstr('entries')
 const KEY_TX_ID = fixstr('txId')
 const KEY_CHECKPOINT = fixstr('checkpoint')
@@ -40,7 +41,7 @@ const KEY_START = fixstr('start')
 const KEY_CHECKPOINTED_AT = fixstr('checkpointedAt')
 const KEY_IDEMPOTENCY_KEY = fixstr('idempotencyKey')
 const KEY_CONTENT_DIGEST = fixstr('contentDigest')
-const OPS: Record<string, Buffer> = {
+export const OPS: Record<string, Buffer> = {
   insert: fixstr('insert'),
   update: fixstr('update'),
   delete: fixstr('delete'),
@@ -105,28 +106,35 @@ function putArrayHead (count: number): void {
 }
 
 /** An ext has no fix form for its length. */
-const NO_FIX_FORM = -1
+export const NO_FIX_FORM = -1
 
 /**
- * The head of an item of `length` in its smallest form, as msgpackr writes it: `fix` with the
- * length in its low bits below 32 (unless NO_FIX_FORM), then the 8-, 16- or 32-bit length form.
- * The caller has ensured room.
+ * Writes at `pos` the head of an item of `length` in its smallest form, as msgpackr writes it:
+ * `fix` with the length in its low bits below 32 (unless NO_FIX_FORM), then the 8-, 16- or 32-bit
+ * length form; returns the position after it. The caller has ensured room (5 bytes).
  */
-function putLengthHead (length: number, fix: number, head8: number, head16: number, head32: number): void {
+export function writeLengthHead (target: Buffer, pos: number, length: number, fix: number, head8: number, head16: number, head32: number): number {
   if (fix !== NO_FIX_FORM && length < 0x20) {
-    out[at++] = fix | length
-  } else if (length < 0x100) {
-    out[at++] = head8
-    out[at++] = length
-  } else if (length < 0x10000) {
-    out[at] = head16
-    out.writeUInt16BE(length, at + 1)
-    at += 3
-  } else {
-    out[at] = head32
-    out.writeUInt32BE(length, at + 1)
-    at += 5
+    target[pos] = fix | length
+    return pos + 1
   }
+  if (length < 0x100) {
+    target[pos] = head8
+    target[pos + 1] = length
+    return pos + 2
+  }
+  if (length < 0x10000) {
+    target[pos] = head16
+    target.writeUInt16BE(length, pos + 1)
+    return pos + 3
+  }
+  target[pos] = head32
+  target.writeUInt32BE(length, pos + 1)
+  return pos + 5
+}
+
+function putLengthHead (length: number, fix: number, head8: number, head16: number, head32: number): void {
+  at = writeLengthHead(out, at, length, fix, head8, head16, head32)
 }
 
 /** Strings up to this long are tried as ASCII first: nearly every id, key and value is. */
@@ -302,19 +310,35 @@ export function entryPayload (entry: EntryInput, idempotencyKey?: string): Buffe
   return written(() => { putEntry(entry) }, idempotencyKey)
 }
 
+/** The heads of a batch payload of `keys` keys (txId the third), up to its entries. */
+function putBatchHeads (count: number, keys: 2 | 3): void {
+  putMapHead(keys)
+  putBytes(KEY_OP)
+  putBytes(OPS.batch)
+  putBytes(KEY_ENTRIES)
+  putArrayHead(count)
+}
+
 export function batchPayload (entries: readonly EntryInput[], txId?: string, idempotencyKey?: string): Buffer {
   return written(() => {
-    putMapHead(txId === undefined ? 2 : 3)
-    putBytes(KEY_OP)
-    putBytes(OPS.batch)
-    putBytes(KEY_ENTRIES)
-    putArrayHead(entries.length)
+    putBatchHeads(entries.length, txId === undefined ? 2 : 3)
     for (const entry of entries) putEntry(entry)
     if (txId !== undefined) {
       putBytes(KEY_TX_ID)
       putString('txId', txId)
     }
   }, idempotencyKey)
+}
+
+/** The bytes of a batch payload without txId up to its entries, for the packer (batch-body-packer.ts) to write the entries after. */
+export function batchHeads (count: number): Buffer {
+  return written(() => { putBatchHeads(count, 2) })
+}
+
+/** A packed batch's payload: its bytes as the packer wrote them, or copied with the write's trailing keys after them. */
+export function packedBatchPayload (packed: PackedEntries, idempotencyKey?: string): Buffer {
+  if (idempotencyKey === undefined) return packed.payload
+  return written(() => { putBytes(packed.payload) }, idempotencyKey)
 }
 
 /** A checkpoint; without a consumer (the consumer `default`), byte for byte the version 1 and 2 record. */

@@ -47,7 +47,9 @@ export const writeRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSche
   })
 
   app.post('/v1/batch', {
-    config: { access: 'write' },
+    // Its body's type says entries; a msgpack body may also bring them packed (src/http/msgpack.ts),
+    // which appendBatchWith takes alike.
+    config: { access: 'write', packedBatchBody: true },
     schema: {
       summary: 'Append entries as one atomic record',
       description: 'All the entries or none, under one seq.' + CONDITIONS_DESCRIPTION,
