@@ -45,11 +45,11 @@ const OP_NAMES = ENTRY_OPS.map(op => Buffer.from(op))
 /** A map16 head, as the payload writer writes every map's. */
 const MAP16 = 0xde
 
-// The output grows in this buffer, kept between walks up to KEPT_BYTES, and is copied out at its
-// exact size: the record waits in the write queue after the walk.
-const KEPT_BYTES = 1024 * 1024
-let kept: Buffer = Buffer.allocUnsafeSlow(64 * 1024)
-let out = kept
+// The payload is written into a buffer of its own, which the record keeps while it waits in the
+// write queue: sized for the body's bytes and the heads that may widen (an entry's or metadata's
+// fixmap becomes a map16), so that nearly every walk fills it without growing it or copying it out.
+const NO_OUTPUT: Buffer = Buffer.alloc(0)
+let out = NO_OUTPUT
 let at = 0
 
 /** `out`, for writing float32 values into it. */
@@ -58,10 +58,9 @@ let outView = new DataView(out.buffer, out.byteOffset, out.length)
 function ensure (bytes: number): void {
   const needed = at + bytes
   if (needed <= out.length) return
-  const bigger = Buffer.allocUnsafeSlow(Math.max(needed, out.length * 2))
+  const bigger = Buffer.allocUnsafe(Math.max(needed, out.length * 2))
   out.copy(bigger, 0, 0, at)
   useOut(bigger)
-  if (bigger.length <= KEPT_BYTES) kept = bigger
 }
 
 function useOut (buffer: Buffer): void {
@@ -370,6 +369,7 @@ export function packBatchBody (body: Buffer, rules: PackRules): PackedEntries | 
     if (!bytesAre(body, reader.take(keyLength), keyLength, KEY_ENTRIES)) notPacked()
     const count = reader.array()
     if (count < 1 || count > ENTRY_LIMITS.batchMaxEntries) notPacked()
+    useOut(Buffer.allocUnsafe(body.length + 4 * count + 32))
     const heads = batchHeads(count)
     copyOut(heads, 0, heads.length)
     const ops = [0, 0, 0]
@@ -377,16 +377,14 @@ export function packBatchBody (body: Buffer, rules: PackRules): PackedEntries | 
     for (let i = 0; i < count; i++) putEntry(rules, ops)
     if (reader.pos !== reader.end) notPacked()
     copyOut(body, runStart, reader.pos)
-    const bytes = Buffer.allocUnsafe(at)
-    out.copy(bytes, 0, 0, at)
     const counts = new Map<EntryOp, number>()
     ENTRY_OPS.forEach((op, i) => { if (ops[i] > 0) counts.set(op, ops[i]) })
-    return new PackedEntries(bytes, count, counts)
+    return new PackedEntries(out.subarray(0, at), count, counts)
   } catch (err) {
     if (err instanceof NotPacked || err instanceof MsgpackMismatch) return undefined
     throw err
   } finally {
-    if (out !== kept) useOut(kept)
+    useOut(NO_OUTPUT)
     reader.release()
   }
 }

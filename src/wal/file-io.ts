@@ -11,8 +11,11 @@ export interface FileIO {
   /** Opens an existing file for reading and writing (to append to it or truncate it). */
   openWrite (path: string): Promise<number>
   close (fd: number): Promise<void>
-  /** Writes all of `data` at `position`, looping over short writes. */
-  writeAll (fd: number, data: Uint8Array, position: number): Promise<void>
+  /**
+   * Writes all of `chunks`, back to back, at `position`, looping over short writes: one writev
+   * call frames a group commit's records without copying their payloads into one buffer.
+   */
+  writeAll (fd: number, chunks: readonly Uint8Array[], position: number): Promise<void>
   read (fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number>
   fdatasync (fd: number): Promise<void>
   ftruncate (fd: number, length: number): Promise<void>
@@ -25,9 +28,16 @@ export interface FileIO {
   rename (from: string, to: string): Promise<void>
 }
 
-function write (fd: number, data: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+/** The bytes `chunks` hold together. */
+export function chunksLength (chunks: readonly Uint8Array[]): number {
+  let length = 0
+  for (const chunk of chunks) length += chunk.length
+  return length
+}
+
+function writev (fd: number, chunks: readonly Uint8Array[], position: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    fs.write(fd, data, offset, length, position, (err, written) => { err === null ? resolve(written) : reject(err) })
+    fs.writev(fd, chunks as Uint8Array[], position, (err, written) => { err === null ? resolve(written) : reject(err) })
   })
 }
 
@@ -49,10 +59,17 @@ export const nodeFileIO: FileIO = {
   openRead: async (path) => await open(path, fs.constants.O_RDONLY),
   openWrite: async (path) => await open(path, fs.constants.O_RDWR),
   close: async (fd) => { await close(fd) },
-  async writeAll (fd, data, position) {
-    let done = 0
-    while (done < data.length) {
-      done += await write(fd, data, done, data.length - done, position + done)
+  async writeAll (fd, chunks, position) {
+    let rest = chunks.filter(chunk => chunk.length > 0)
+    let at = position
+    while (rest.length > 0) {
+      // A short write (a signal, a full disk, more chunks than IOV_MAX) ends inside some chunk.
+      let written = await writev(fd, rest, at)
+      at += written
+      let first = 0
+      while (first < rest.length && written >= rest[first].length) written -= rest[first++].length
+      rest = rest.slice(first)
+      if (written > 0) rest[0] = rest[0].subarray(written)
     }
   },
   read: async (fd, into, offset, length, position) => await read(fd, into, offset, length, position),

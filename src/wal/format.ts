@@ -89,12 +89,13 @@ function isFormatVersion (version: number): version is FormatVersion {
 }
 
 /**
- * Frames one record into `target` at `offset`: writes the header, copies the payload and seals it
- * with a CRC32C over everything after the CRC field (length, seq, timestamp, type, write index and
- * payload). `writeIndex` is the record's distance from the first seq of the write that holds it
- * (always 0 in a version 1 segment; 0 too for a record written alone). Returns the offset just past the record.
+ * Writes one record's frame header into `target` at `offset`, for `payload` to follow it: the
+ * length, seq, timestamp, type and write index, and a CRC32C over all of them but the CRC field
+ * and over the payload, which is not copied (the writer hands the file both, back to back).
+ * `writeIndex` is the record's distance from the first seq of the write that holds it (always 0
+ * in a version 1 segment; 0 too for a record written alone). Returns the offset past the header.
  */
-export function writeRecord (
+export function writeFrameHeader (
   target: Buffer,
   offset: number,
   seq: number,
@@ -111,10 +112,17 @@ export function writeRecord (
   writeU64(target, timestamp, offset + 16)
   target[offset + 24] = type
   target.writeUIntLE(writeIndex, offset + WRITE_INDEX_OFFSET, 3)
-  target.set(payload, offset + RECORD_HEADER_BYTES)
-  const end = offset + RECORD_HEADER_BYTES + payload.length
-  target.writeUInt32LE(crc32c(target.subarray(offset + RECORD_CRC_COVERS_FROM, end)), offset)
+  const end = offset + RECORD_HEADER_BYTES
+  target.writeUInt32LE(crc32c(payload, crc32c(target.subarray(offset + RECORD_CRC_COVERS_FROM, end))), offset)
   return end
+}
+
+/** Frames one record into `target` at `offset`, header and payload (writeFrameHeader's arguments). Returns the offset just past the record. */
+export function writeRecord (...frame: Parameters<typeof writeFrameHeader>): number {
+  const [target, , , , , payload] = frame
+  const payloadAt = writeFrameHeader(...frame)
+  target.set(payload, payloadAt)
+  return payloadAt + payload.length
 }
 
 /** A record as a segment holds it: the payload lies in `source`, valid until that buffer is reused. */

@@ -42,7 +42,7 @@ export async function copyTail (io: FileIO, dir: string, name: string, offset: n
         for (let at = offset; at < size;) {
           const got = await io.read(fd, chunk, 0, Math.min(chunk.length, size - at), at)
           if (got === 0) break
-          await io.writeAll(out, chunk.subarray(0, got), at - offset)
+          await io.writeAll(out, [chunk.subarray(0, got)], at - offset)
           at += got
         }
         await io.fdatasync(out)

@@ -5,7 +5,7 @@ import path from 'node:path'
 import { SegmentChangedError, SegmentUnavailableError } from '../errors.js'
 import type { Durability } from '../log.js'
 import type { FileIO } from './file-io.js'
-import { encodeSegmentHeader, FORMAT_VERSION, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeRecord } from './format.js'
+import { encodeSegmentHeader, FORMAT_VERSION, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeFrameHeader } from './format.js'
 import type { EncodedPayload } from '../payload/payload.js'
 import type { SegmentInfo } from './open-plan.js'
 import { markDue, type SeqMark } from './seq-marks.js'
@@ -64,7 +64,7 @@ export class SegmentWriter {
       return
     }
     // A torn rewrite leaves a header-only newest segment that the opener sets aside: the log is the same.
-    await this.options.io.writeAll(this.fd, encodeSegmentHeader(active.baseSeq), 0)
+    await this.options.io.writeAll(this.fd, [encodeSegmentHeader(active.baseSeq)], 0)
     await this.options.io.fdatasync(this.fd)
     active.version = FORMAT_VERSION
   }
@@ -118,7 +118,9 @@ export class SegmentWriter {
           await this.rotate(firstSeq, start)
           continue
         }
-        const buffer = Buffer.allocUnsafe(bytes)
+        // Frame headers go in one buffer; each payload is written from where it lies, after its header.
+        const headers = Buffer.allocUnsafe((end - start) * RECORD_HEADER_BYTES)
+        const chunks: Uint8Array[] = []
         let offset = 0
         let seq = active.lastSeq + 1
         const marks: SeqMark[] = []
@@ -126,13 +128,16 @@ export class SegmentWriter {
         // damage to writes that were acknowledged (docs/format.md).
         for (let i = start; i < end; i++) {
           if (markDue(marks.length > 0 ? marks : active.marks, active.bytes + offset)) marks.push({ seq, offset: active.bytes + offset, timestamp })
-          offset = writeRecord(buffer, offset, seq++, timestamp, records[i].type, records[i].bytes, i - start)
+          const { type, bytes: payload } = records[i]
+          const headerAt = (i - start) * RECORD_HEADER_BYTES
+          chunks.push(headers.subarray(headerAt, writeFrameHeader(headers, headerAt, seq++, timestamp, type, payload, i - start)), payload)
+          offset += RECORD_HEADER_BYTES + payload.length
         }
         // A second writer (the directory lock defeated, a tool appending behind the log's back)
         // shows as a size this writer did not make; one fstat a write is the price of noticing.
         const size = await this.options.io.size(this.fd)
         if (size !== active.bytes) throw new SegmentChangedError(active.name, active.bytes, size)
-        await this.options.io.writeAll(this.fd, buffer, active.bytes)
+        await this.options.io.writeAll(this.fd, chunks, active.bytes)
         if (this.options.durability === 'fsync') {
           const started = process.hrtime.bigint()
           await this.options.io.fdatasync(this.fd)
@@ -200,7 +205,7 @@ async function createSegment (options: SegmentWriterOptions, baseSeq: number, fi
     throw err
   }
   try {
-    await options.io.writeAll(fd, encodeSegmentHeader(baseSeq), 0)
+    await options.io.writeAll(fd, [encodeSegmentHeader(baseSeq)], 0)
     await options.io.fdatasync(fd)
     await options.io.fsyncDir(options.dir)
   } catch (err) {

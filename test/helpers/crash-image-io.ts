@@ -8,6 +8,7 @@
 // an image taken while a batch is written but not yet durable.
 import fs from 'node:fs'
 import path from 'node:path'
+import { chunksLength } from '../../src/wal/file-io.js'
 import { DurableFiles } from './durable-files.js'
 import { below } from './fault-ledger.js'
 import { RecordingIO } from './wal.js'
@@ -46,9 +47,9 @@ export class CrashImageIO extends RecordingIO {
     return fd
   }
 
-  override async writeAll (fd: number, data: Uint8Array, position: number): Promise<void> {
-    await super.writeAll(fd, data, position)
-    this.durable.wrote(this.pathOf(fd), position + data.length)
+  override async writeAll (fd: number, chunks: readonly Uint8Array[], position: number): Promise<void> {
+    await super.writeAll(fd, chunks, position)
+    this.durable.wrote(this.pathOf(fd), position + chunksLength(chunks))
   }
 
   override async fdatasync (fd: number): Promise<void> {

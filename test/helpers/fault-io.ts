@@ -102,11 +102,11 @@ export class FaultIO implements FileIO {
     this.paths.delete(fd)
   }
 
-  async writeAll (fd: number, data: Uint8Array, position: number): Promise<void> {
+  async writeAll (fd: number, chunks: readonly Uint8Array[], position: number): Promise<void> {
     const file = this.pathOf(fd)
-    if (this.watchWrites.test(path.basename(file))) this.lastWrite = Buffer.from(data)
+    if (this.watchWrites.test(path.basename(file))) this.lastWrite = Buffer.concat(chunks)
     await this.before('writeAll', file)
-    await this.inner.writeAll(fd, data, position)
+    await this.inner.writeAll(fd, chunks, position)
   }
 
   async read (fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number> {

@@ -18,7 +18,7 @@
 // sync would only slow the test down. Each sync still yields, so that appends queue behind it.
 import fs from 'node:fs'
 import path from 'node:path'
-import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
+import { chunksLength, nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 import { DurableFiles } from './durable-files.js'
 import { ioError } from './wal.js'
 
@@ -115,22 +115,23 @@ export class PowerCutIO implements FileIO {
     this.paths.delete(fd)
   }
 
-  async writeAll (fd: number, data: Uint8Array, position: number): Promise<void> {
+  async writeAll (fd: number, chunks: readonly Uint8Array[], position: number): Promise<void> {
     const file = this.pathOf(fd)
+    const length = chunksLength(chunks)
     if (this.cuts('writeAll')) {
-      if (this.cutAt === `writeAll #${this.calls}` && data.length > 0) {
+      if (this.cutAt === `writeAll #${this.calls}` && length > 0) {
         // The write the power cut interrupted: some of it reached the page cache.
-        const torn = Math.floor(this.random() * data.length)
+        const torn = Math.floor(this.random() * length)
         if (torn > 0) {
-          await this.inner.writeAll(fd, data.subarray(0, torn), position)
+          await this.inner.writeAll(fd, [Buffer.concat(chunks).subarray(0, torn)], position)
           this.durable.wrote(file, position + torn)
         }
-        this.cutAt += ` (torn after ${torn} of ${data.length} bytes)`
+        this.cutAt += ` (torn after ${torn} of ${length} bytes)`
       }
       throw eio('write')
     }
-    await this.inner.writeAll(fd, data, position)
-    this.durable.wrote(file, position + data.length)
+    await this.inner.writeAll(fd, chunks, position)
+    this.durable.wrote(file, position + length)
   }
 
   async read (fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number> {

@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type { EntryInput } from '../../src/entry.js'
-import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
+import { chunksLength, nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 import { decodeSegmentHeader, parseSegmentFileName, readRecord, SEGMENT_HEADER_BYTES } from '../../src/wal/format.js'
 import { WriteAheadLog, type WalOptions } from '../../src/wal/log.js'
 import type { LogRecord } from '../../src/log.js'
@@ -242,8 +242,8 @@ export class RecordingIO implements FileIO {
     this.paths.delete(fd)
   }
 
-  async writeAll (fd: number, data: Uint8Array, position: number): Promise<void> {
-    await this.call('writeAll', this.pathOf(fd), async () => { await this.inner.writeAll(fd, data, position) }, { position, length: data.length })
+  async writeAll (fd: number, chunks: readonly Uint8Array[], position: number): Promise<void> {
+    await this.call('writeAll', this.pathOf(fd), async () => { await this.inner.writeAll(fd, chunks, position) }, { position, length: chunksLength(chunks) })
   }
 
   async read (fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number> {
