@@ -12,6 +12,7 @@ import { decodeBody } from '../records/record-object.js'
 import { checkRecordBody } from '../records/record-shape.js'
 import type { LogRecord } from '../log.js'
 import type { SegmentInfo } from './open-plan.js'
+import type { RecentEncodings } from './recent-encodings.js'
 import { markAtOrBefore } from './seq-marks.js'
 
 export interface ReadRange {
@@ -271,12 +272,12 @@ async function * readEncoded (frames: AsyncIterable<FrameItem>, pool: ChunkPool,
   if (used > 0) yield pool.part(chunk, used)
 }
 
-/** The records as NDJSON lines (record-json.ts). */
-export function readNdjson (frames: AsyncIterable<FrameItem>, pool: ChunkPool): AsyncGenerator<Buffer> {
-  return readEncoded(frames, pool, recordLineBytes)
+/** The records as NDJSON lines (record-json.ts), those of the newest records from `shared` when given. */
+export function readNdjson (frames: AsyncIterable<FrameItem>, pool: ChunkPool, shared?: RecentEncodings): AsyncGenerator<Buffer> {
+  return readEncoded(frames, pool, shared?.encoder(recordLineBytes) ?? recordLineBytes)
 }
 
-/** The records as concatenated msgpack maps (record-msgpack.ts). */
-export function readMsgpack (frames: AsyncIterable<FrameItem>, pool: ChunkPool): AsyncGenerator<Buffer> {
-  return readEncoded(frames, pool, recordMsgpackBytes)
+/** The records as concatenated msgpack maps (record-msgpack.ts), those of the newest records from `shared` when given. */
+export function readMsgpack (frames: AsyncIterable<FrameItem>, pool: ChunkPool, shared?: RecentEncodings): AsyncGenerator<Buffer> {
+  return readEncoded(frames, pool, shared?.encoder(recordMsgpackBytes) ?? recordMsgpackBytes)
 }

@@ -15,6 +15,7 @@ import { KeyIndex, type IdempotencyLimits } from './idempotency.js'
 import { silentLogger, type WalLogger } from './logger.js'
 import { CommitSignal } from './commit-signal.js'
 import { ChunkPool, readFrames, readMsgpack, readNdjson, readRecords, type FollowTail, type FrameItem } from './log-reader.js'
+import { RecentEncodings } from './recent-encodings.js'
 import { contentDigestOf, type EncodedPayload } from '../payload/payload.js'
 import { applyOpenPlan } from './open-apply.js'
 import { planOpen, type OpenPlan } from './open-plan.js'
@@ -88,6 +89,8 @@ export class WriteAheadLog extends RecordWrites implements Log {
   private deletedSegments = 0
   /** Retention is writing carry records. */
   private carrying = false
+  /** The newest records' read forms, encoded once for all followers. */
+  private readonly followed = { ndjson: new RecentEncodings(), msgpack: new RecentEncodings() }
 
   private constructor (
     private readonly dir: string,
@@ -386,13 +389,15 @@ export class WriteAheadLog extends RecordWrites implements Log {
     }
     const frames = (): AsyncGenerator<FrameItem> => readFrames(this.io, this.dir, this.writer.segments, range)
     const chunks = new ChunkPool()
+    // Followers share the encoding of the newest records; a bounded read encodes its own.
+    const shared = follow === undefined ? undefined : this.followed
     return {
       caughtUp: () => follow?.waiting ?? false,
       checkpoint,
       lastSeq,
       records: readRecords(frames()),
-      ndjson: readNdjson(frames(), chunks),
-      msgpack: readMsgpack(frames(), chunks),
+      ndjson: readNdjson(frames(), chunks, shared?.ndjson),
+      msgpack: readMsgpack(frames(), chunks, shared?.msgpack),
       recycle: chunk => { chunks.give(chunk) }
     }
   }

@@ -1,0 +1,53 @@
+// The read forms of the newest records, shared by the log's followers. A hundred followers at the
+// tail of the log each used to print every new record's 128 floats as NDJSON themselves: the
+// service spent most of its CPU on a hundred copies of the same text, and the writes slowed to a
+// fifth. The first follower to read a record encodes it; the others copy its bytes.
+//
+// Bounded in bytes, the oldest records going first. Only a record newer than every record held
+// goes in, so the cache is always the newest stretch of the log that followers have read: a
+// follower behind it encodes for itself (as a bounded read does, which never uses this) and
+// pushes no one's newer records out.
+import type { RecordFrame } from './format.js'
+
+/** Bytes each form's cache holds at most. */
+export const RECENT_ENCODINGS_BYTES = 4 * 1024 * 1024
+
+export class RecentEncodings {
+  /** By seq, oldest first: a Map iterates in insertion order, and seqs go in rising. */
+  private readonly bySeq = new Map<number, Buffer>()
+  private bytes = 0
+  private newest = 0
+
+  constructor (private readonly maxBytes = RECENT_ENCODINGS_BYTES) {}
+
+  /**
+   * `encode`, answering from the cache when a record's bytes are there. Encoders may answer a view
+   * of a buffer they write again, so what goes into the cache is a copy.
+   */
+  encoder (encode: (frame: RecordFrame) => Buffer | undefined): (frame: RecordFrame) => Buffer | undefined {
+    return frame => {
+      const known = this.bySeq.get(frame.seq)
+      if (known !== undefined) return known
+      const bytes = encode(frame)
+      if (bytes !== undefined && frame.seq > this.newest) this.keep(frame.seq, Buffer.from(bytes))
+      return bytes
+    }
+  }
+
+  /** How many records' bytes are held, and how many bytes. */
+  get size (): { records: number, bytes: number } {
+    return { records: this.bySeq.size, bytes: this.bytes }
+  }
+
+  private keep (seq: number, bytes: Buffer): void {
+    if (bytes.length > this.maxBytes) return
+    this.newest = seq
+    this.bySeq.set(seq, bytes)
+    this.bytes += bytes.length
+    for (const [oldest, held] of this.bySeq) {
+      if (this.bytes <= this.maxBytes) break
+      this.bySeq.delete(oldest)
+      this.bytes -= held.length
+    }
+  }
+}
