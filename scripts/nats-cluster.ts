@@ -90,17 +90,19 @@ export class NatsNode {
   }
 
   /**
-   * The JetStream meta leader this node knows of, if any (its monitoring endpoint's /jsz); a node
-   * outside any cluster leads itself once JetStream is up.
+   * The JetStream meta leader this node knows of, if any, and (when it is the leader) how many of
+   * its followers are current, from its monitoring endpoint's /jsz; a node outside any cluster
+   * leads itself once JetStream is up.
    */
-  async metaLeader (): Promise<string | undefined> {
+  async metaState (): Promise<{ leader: string | undefined, currentFollowers: number }> {
     try {
       const response = await fetch(`http://127.0.0.1:${this.monitorPort}/jsz`, { signal: AbortSignal.timeout(1000) })
-      const body = await response.json() as { config?: unknown, meta_cluster?: { leader?: string } }
-      if (body.meta_cluster === undefined) return body.config === undefined ? undefined : this.name
-      return body.meta_cluster.leader === '' ? undefined : body.meta_cluster.leader
+      const body = await response.json() as { config?: unknown, meta_cluster?: { leader?: string, replicas?: Array<{ current?: boolean }> } }
+      if (body.meta_cluster === undefined) return { leader: body.config === undefined ? undefined : this.name, currentFollowers: 0 }
+      const { leader, replicas = [] } = body.meta_cluster
+      return { leader: leader === '' ? undefined : leader, currentFollowers: replicas.filter(r => r.current === true).length }
     } catch {
-      return undefined
+      return { leader: undefined, currentFollowers: 0 }
     }
   }
 
@@ -148,12 +150,19 @@ export class NatsCluster {
     return this.nodes.map(n => n.url)
   }
 
-  /** Waits until every running node sees the same JetStream meta leader. */
+  /**
+   * Waits until every running node sees the same JetStream meta leader, and the leader sees every
+   * other running node current: until then a stream of 3 replicas may find "no suitable peers for
+   * placement" (as it did when three test files started clusters at once).
+   */
   async ready (timeoutMs = READY_TIMEOUT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
-      const leaders = await Promise.all(this.nodes.filter(n => n.running).map(async n => await n.metaLeader()))
-      if (leaders.length > 0 && leaders.every(l => l !== undefined && l === leaders[0])) return
+      const running = this.nodes.filter(n => n.running)
+      const states = await Promise.all(running.map(async n => await n.metaState()))
+      const leader = states[0]?.leader
+      const leaderState = states[running.findIndex(n => n.name === leader)]
+      if (leader !== undefined && states.every(s => s.leader === leader) && leaderState !== undefined && leaderState.currentFollowers >= running.length - 1) return
       if (Date.now() > deadline) {
         throw new Error(`no JetStream meta leader within ${timeoutMs} ms:\n${this.nodes.map(n => `${n.name}: ${n.logTail()}`).join('\n')}`)
       }
