@@ -48,5 +48,4 @@ export abstract class RecordWrites {
     if (appended !== undefined && !result.replayed) for (const [op, count] of ops) appended(op, count)
     return result
   }
-
 }

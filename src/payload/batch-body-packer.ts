@@ -63,6 +63,18 @@ function ensure (bytes: number): void {
   useOut(bigger)
 }
 
+/**
+ * The payload written: `out` itself when it is nearly full, else a copy at its exact size. The
+ * write queue counts a record's payload bytes against its limit, so the buffer a payload keeps
+ * alive must not be much larger (a body of float64 arrays shrinks to half as float32).
+ */
+function fitted (): Buffer {
+  if (out.length - at <= at >>> 4) return out.subarray(0, at)
+  const exact = Buffer.allocUnsafeSlow(at)
+  out.copy(exact, 0, 0, at)
+  return exact
+}
+
 function useOut (buffer: Buffer): void {
   out = buffer
   outView = new DataView(buffer.buffer, buffer.byteOffset, buffer.length)
@@ -116,8 +128,9 @@ function smallestStringHead (src: Buffer, headAt: number, length: number): boole
 
 /** The exponent bits of a float32 that is not finite. */
 const NOT_FINITE = 0x7f800000
+const NO_VIEW = new DataView(new ArrayBuffer(0))
 /** The body, for reading float32 bits where they lie: one 32-bit load a value, aligned or not. */
-let view: DataView = new DataView(new ArrayBuffer(0))
+let view: DataView = NO_VIEW
 
 function checkVectorLength (count: number, rules: PackRules): void {
   if (count < rules.minVectorLength || count > rules.maxVectorLength) notPacked()
@@ -379,12 +392,13 @@ export function packBatchBody (body: Buffer, rules: PackRules): PackedEntries | 
     copyOut(body, runStart, reader.pos)
     const counts = new Map<EntryOp, number>()
     ENTRY_OPS.forEach((op, i) => { if (ops[i] > 0) counts.set(op, ops[i]) })
-    return new PackedEntries(out.subarray(0, at), count, counts)
+    return new PackedEntries(fitted(), count, counts)
   } catch (err) {
     if (err instanceof NotPacked || err instanceof MsgpackMismatch) return undefined
     throw err
   } finally {
     useOut(NO_OUTPUT)
+    view = NO_VIEW
     reader.release()
   }
 }

@@ -12,8 +12,8 @@ export interface FileIO {
   openWrite (path: string): Promise<number>
   close (fd: number): Promise<void>
   /**
-   * Writes all of `chunks`, back to back, at `position`, looping over short writes: one writev
-   * call frames a group commit's records without copying their payloads into one buffer.
+   * Writes all of `chunks`, back to back, at `position`, looping over short writes: a group
+   * commit's records go out as frame headers and payloads, without copying them into one buffer.
    */
   writeAll (fd: number, chunks: readonly Uint8Array[], position: number): Promise<void>
   read (fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number>
@@ -26,13 +26,6 @@ export interface FileIO {
   mkdir (path: string, mode: number): Promise<void>
   unlink (path: string): Promise<void>
   rename (from: string, to: string): Promise<void>
-}
-
-/** The bytes `chunks` hold together. */
-export function chunksLength (chunks: readonly Uint8Array[]): number {
-  let length = 0
-  for (const chunk of chunks) length += chunk.length
-  return length
 }
 
 function writev (fd: number, chunks: readonly Uint8Array[], position: number): Promise<number> {
@@ -63,7 +56,8 @@ export const nodeFileIO: FileIO = {
     let rest = chunks.filter(chunk => chunk.length > 0)
     let at = position
     while (rest.length > 0) {
-      // A short write (a signal, a full disk, more chunks than IOV_MAX) ends inside some chunk.
+      // A short write (a full disk) may end inside some chunk. libuv itself writes more chunks
+      // than IOV_MAX in several calls.
       let written = await writev(fd, rest, at)
       at += written
       let first = 0

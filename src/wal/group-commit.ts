@@ -1,6 +1,6 @@
 // Group commit: every append waits in one queue; the writer takes all that is waiting (up to a byte
-// cap), writes it with one write call and one fdatasync, and only then resolves each append with
-// its seq. While one batch is being synced the next one forms, so under load an fsync is shared by
+// cap), writes it at once (pwritev) and syncs it with one fdatasync, and only then resolves each
+// append with its seq. While one batch is being synced the next one forms, so under load an fsync is shared by
 // as many appends as arrive during it, and with no load an append waits for no timer.
 import { LogClosedError, LogFailedError, QueueFullError, RecordTooLargeError, SegmentUnavailableError, SeqMismatchError } from '../errors.js'
 import { isBookkeeping, MAX_PAYLOAD_BYTES, MAX_RECORDS_PER_WRITE, RECORD_HEADER_BYTES } from './format.js'

@@ -9,8 +9,10 @@
 // pushes no one's newer records out.
 import type { RecordFrame } from './format.js'
 
-/** Bytes each form's cache holds at most. */
+/** Bytes each form's cache holds at most, counting ENTRY_OVERHEAD_BYTES for each record. */
 export const RECENT_ENCODINGS_BYTES = 4 * 1024 * 1024
+/** What one cached record costs besides its bytes: its buffer object and its place in the map. */
+export const ENTRY_OVERHEAD_BYTES = 128
 
 export class RecentEncodings {
   /** By seq, oldest first: a Map iterates in insertion order, and seqs go in rising. */
@@ -29,25 +31,39 @@ export class RecentEncodings {
       const known = this.bySeq.get(frame.seq)
       if (known !== undefined) return known
       const bytes = encode(frame)
-      if (bytes !== undefined && frame.seq > this.newest) this.keep(frame.seq, Buffer.from(bytes))
+      if (bytes !== undefined && frame.seq > this.newest) this.keep(frame.seq, ownCopy(bytes))
       return bytes
     }
   }
 
-  /** How many records' bytes are held, and how many bytes. */
+  /** How many records' bytes are held, and the bytes they count for (ENTRY_OVERHEAD_BYTES each included). */
   get size (): { records: number, bytes: number } {
     return { records: this.bySeq.size, bytes: this.bytes }
   }
 
   private keep (seq: number, bytes: Buffer): void {
-    if (bytes.length > this.maxBytes) return
+    if (cost(bytes) > this.maxBytes) return
     this.newest = seq
     this.bySeq.set(seq, bytes)
-    this.bytes += bytes.length
+    this.bytes += cost(bytes)
     for (const [oldest, held] of this.bySeq) {
       if (this.bytes <= this.maxBytes) break
       this.bySeq.delete(oldest)
-      this.bytes -= held.length
+      this.bytes -= cost(held)
     }
   }
+}
+
+function cost (bytes: Buffer): number {
+  return bytes.length + ENTRY_OVERHEAD_BYTES
+}
+
+/**
+ * A copy in a buffer of its own: Buffer.from copies a short one into Node's shared 8 KiB pool, and
+ * a cached line would keep the whole pool block alive.
+ */
+function ownCopy (bytes: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length)
+  bytes.copy(copy)
+  return copy
 }

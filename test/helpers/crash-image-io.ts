@@ -8,10 +8,9 @@
 // an image taken while a batch is written but not yet durable.
 import fs from 'node:fs'
 import path from 'node:path'
-import { chunksLength } from '../../src/wal/file-io.js'
 import { DurableFiles } from './durable-files.js'
 import { below } from './fault-ledger.js'
-import { RecordingIO } from './wal.js'
+import { chunksLength, RecordingIO } from './wal.js'
 
 interface HeldSync {
   reached: Promise<void>

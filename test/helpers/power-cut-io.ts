@@ -18,9 +18,9 @@
 // sync would only slow the test down. Each sync still yields, so that appends queue behind it.
 import fs from 'node:fs'
 import path from 'node:path'
-import { chunksLength, nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
+import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 import { DurableFiles } from './durable-files.js'
-import { ioError } from './wal.js'
+import { chunksLength, ioError } from './wal.js'
 
 const PAGE_BYTES = 4096
 

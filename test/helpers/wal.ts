@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type { EntryInput } from '../../src/entry.js'
-import { chunksLength, nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
+import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 import { decodeSegmentHeader, parseSegmentFileName, readRecord, SEGMENT_HEADER_BYTES } from '../../src/wal/format.js'
 import { WriteAheadLog, type WalOptions } from '../../src/wal/log.js'
 import type { LogRecord } from '../../src/log.js'
@@ -180,6 +180,13 @@ export interface IoEvent {
 
 /** Decides, before each call, whether to fail it: return an error to throw instead of calling. */
 export type FaultRule = (op: IoOp, file: string) => Error | undefined
+
+/** The bytes `chunks` (a FileIO write's) hold together. */
+export function chunksLength (chunks: readonly Uint8Array[]): number {
+  let length = 0
+  for (const chunk of chunks) length += chunk.length
+  return length
+}
 
 /**
  * A FileIO that passes every call to the real one and records it (start and completion, in order),

@@ -1,12 +1,12 @@
 // The file layer's one write call, writev of many chunks: whatever the chunks (empty ones, more of
-// them than one writev takes, IOV_MAX being 1024 on Linux), the file holds exactly their bytes,
+// them than one pwritev takes, IOV_MAX being 1024 on Linux), the file holds exactly their bytes,
 // back to back, where they were written.
 import fs from 'node:fs'
 import path from 'node:path'
 import fc from 'fast-check'
 import t from 'tap'
-import { chunksLength, nodeFileIO } from '../../src/wal/file-io.js'
-import { tempDir } from '../helpers/wal.js'
+import { nodeFileIO } from '../../src/wal/file-io.js'
+import { chunksLength, tempDir } from '../helpers/wal.js'
 
 t.test('writeAll writes every chunk back to back at its position', async t => {
   const dir = tempDir(t)

@@ -4,7 +4,7 @@
 import fc from 'fast-check'
 import t from 'tap'
 import type { RecordFrame } from '../../src/wal/format.js'
-import { RecentEncodings } from '../../src/wal/recent-encodings.js'
+import { ENTRY_OVERHEAD_BYTES, RecentEncodings } from '../../src/wal/recent-encodings.js'
 
 const frame = (seq: number): RecordFrame => ({ seq }) as RecordFrame
 const lineList = fc.array(fc.uint8Array({ minLength: 1, maxLength: 300 }), { minLength: 2, maxLength: 80 })
@@ -44,17 +44,17 @@ t.test('followers reading in any order get each record\'s own bytes, from a cach
 })
 
 t.test('read in order, the cache holds the newest records; a record older than them is encoded again, and does not go in', async t => {
-  fc.assert(fc.property(lineList, fc.integer({ min: 300, max: 4096 }), fc.nat(), (lines, maxBytes, pick) => {
+  fc.assert(fc.property(lineList, fc.integer({ min: 300 + ENTRY_OVERHEAD_BYTES, max: 4096 }), fc.nat(), (lines, maxBytes, pick) => {
     const cache = new RecentEncodings(maxBytes)
     const inner = encoderOf(lines)
     const encode = cache.encoder(inner.encode)
     for (let seq = 1; seq <= lines.length; seq++) encode(frame(seq))
     const held = cache.size
-    // The newest stretch that fits: counted back from the last record.
+    // The newest stretch that fits: counted back from the last record, each with its overhead.
     let bytes = 0
     let records = 0
-    for (let seq = lines.length; seq >= 1 && bytes + lines[seq - 1].length <= maxBytes; seq--) {
-      bytes += lines[seq - 1].length
+    for (let seq = lines.length; seq >= 1 && bytes + lines[seq - 1].length + ENTRY_OVERHEAD_BYTES <= maxBytes; seq--) {
+      bytes += lines[seq - 1].length + ENTRY_OVERHEAD_BYTES
       records++
     }
     if (held.records !== records || held.bytes !== bytes) throw new Error(`holds ${held.records} records (${held.bytes} B), not the newest ${records} (${bytes} B)`)
