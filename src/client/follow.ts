@@ -33,7 +33,7 @@ const ACCEPT: Record<FollowFormat, string> = { ndjson: 'application/x-ndjson', m
 const unpackr = new Unpackr({ moreTypes: true, useRecords: false })
 
 /** A stream's last line: why it ended. */
-interface End { end: 'limit' | 'shutdown' | 'failed' | 'gone', code?: string, message?: string }
+interface End { end: 'limit' | 'shutdown' | 'failed' | 'gone' | 'unavailable', code?: string, message?: string }
 
 type Item = { record: FollowedRecord } | { end: End }
 
@@ -131,7 +131,9 @@ export async function * follow (connect: FollowConnect, policy: RetryPolicy, opt
           }
           if (next.end.end === 'limit') return
           if (next.end.end === 'failed' || next.end.end === 'gone') throw new FollowEndedError(next.end.end, next.end.code, next.end.message)
-          break // shutdown: the service is stopping; connect again
+          // shutdown (the service is stopping) or unavailable (its backend cannot be reached for
+          // now): connect again, after a wait.
+          break
         }
       }
     } catch (err) {

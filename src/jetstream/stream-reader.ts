@@ -108,6 +108,9 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
       const stop = (): void => { void batch.close() }
       follow?.signal?.addEventListener('abort', stop, { once: true })
       const unsubscribe = follow?.onClose(stop)
+      // A fetch from a cluster that is gone may never end: a follower's ends by this time at the
+      // latest, and the check below finds out why it came back empty.
+      const overdue = follow === undefined ? undefined : setTimeout(stop, MIN_FETCH_EXPIRES_MS + source.timeoutMs)
       let received = 0
       try {
         for await (const message of batch) {
@@ -134,11 +137,15 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
           if (follow !== undefined && next > follow.lastSeq()) yield CAUGHT_UP
         }
       } finally {
+        clearTimeout(overdue)
         follow?.signal?.removeEventListener('abort', stop)
         unsubscribe?.()
         await batch.close()
       }
       if (follow === undefined && received === 0) throw new BackendUnavailableError(`the stream gave no record where seq ${next ?? range.from} was expected`)
+      // An idle follower asks whether the stream still answers: a fetch from a cluster that is
+      // gone comes back as empty as one from a quiet log (or not at all, until `overdue`).
+      if (follow !== undefined && received === 0 && !stopped()) await unavailableOnError('asking the stream for the follower\'s consumer', async () => await consumer.info())
     }
   } finally {
     await consumer.delete().catch(() => {})

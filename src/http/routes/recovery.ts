@@ -50,7 +50,7 @@ function recoveryMediaType (accept: string | undefined): RecoveryMediaType {
  * past VECWAL_RETAIN_MAX_BYTES, deleted the records it was to read next: the message names the
  * oldest seq still held).
  */
-type EndReason = 'complete' | 'limit' | 'shutdown' | 'failed' | 'gone'
+type EndReason = 'complete' | 'limit' | 'shutdown' | 'failed' | 'gone' | 'unavailable'
 
 /** How often a silent follow stream sends a heartbeat, unless told otherwise: well inside the idle timeouts of proxies (often 60 s). */
 export const DEFAULT_HEARTBEAT_MS = 15_000
@@ -67,6 +67,12 @@ const HEARTBEATS: Readonly<Record<RecoveryMediaType, Buffer>> = {
   // A comment line, which EventSource ignores.
   [SSE]: Buffer.from(': heartbeat\n\n')
 }
+
+/**
+ * The errors a follow stream ends with a last line for, and the line's reason: the log failed,
+ * retention passed the follower, or the backend cannot be reached for now (the JetStream cluster).
+ */
+const FOLLOW_ENDS: Readonly<Record<string, EndReason>> = { WAL_FAILED: 'failed', WAL_RANGE_GONE: 'gone', WAL_UNAVAILABLE: 'unavailable' }
 
 /** A stream's last words: `{"end": reason}`, and the error's code and message when the log failed. */
 function endBytes (mediaType: RecoveryMediaType, reason: EndReason, err?: { code?: string, message: string }): Buffer {
@@ -262,7 +268,7 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
         'X-Vecwal-Last-Seq is the last durable seq when the stream starts; a stream that does not follow ends there. ' +
         '`follow=true` keeps the stream open past it, sending each new record once it is durable, a heartbeat every ' +
         'VECWAL_HEARTBEAT_MS of silence (NDJSON: an empty line; msgpack: a nil byte 0xc0; SSE: the comment `: heartbeat`), and ' +
-        'a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"|"gone"}` (failed and gone with the code and message). ' +
+        'a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"|"gone"|"unavailable"}` (failed, gone and unavailable with the code and message). ' +
         '`wait=S` (a read that does not follow) waits up to S seconds for a first record after the start, then answers. ' +
         '410 if the start lies before the oldest retained record (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. ' +
         '503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.',
@@ -341,9 +347,10 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
       if (!res.destroyed) res.end(follow || mediaType === SSE ? endBytes(mediaType, reason) : undefined)
     } catch (err) {
       const { code } = err as { code?: string }
-      if (follow && (code === 'WAL_FAILED' || code === 'WAL_RANGE_GONE')) {
-        if (code === 'WAL_RANGE_GONE') request.log.warn({ err }, 'retention passed a follower')
-        if (!res.destroyed) res.end(endBytes(mediaType, code === 'WAL_FAILED' ? 'failed' : 'gone', err as Error))
+      const reason = follow ? FOLLOW_ENDS[code ?? ''] : undefined
+      if (reason !== undefined) {
+        if (reason !== 'failed') request.log.warn({ err }, reason === 'gone' ? 'retention passed a follower' : 'a follower\'s log could not be read')
+        if (!res.destroyed) res.end(endBytes(mediaType, reason, err as Error))
       } else {
         // Damage: what was read before it went out; the response is cut off rather than ended, so
         // that no client takes it for the whole stream.
