@@ -30,6 +30,7 @@ import type {
   AppendConditions, AppendResult, BatchAppendResult, CheckpointResult, Log, LogObserver, LogRead, LogState, LogStatus, ReadOptions, WaitOptions
 } from '../log.js'
 import { contentDigestOf, type EncodedPayload } from '../payload/payload.js'
+import { RecentEncodings } from '../records/recent-encodings.js'
 import { decodeBody } from '../records/record-object.js'
 import { readTrailingKeys } from '../records/record-shape.js'
 import { TransactionManager, type TransactionLimits } from '../transactions.js'
@@ -141,6 +142,8 @@ export class JetStreamLog extends RecordWrites implements Log {
   private readonly listeners = new Set<() => void>()
   /** Follow reads under way: close lets them give out the last records first. */
   private readonly followers = new Set<Promise<unknown>>()
+  /** The newest records' read forms, encoded once for all followers. */
+  private readonly followed = { ndjson: new RecentEncodings(), msgpack: new RecentEncodings() }
   private readonly poll: NodeJS.Timeout
   private readonly subjects: ReturnType<typeof streamSubjects>
 
@@ -467,13 +470,15 @@ export class JetStreamLog extends RecordWrites implements Log {
         ended()
       }
     }
+    // Followers share the encoding of the newest records; a bounded read encodes its own.
+    const shared = follow === undefined ? undefined : this.followed
     return {
       caughtUp: () => follow !== undefined && caughtUp,
       checkpoint,
       lastSeq,
       records: streamRecords(this.stream, items(this)),
-      ndjson: streamNdjson(this.stream, items(this)),
-      msgpack: streamMsgpack(this.stream, items(this))
+      ndjson: streamNdjson(this.stream, items(this), shared?.ndjson),
+      msgpack: streamMsgpack(this.stream, items(this), shared?.msgpack)
     }
   }
 

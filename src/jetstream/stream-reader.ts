@@ -8,6 +8,7 @@ import { DeliverPolicy } from '@nats-io/jetstream'
 import { BackendUnavailableError, CorruptRecordError, RangeGoneError } from '../errors.js'
 import type { LogRecord } from '../log.js'
 import { RecordType, recordTypeName, type RecordBytes, type RecordTypeCode } from '../records/record-bytes.js'
+import type { RecentEncodings } from '../records/recent-encodings.js'
 import { recordLineBytes } from '../records/record-json.js'
 import { recordMsgpackBytes } from '../records/record-msgpack.js'
 import { decodeBody } from '../records/record-object.js'
@@ -215,10 +216,12 @@ async function * streamEncoded (stream: string, items: AsyncIterable<StreamItem>
   if (bytes > 0) yield Buffer.concat(parts, bytes)
 }
 
-export function streamNdjson (stream: string, items: AsyncIterable<StreamItem>): AsyncGenerator<Buffer> {
-  return streamEncoded(stream, items, recordLineBytes)
+/** The records as NDJSON lines, those of the newest records from `shared` when given. */
+export function streamNdjson (stream: string, items: AsyncIterable<StreamItem>, shared?: RecentEncodings): AsyncGenerator<Buffer> {
+  return streamEncoded(stream, items, shared?.encoder(recordLineBytes) ?? recordLineBytes)
 }
 
-export function streamMsgpack (stream: string, items: AsyncIterable<StreamItem>): AsyncGenerator<Buffer> {
-  return streamEncoded(stream, items, recordMsgpackBytes)
+/** The records as concatenated msgpack maps, those of the newest records from `shared` when given. */
+export function streamMsgpack (stream: string, items: AsyncIterable<StreamItem>, shared?: RecentEncodings): AsyncGenerator<Buffer> {
+  return streamEncoded(stream, items, shared?.encoder(recordMsgpackBytes) ?? recordMsgpackBytes)
 }

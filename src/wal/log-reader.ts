@@ -12,7 +12,7 @@ import { decodeBody } from '../records/record-object.js'
 import { checkRecordBody } from '../records/record-shape.js'
 import type { LogRecord } from '../log.js'
 import type { SegmentInfo } from './open-plan.js'
-import type { RecentEncodings } from './recent-encodings.js'
+import type { RecentEncodings } from '../records/recent-encodings.js'
 import { markAtOrBefore } from './seq-marks.js'
 
 export interface ReadRange {

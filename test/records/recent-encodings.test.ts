@@ -3,14 +3,14 @@
 // bytes, the newest records it was given; a record older than the newest held never goes in.
 import fc from 'fast-check'
 import t from 'tap'
-import type { RecordFrame } from '../../src/wal/format.js'
-import { ENTRY_OVERHEAD_BYTES, RecentEncodings } from '../../src/wal/recent-encodings.js'
+import type { RecordBytes } from '../../src/records/record-bytes.js'
+import { ENTRY_OVERHEAD_BYTES, RecentEncodings } from '../../src/records/recent-encodings.js'
 
-const frame = (seq: number): RecordFrame => ({ seq }) as RecordFrame
+const frame = (seq: number): RecordBytes => ({ seq, timestamp: 0 }) as RecordBytes
 const lineList = fc.array(fc.uint8Array({ minLength: 1, maxLength: 300 }), { minLength: 2, maxLength: 80 })
 
 /** An encoder of `lines` (seq n is lines[n - 1]) that answers a view of one buffer it writes again, as the real ones do; counts its calls. */
-function encoderOf (lines: Uint8Array[]): { encode: (f: RecordFrame) => Buffer, calls: () => number } {
+function encoderOf (lines: Uint8Array[]): { encode: (f: RecordBytes) => Buffer, calls: () => number } {
   const scratch = Buffer.alloc(300)
   let calls = 0
   return {
@@ -68,4 +68,23 @@ t.test('read in order, the cache holds the newest records; a record older than t
     return true
   }), { numRuns: 300 })
   t.pass('300 logs read in order, each holding exactly its newest records')
+})
+
+t.test('a record met again under a seq held, with another timestamp, is another record: encoded again', async t => {
+  fc.assert(fc.property(lineList, fc.integer({ min: 1, max: 2 ** 40 }), fc.integer({ min: 1, max: 2 ** 40 }), (lines, first, second) => {
+    fc.pre(first !== second)
+    const cache = new RecentEncodings()
+    const inner = encoderOf(lines)
+    const encode = cache.encoder(inner.encode)
+    const seq = lines.length
+    encode({ seq, timestamp: first } as RecordBytes)
+    encode({ seq, timestamp: first } as RecordBytes)
+    if (inner.calls() !== 1) throw new Error('the same record was encoded twice')
+    const other = lines[0]
+    const swapped = cache.encoder((record: RecordBytes) => record.timestamp === second ? Buffer.from(other) : inner.encode(record))
+    const got = swapped({ seq, timestamp: second } as RecordBytes)
+    if (got === undefined || !got.equals(other)) throw new Error('the bytes of the record held under that seq came back for another')
+    return true
+  }), { numRuns: 200 })
+  t.pass('200 seqs met again with another timestamp, each encoded again')
 })

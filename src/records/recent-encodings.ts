@@ -1,4 +1,4 @@
-// The read forms of the newest records, shared by the log's followers. A hundred followers at the
+// The read forms of the newest records, shared by a log's followers, whatever the backend. A hundred followers at the
 // tail of the log each used to print every new record's 128 floats as NDJSON themselves: the
 // service spent most of its CPU on a hundred copies of the same text, and the writes slowed to a
 // fifth. The first follower to read a record encodes it; the others copy its bytes.
@@ -7,16 +7,22 @@
 // goes in, so the cache is always the newest stretch of the log that followers have read: a
 // follower behind it encodes for itself (as a bounded read does, which never uses this) and
 // pushes no one's newer records out.
-import type { RecordFrame } from './format.js'
+import type { RecordBytes } from './record-bytes.js'
 
 /** Bytes each form's cache holds at most, counting ENTRY_OVERHEAD_BYTES for each record. */
 export const RECENT_ENCODINGS_BYTES = 4 * 1024 * 1024
-/** What one cached record costs besides its bytes: its buffer object and its place in the map. */
+/** What one cached record costs besides its bytes: its buffer, its holder and its place in the map. */
 export const ENTRY_OVERHEAD_BYTES = 128
+
+/** A record's encoded bytes, and its timestamp: a record met again under the same seq with another timestamp is another record. */
+interface Held {
+  bytes: Buffer
+  timestamp: number
+}
 
 export class RecentEncodings {
   /** By seq, oldest first: a Map iterates in insertion order, and seqs go in rising. */
-  private readonly bySeq = new Map<number, Buffer>()
+  private readonly bySeq = new Map<number, Held>()
   private bytes = 0
   private newest = 0
 
@@ -26,12 +32,12 @@ export class RecentEncodings {
    * `encode`, answering from the cache when a record's bytes are there. Encoders may answer a view
    * of a buffer they write again, so what goes into the cache is a copy.
    */
-  encoder (encode: (frame: RecordFrame) => Buffer | undefined): (frame: RecordFrame) => Buffer | undefined {
-    return frame => {
-      const known = this.bySeq.get(frame.seq)
-      if (known !== undefined) return known
-      const bytes = encode(frame)
-      if (bytes !== undefined && frame.seq > this.newest) this.keep(frame.seq, ownCopy(bytes))
+  encoder<R extends RecordBytes> (encode: (record: R) => Buffer | undefined): (record: R) => Buffer | undefined {
+    return record => {
+      const known = this.bySeq.get(record.seq)
+      if (known !== undefined && known.timestamp === record.timestamp) return known.bytes
+      const bytes = encode(record)
+      if (bytes !== undefined && record.seq > this.newest) this.keep(record.seq, { bytes: ownCopy(bytes), timestamp: record.timestamp })
       return bytes
     }
   }
@@ -41,21 +47,21 @@ export class RecentEncodings {
     return { records: this.bySeq.size, bytes: this.bytes }
   }
 
-  private keep (seq: number, bytes: Buffer): void {
-    if (cost(bytes) > this.maxBytes) return
+  private keep (seq: number, held: Held): void {
+    if (cost(held) > this.maxBytes) return
     this.newest = seq
-    this.bySeq.set(seq, bytes)
-    this.bytes += cost(bytes)
-    for (const [oldest, held] of this.bySeq) {
+    this.bySeq.set(seq, held)
+    this.bytes += cost(held)
+    for (const [oldest, older] of this.bySeq) {
       if (this.bytes <= this.maxBytes) break
       this.bySeq.delete(oldest)
-      this.bytes -= cost(held)
+      this.bytes -= cost(older)
     }
   }
 }
 
-function cost (bytes: Buffer): number {
-  return bytes.length + ENTRY_OVERHEAD_BYTES
+function cost (held: Held): number {
+  return held.bytes.length + ENTRY_OVERHEAD_BYTES
 }
 
 /**
