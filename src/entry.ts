@@ -38,6 +38,13 @@ function oneOfByOp<T extends TSchema[]> (schemas: [...T], title: string) {
  */
 const WELL_FORMED = '^\\P{Cs}*$'
 
+/**
+ * Any key at all, line breaks included. TypeBox keys a Record by `^(.*)$`, whose `.` stops at a line
+ * break: a metadata key holding one escaped the value rules (a number got through to the writer, a
+ * string past the length limit into the log).
+ */
+const ANY_KEY = '^[\\s\\S]*$'
+
 /** Builds the entry schemas; `dimensions` narrows the vector length, nothing else changes. */
 export function entrySchemas (options: EntrySchemaOptions = {}) {
   const dims = options.dimensions
@@ -53,7 +60,7 @@ export function entrySchemas (options: EntrySchemaOptions = {}) {
     }
   )
   const Metadata = Type.Record(
-    Type.String(),
+    Type.String({ pattern: ANY_KEY }),
     Type.String({ maxLength: ENTRY_LIMITS.metadataValueMaxLength, pattern: WELL_FORMED }),
     {
       maxProperties: ENTRY_LIMITS.metadataMaxKeys,

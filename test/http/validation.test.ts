@@ -1,6 +1,8 @@
 // Strict validation: no coercion, no unknown fields, finite float32 values, every limit; each
 // refusal is a 4xx in the error shape naming the field, and leaves the log as it was.
+import fc from 'fast-check'
 import t, { type Test } from 'tap'
+import { ENTRY_LIMITS } from '../../src/entry.js'
 import { assertError, lastSeq, startTestService, type TestService } from '../helpers/http.js'
 
 interface Case {
@@ -67,6 +69,22 @@ t.test('entries: coercion, unknown fields, non-finite and out-of-range values, l
     { name: 'a JSON string as the body', body: '"insert"', names: 'body' },
     { name: 'a JSON number as the body', body: '5', names: 'body' }
   ])
+})
+
+t.test('a metadata key holding a line break is held to the value rules like any other', async t => {
+  // TypeBox's Record matched keys with `^(.*)$`, and `.` stops at a line break: such a key let a
+  // number through to the writer (a 500) and a string past the length limit into the log.
+  const service = await startTestService(t)
+  const breaks = ['\n', '\r', '\u2028', '\u2029']
+  const key = fc.tuple(fc.string({ maxLength: 8 }), fc.constantFrom(...breaks), fc.string({ maxLength: 8 })).map(([a, b, c]) => a + b + c)
+  const tried = fc.sample(fc.tuple(key, fc.oneof(fc.integer(), fc.boolean(), fc.constant(null), fc.constant('x'.repeat(ENTRY_LIMITS.metadataValueMaxLength + 1)))), 12)
+  for (const [name, value] of tried) {
+    // As a pattern: a line break in an assertion's name would break tap's own output.
+    const place = `/metadata/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`
+    await refused(t, service, '/v1/entries', insert({ metadata: { [name]: value } }), 400, 'HTTP_INVALID_REQUEST', new RegExp(place.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+  }
+  const [name] = fc.sample(key, 1)
+  t.equal((await service.call('POST', '/v1/entries', insert({ metadata: { [name]: 'a string' } }))).status, 201, 'with a string value it is taken')
 })
 
 t.test('entries at the limits are accepted', async t => {
