@@ -5,7 +5,7 @@
 //
 // The checks a stored entry must pass (every vector value a finite float32, every string free of
 // lone surrogates) are made here, as the bytes are written, so a refused entry writes nothing.
-import { hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import type { EntryInput } from '../entry.js'
 import { FLOAT32_ARRAY_CODE, TYPED_ARRAY_EXTENSION } from '../msgpack/reader.js'
 import { CONTENT_DIGEST_BYTES, type ConsumerEvent } from '../records/record-shape.js'
@@ -265,7 +265,7 @@ function putUint (value: number): void {
  * counting both. An entry and a batch body's map head is always a map16 at the start.
  */
 function putTrailingKeys (idempotencyKey: string): void {
-  const digest = hash('sha256', out.subarray(0, at), 'buffer').subarray(0, CONTENT_DIGEST_BYTES)
+  const digest = createHash('sha256').update(out.subarray(0, at)).digest().subarray(0, CONTENT_DIGEST_BYTES)
   out.writeUInt16BE(out.readUInt16BE(1) + 2, 1)
   putBytes(KEY_IDEMPOTENCY_KEY)
   putString('idempotencyKey', idempotencyKey)
