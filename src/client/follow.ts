@@ -1,6 +1,7 @@
-// The reader of a followed stream (GET /v1/recovery?follow=true): it decodes NDJSON or msgpack as it
+// The reader of a followed stream (GET /v1/recovery?follow=true): it decodes NDJSON, msgpack or SSE as it
 // arrives, skips heartbeats, and reconnects after the last seq it yielded when the connection drops
 // or the service says it is shutting down, so that a caller sees every record once and in order.
+import { createParser } from 'eventsource-parser'
 import { Unpackr } from 'msgpackr'
 import { FollowEndedError, VecwalError } from './errors.js'
 import { isRetryableResponse, retryDelayMs, sleep, type RetryPolicy } from './retry.js'
@@ -8,7 +9,7 @@ import { isRetryableResponse, retryDelayMs, sleep, type RetryPolicy } from './re
 /** A record as the stream gives it: msgpack vectors are Float32Array, NDJSON vectors arrays of numbers. */
 export interface FollowedRecord { seq: number, [field: string]: unknown }
 
-export type FollowFormat = 'ndjson' | 'msgpack'
+export type FollowFormat = 'ndjson' | 'msgpack' | 'sse'
 
 export interface FollowOptions {
   /** Start after this seq; default after `consumer`'s checkpoint, else the service's default. */
@@ -17,7 +18,7 @@ export interface FollowOptions {
   consumer?: string
   /** At most this many records in all, across reconnects; the iterator then ends. */
   limit?: number
-  /** The body form read; default ndjson. */
+  /** The body form read; default ndjson. `sse` gives records as NDJSON does. */
   format?: FollowFormat
   signal?: AbortSignal
 }
@@ -28,7 +29,7 @@ export interface FollowQuery { follow: 'true', after?: number, consumer?: string
 /** Opens one connection; the answer's body is read as a stream. */
 export type FollowConnect = (query: FollowQuery, accept: string, signal: AbortSignal | undefined) => Promise<{ data?: ReadableStream<Uint8Array> | null, error?: unknown, response: Response }>
 
-const ACCEPT: Record<FollowFormat, string> = { ndjson: 'application/x-ndjson', msgpack: 'application/msgpack' }
+const ACCEPT: Record<FollowFormat, string> = { ndjson: 'application/x-ndjson', msgpack: 'application/msgpack', sse: 'text/event-stream' }
 
 const unpackr = new Unpackr({ moreTypes: true, useRecords: false })
 
@@ -37,52 +38,83 @@ interface End { end: 'limit' | 'shutdown' | 'failed' | 'gone' | 'unavailable', c
 
 type Item = { record: FollowedRecord } | { end: End }
 
-function item (value: unknown): Item | undefined {
-  if (value === null || value === undefined) return undefined // a heartbeat
+/** What one decoded value is: nothing for a heartbeat, else a record or the last line. */
+function toItems (value: unknown): Item[] {
+  if (value === null || value === undefined) return []
   const object = value as Record<string, unknown>
-  if (typeof object.end === 'string' && object.seq === undefined) return { end: object as unknown as End }
-  return { record: object as FollowedRecord }
+  if (typeof object.end === 'string' && object.seq === undefined) return [{ end: object as unknown as End }]
+  return [{ record: object as FollowedRecord }]
 }
+
+/** Turns a body's chunks, as they come, into the items they complete; a partial item waits for the next chunk. */
+type Decoder = (chunk: Uint8Array) => Item[]
+
+function ndjsonDecoder (): Decoder {
+  const text = new TextDecoder()
+  let lines = ''
+  return chunk => {
+    lines += text.decode(chunk, { stream: true })
+    const complete = lines.split('\n')
+    lines = complete.pop() ?? ''
+    return complete.flatMap(line => line === '' ? [] : toItems(JSON.parse(line)))
+  }
+}
+
+function msgpackDecoder (): Decoder {
+  let bytes = new Uint8Array(0)
+  return chunk => {
+    const joined = new Uint8Array(bytes.length + chunk.length)
+    joined.set(bytes)
+    joined.set(chunk, bytes.length)
+    const values: unknown[] = []
+    let used = 0
+    try {
+      unpackr.unpackMultiple(joined, (decoded: unknown, _start?: number, end?: number) => {
+        values.push(decoded)
+        used = end ?? joined.length
+      })
+    } catch (err) {
+      // A map split across two chunks: the rest of it comes with the next one.
+      if ((err as { incomplete?: boolean }).incomplete !== true) throw err
+    }
+    bytes = joined.slice(used)
+    return values.flatMap(toItems)
+  }
+}
+
+/**
+ * Server-Sent Events, parsed by eventsource-parser (line endings, multi-line data, BOM as the
+ * standard has them): a record is an event with no type, its data the record's NDJSON line; the
+ * last line is `event: end`. Heartbeats are comments, and `retry` is the service's advice to a
+ * browser: this reader waits as its retry policy says.
+ */
+function sseDecoder (): Decoder {
+  const text = new TextDecoder()
+  let parsed: Item[] = []
+  const parser = createParser({
+    onEvent: event => {
+      if (event.event === undefined || event.event === 'message' || event.event === 'end') parsed.push(...toItems(JSON.parse(event.data)))
+    }
+  })
+  return chunk => {
+    parser.feed(text.decode(chunk, { stream: true }))
+    const complete = parsed
+    parsed = []
+    return complete
+  }
+}
+
+const DECODERS: Readonly<Record<FollowFormat, () => Decoder>> = { ndjson: ndjsonDecoder, msgpack: msgpackDecoder, sse: sseDecoder }
 
 /** The items of one body, in order; a body that stops without a last line was cut. */
 async function * items (body: ReadableStream<Uint8Array>, format: FollowFormat): AsyncGenerator<Item> {
   const reader = body.getReader()
-  const text = new TextDecoder()
-  let lines = ''
-  let bytes = new Uint8Array(0)
+  const decode = DECODERS[format]()
   try {
     for (;;) {
       const { done, value } = await reader.read()
       if (done) return
-      if (format === 'ndjson') {
-        lines += text.decode(value, { stream: true })
-        const complete = lines.split('\n')
-        lines = complete.pop() ?? ''
-        for (const line of complete) {
-          const next = line === '' ? undefined : item(JSON.parse(line))
-          if (next !== undefined) yield next
-        }
-      } else {
-        const joined = new Uint8Array(bytes.length + value.length)
-        joined.set(bytes)
-        joined.set(value, bytes.length)
-        const values: unknown[] = []
-        let used = 0
-        try {
-          unpackr.unpackMultiple(joined, (decoded: unknown, _start?: number, end?: number) => {
-            values.push(decoded)
-            used = end ?? joined.length
-          })
-        } catch (err) {
-          // A map split across two chunks: the rest of it comes with the next one.
-          if ((err as { incomplete?: boolean }).incomplete !== true) throw err
-        }
-        bytes = joined.slice(used)
-        for (const decoded of values) {
-          const next = item(decoded)
-          if (next !== undefined) yield next
-        }
-      }
+      yield * decode(value)
     }
   } finally {
     await reader.cancel().catch(() => {})

@@ -1,12 +1,13 @@
 // The client against a real child service killed with SIGKILL and started again on the same port
-// and data dir: in the middle of a followed stream, the iterator resumes after the last seq it
-// yielded, nothing lost or repeated; in the middle of keyed writes, each write lands exactly once.
+// and data dir (on JetStream: the same stream, test/jetstream/client.test.ts): in the middle of a
+// followed stream, the iterator resumes after the last seq it yielded, nothing lost or repeated;
+// in the middle of keyed writes, each write lands exactly once.
 import fc from 'fast-check'
 import t from 'tap'
 import { VecwalClient, type Entry, type FollowedRecord } from '../../src/client/index.js'
 import { ChildService, startChild } from '../helpers/child-service.js'
 import { checkRecord, generated, PATIENT } from '../helpers/client-follow.js'
-import { ndjson } from '../helpers/http.js'
+import { backendEnv, ndjson } from '../helpers/http.js'
 import { tempDir } from '../helpers/wal.js'
 
 /** Kills the child with SIGKILL and starts the service again on the same port and data dir. */
@@ -17,10 +18,10 @@ async function killAndRestart (child: ChildService, dataDir: string, env: Record
   return again
 }
 
-for (const format of ['ndjson', 'msgpack'] as const) {
+for (const format of ['ndjson', 'msgpack', 'sse'] as const) {
   t.test(`${format}: a kill -9 of the service in the middle of a followed stream: the iterator resumes, nothing lost or repeated`, async t => {
     const dataDir = tempDir(t)
-    const env = { VECWAL_HEARTBEAT_MS: '50' }
+    const env = { ...backendEnv(t, dataDir), VECWAL_HEARTBEAT_MS: '50' }
     let child = await startChild({ dataDir, env })
     t.teardown(async () => { await child.kill9() })
     const client = new VecwalClient({ baseUrl: child.url, retry: PATIENT, encoding: format === 'msgpack' ? 'msgpack' : 'json' })
@@ -49,7 +50,8 @@ for (const format of ['ndjson', 'msgpack'] as const) {
 
 t.test('a kill -9 in the middle of a batch of keyed writes: each write exactly once', async t => {
   const dataDir = tempDir(t)
-  let child = await startChild({ dataDir })
+  const env = backendEnv(t, dataDir)
+  let child = await startChild({ dataDir, env })
   t.teardown(async () => { await child.kill9() })
   const client = new VecwalClient({ baseUrl: child.url, retry: PATIENT })
   const list = generated(40)
@@ -58,7 +60,7 @@ t.test('a kill -9 in the middle of a batch of keyed writes: each write exactly o
   let restarted: Promise<void> | undefined
   const results = await Promise.all(list.map(async e => {
     const result = await client.append(e)
-    if (++answered === killAfter) restarted = killAndRestart(child, dataDir, {}).then(c => { child = c })
+    if (++answered === killAfter) restarted = killAndRestart(child, dataDir, env).then(c => { child = c })
     return result
   }))
   await restarted

@@ -1,12 +1,12 @@
 // The client's follow iterator and named consumers against the real service on 127.0.0.1: every
-// record once and in order while writers post (NDJSON and msgpack, heartbeats between them); a
+// record once and in order while writers post (NDJSON, msgpack and SSE, heartbeats between them); a
 // consumer's create, checkpoint and state, and a follow from its checkpoint. Entries are generated.
 import t from 'tap'
 import { VecwalClient, type Entry, type FollowedRecord } from '../../src/client/index.js'
 import { checkRecord, generated } from '../helpers/client-follow.js'
 import { startTestService } from '../helpers/http.js'
 
-for (const format of ['ndjson', 'msgpack'] as const) {
+for (const format of ['ndjson', 'msgpack', 'sse'] as const) {
   t.test(`${format}: follow yields every record once, in order, while writers post`, async t => {
     const service = await startTestService(t, { VECWAL_HEARTBEAT_MS: '20' })
     const client = new VecwalClient({ baseUrl: service.url, encoding: format === 'msgpack' ? 'msgpack' : 'json' })

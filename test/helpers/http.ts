@@ -40,18 +40,26 @@ export function onJetStream (): boolean {
 }
 
 /**
+ * The VECWAL_* variables that put a service on the backend the tests run on: none for the segment
+ * engine; after useJetStream, the cluster and a stream named by the data directory, so that a
+ * restart on the same directory reopens the same log. With `owned`, the stream is deleted at
+ * teardown, as the directory is.
+ */
+export function backendEnv (t: TeardownTarget, dataDir: string, owned = true): Record<string, string> {
+  const servers = jetstreamServers
+  if (servers === undefined) return {}
+  const stream = `test_${createHash('sha256').update(dataDir).digest('hex').slice(0, 24)}`
+  if (owned) t.teardown(async () => { await deleteStream(servers, stream) })
+  return { VECWAL_BACKEND: 'jetstream', VECWAL_NATS_SERVERS: servers.join(','), VECWAL_NATS_STREAM: stream }
+}
+
+/**
  * Starts the service with VECWAL_* overrides; it is stopped at teardown, and its directory removed
  * unless the caller passed one. `overrides` puts a file layer of the test's choosing under the engine.
  */
 export async function startTestService (t: TeardownTarget, env: Record<string, string> = {}, dir?: string, overrides: EngineOverrides = {}): Promise<TestService> {
   const dataDir = dir ?? tempDir(t)
-  const servers = jetstreamServers
-  // On JetStream the data directory names the stream, so that a restart on the same directory
-  // reopens the same log; the stream goes with a directory made here.
-  const stream = `test_${createHash('sha256').update(dataDir).digest('hex').slice(0, 24)}`
-  if (servers !== undefined && dir === undefined) t.teardown(async () => { await deleteStream(servers, stream) })
-  const backend = servers === undefined ? {} : { VECWAL_BACKEND: 'jetstream', VECWAL_NATS_SERVERS: servers.join(','), VECWAL_NATS_STREAM: stream }
-  const config = loadConfig({ VECWAL_PORT: '0', VECWAL_DATA_DIR: dataDir, VECWAL_LOG_LEVEL: 'silent', ...backend, ...env })
+  const config = loadConfig({ VECWAL_PORT: '0', VECWAL_DATA_DIR: dataDir, VECWAL_LOG_LEVEL: 'silent', ...backendEnv(t, dataDir, dir === undefined), ...env })
   const service = await startService(config, pino({ level: 'silent' }), overrides)
   let stopped = false
   const stop = async (): Promise<void> => {
