@@ -37,6 +37,12 @@ export class SegmentWriter {
    * Opens the newest segment opening kept for appending, or creates the first one at `nextSeq`.
    * A newest segment of an older version takes no more records, so that every segment stays one
    * version: a new one follows it, or, if it holds no record, its header is written again.
+   *
+   * The newest segment is made durable first. A process killed during an fdatasync leaves its last
+   * write in the page cache, where this open reads it as part of the log: without the sync, a
+   * follower could be sent it, or a retry with its idempotency key be answered from it, and a power
+   * cut then take it. (Only the newest can hold such a write: every other was synced before the
+   * next was created.)
    */
   static async open (options: SegmentWriterOptions, kept: SegmentInfo[], nextSeq: number, lastTimestamp: number): Promise<SegmentWriter> {
     const active = kept.at(-1)
@@ -46,13 +52,12 @@ export class SegmentWriter {
     }
     const fd = await options.io.openWrite(path.join(options.dir, active.name))
     const writer = new SegmentWriter(options, kept, fd, lastTimestamp)
-    if (active.version !== FORMAT_VERSION) {
-      try {
-        await writer.upgradeActive()
-      } catch (err) {
-        await writer.close().catch(() => {})
-        throw err
-      }
+    try {
+      if (options.durability === 'fsync') await options.io.fdatasync(fd)
+      if (active.version !== FORMAT_VERSION) await writer.upgradeActive()
+    } catch (err) {
+      await writer.close().catch(() => {})
+      throw err
     }
     return writer
   }
@@ -137,11 +142,20 @@ export class SegmentWriter {
         // shows as a size this writer did not make; one fstat a write is the price of noticing.
         const size = await this.options.io.size(this.fd)
         if (size !== active.bytes) throw new SegmentChangedError(active.name, active.bytes, size)
-        await this.options.io.writeAll(this.fd, chunks, active.bytes)
-        if (this.options.durability === 'fsync') {
-          const started = process.hrtime.bigint()
-          await this.options.io.fdatasync(this.fd)
-          this.options.onSync?.(Number(process.hrtime.bigint() - started) / 1e9)
+        try {
+          await this.options.io.writeAll(this.fd, chunks, active.bytes)
+          if (this.options.durability === 'fsync') {
+            const started = process.hrtime.bigint()
+            await this.options.io.fdatasync(this.fd)
+            this.options.onSync?.(Number(process.hrtime.bigint() - started) / 1e9)
+          }
+        } catch (err) {
+          // The batch is refused and the log fails. Its bytes are cut from the file first: after a
+          // failed write-back the kernel may mark their pages clean, and the next open (even its
+          // fdatasync) would then read them as durable records, answering a retry from bytes no
+          // disk holds. Best effort: the log fails either way.
+          await this.options.io.ftruncate(this.fd, active.bytes).catch(() => {})
+          throw err
         }
         // Only now do readers and status see the records.
         active.bytes += bytes

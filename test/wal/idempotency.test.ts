@@ -12,6 +12,7 @@ import { checkRecordBody, readTrailingKeys } from '../../src/records/record-shap
 import { recordLineBytes } from '../../src/records/record-json.js'
 import { decodeBody } from '../../src/records/record-object.js'
 import { KeyIndex, type KeyedWrite } from '../../src/wal/idempotency.js'
+import { WriteAheadLog } from '../../src/wal/log.js'
 import { encodeBatch, encodeEntry } from '../../src/payload/payload.js'
 import { entry as generatedEntry } from '../helpers/bodies.js'
 import { collect, entries, entry, openLog, plain, tempDir } from '../helpers/wal.js'
@@ -136,6 +137,28 @@ t.test('keys go with their segments when retention deletes them, at a checkpoint
   t.equal(log.status().idempotencyKeys, 60 - (oldest - 1), 'the keys of deleted records are forgotten')
   t.same(await log.appendWith(entry(0), { idempotencyKey: 'k0' }), { seq: 62, replayed: false }, 'a deleted record\'s key writes again')
   t.same(await log.appendWith(entry(59), { idempotencyKey: 'k59' }), { seq: 60, replayed: true })
+})
+
+t.test('retention never deletes the last entry record, so the seq conditions hold on survives a reopen, under either rule', async t => {
+  for (const retainMaxBytes of [0, 2048]) {
+    const dir = tempDir(t)
+    const options = { dir, durability: 'none' as const, segmentBytes: 1024, retainMaxBytes }
+    const log = await WriteAheadLog.open(options)
+    const written = fc.sample(generatedEntry, 200) as EntryInput[]
+    while (log.status().segments.length < 3) await log.append(written[log.lastSeq])
+    const lastEntrySeq = log.lastSeq
+    // Only checkpoints from here on (8 KiB of them): each moves the lowest checkpoint to the log's last seq.
+    for (let i = 0; i < 200; i++) await log.checkpoint()
+    const { segments } = log.status()
+    t.ok(segments[0].firstSeq > 1, `retainMaxBytes ${retainMaxBytes}: retention deleted the records before seq ${segments[0].firstSeq}`)
+    t.ok(segments[0].firstSeq <= lastEntrySeq && segments[0].lastSeq >= lastEntrySeq, 'the oldest segment held is the one holding the last entry record')
+    await log.close()
+    const reopened = await openLog(t, options)
+    const next = written[lastEntrySeq]
+    await t.rejects(reopened.appendWith(next, { expectedLastSeq: 0 }), { code: 'WAL_SEQ_MISMATCH', lastSeq: lastEntrySeq }, 'reopened, the last entry seq is known')
+    const seq = reopened.lastSeq + 1
+    t.same(await reopened.appendWith(next, { expectedLastSeq: lastEntrySeq }), { seq, replayed: false })
+  }
 })
 
 t.test('a repeat while the first is in flight waits for it and gets its answer; other content is refused at once', async t => {
