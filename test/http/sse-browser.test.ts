@@ -66,7 +66,7 @@ t.test('EventSource in Chromium, same-origin, follows the log live across a rest
   await pages.until(r => r.events.length >= all, `${all} records`)
   // A moment more, for any record sent twice to show.
   await new Promise(resolve => setTimeout(resolve, 300))
-  const report = await pages.until(() => true, 'anything')
+  const report = await pages.until(() => true, 'a report')
   const seqs = Array.from({ length: all }, (_, i) => i + 1)
   t.same(report.events.map(e => e.seq), seqs, 'every record once, in order, across the restart')
   t.same(report.events.map(e => e.id), seqs.map(String), 'each event\'s id is its seq')
