@@ -1,7 +1,8 @@
 // The typed client of vecwal's HTTP API. Requests and answers are typed by openapi-types.ts,
 // generated from openapi/openapi.json, and sent by openapi-fetch; what is written here is only what
 // a generator cannot know: which calls may be sent again, with which idempotency key, how long to
-// wait, and the msgpack body form. It runs on Node 20 and in browsers (fetch, Web Crypto, no Node API).
+// wait, and the msgpack body form. It runs on Node 20 and in browsers (fetch, Web Crypto, no Node API),
+// on plain-http pages too (test/client/browser.test.ts).
 import createFetchClient, { type Client } from 'openapi-fetch'
 import { Packr } from 'msgpackr'
 import type { paths } from './openapi-types.js'
@@ -137,7 +138,7 @@ class Caller {
 
   /** Request options of a write: its body's form, and the idempotency key every try of it carries. */
   writeInit (options: WriteOptions): { signal?: AbortSignal, headers: Record<string, string>, bodySerializer?: (body: unknown) => Uint8Array } {
-    const headers: Record<string, string> = { 'idempotency-key': options.idempotencyKey ?? crypto.randomUUID() }
+    const headers: Record<string, string> = { 'idempotency-key': options.idempotencyKey ?? idempotencyKey() }
     if (options.expectedLastSeq !== undefined) headers['vecwal-expected-last-seq'] = String(options.expectedLastSeq)
     const body = this.bodyInit()
     return { signal: options.signal, bodySerializer: body.bodySerializer, headers: { ...body.headers, ...headers } }
@@ -228,6 +229,19 @@ export class VecwalClient {
   }
 }
 
+/**
+ * A fresh idempotency key, a random UUID v4. crypto.randomUUID exists only in a secure context
+ * (HTTPS, localhost): a page served over plain http from another host has getRandomValues alone.
+ */
+function idempotencyKey (): string {
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID()
+  const bytes = crypto.getRandomValues(new Uint8Array(16))
+  bytes[6] = (bytes[6] & 0x0f) | 0x40 // version 4
+  bytes[8] = (bytes[8] & 0x3f) | 0x80 // variant 10
+  const hex = Array.from(bytes, byte => byte.toString(16).padStart(2, '0')).join('')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
 function replayed (response: Response): boolean {
   return response.headers.get('idempotent-replayed') === 'true'
 }
@@ -250,7 +264,7 @@ export class Transaction {
 
   /** Commits the staged entries as one record, tried again with one idempotency key as appends are. */
   async commit (options: Omit<WriteOptions, 'expectedLastSeq'> = {}): Promise<BatchAppended> {
-    const headers = { 'idempotency-key': options.idempotencyKey ?? crypto.randomUUID() }
+    const headers = { 'idempotency-key': options.idempotencyKey ?? idempotencyKey() }
     const { data, response, attempts } = await this.caller.send('commit', true, options.signal, async () =>
       await this.caller.api.POST('/v1/transactions/{txId}/commit', { signal: options.signal, headers, params: { path: { txId: this.txId } } }))
     return { seq: data.seq, count: data.count, replayed: replayed(response), attempts }

@@ -1,29 +1,26 @@
-// Server-Sent Events in a real browser: headless Chromium (Debian's `chromium`) loads a page served
-// by this test on 127.0.0.1 that follows the log with a plain EventSource and reports what it gets
-// back to the test. The service is stopped mid-stream and started again on the same port and data
-// directory; EventSource reconnects by itself, sending Last-Event-ID, and the page must end up with
-// every record exactly once, in order. The page's origin is not the service's: the browser runs
-// with web security off, as the service sends no CORS headers (and auth is off: EventSource cannot
-// send an Authorization header).
-import { spawn, type ChildProcess } from 'node:child_process'
-import fs from 'node:fs'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
-import t from 'tap'
+// Server-Sent Events in a real browser: headless Chromium (Debian's `chromium`) loads a page that
+// follows the log with a plain EventSource and reports what it gets back to the test. The page
+// server passes /v1/* to the service, as the same-origin proxy README prescribes for browsers, so
+// the browser runs with its web security on (the service sends no CORS headers; auth is off, as
+// EventSource cannot send an Authorization header). Records are written while the page follows:
+// some before it loads (read as history), then more once it reports its stream open, so they reach
+// it live. The service is then stopped mid-stream and started again on the same port and data
+// directory; EventSource reconnects by itself, sending Last-Event-ID, and once it reports that
+// second stream open more records are written. The page must see every record exactly once, in order.
 import fc from 'fast-check'
+import t from 'tap'
 import { entry, entryBody } from '../helpers/bodies.js'
+import { launchChromium, startPageServer } from '../helpers/chromium.js'
 import { startTestService, type TestService } from '../helpers/http.js'
 import { tempDir } from '../helpers/wal.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const RECORDS_PER_RUN = 25
+/** Records written before the page loads; then LIVE_RECORDS on each of its two streams. */
+const HISTORY_RECORDS = 5
+const LIVE_RECORDS = 20
 
 interface Report { events: Array<{ id: string, seq: number }>, ends: string[], opens: number }
 
-function page (serviceUrl: string): string {
-  return `<!doctype html><title>follow</title><script>
+const PAGE = `<!doctype html><title>follow</title><script>
 const report = { events: [], ends: [], opens: 0 }
 let pending = false
 function send () {
@@ -31,12 +28,11 @@ function send () {
   pending = true
   setTimeout(() => { pending = false; fetch('/report', { method: 'POST', body: JSON.stringify(report) }) }, 30)
 }
-const source = new EventSource(${JSON.stringify(serviceUrl)} + '/v1/recovery?after=0&follow=true')
+const source = new EventSource('/v1/recovery?after=0&follow=true')
 source.onopen = () => { report.opens++; send() }
 source.onmessage = event => { report.events.push({ id: event.lastEventId, seq: JSON.parse(event.data).seq }); send() }
 source.addEventListener('end', event => { report.ends.push(JSON.parse(event.data).end); send() })
 </script>`
-}
 
 async function post (service: TestService, count: number, seed: number): Promise<void> {
   for (const e of fc.sample(entry, { numRuns: count, seed })) {
@@ -45,75 +41,38 @@ async function post (service: TestService, count: number, seed: number): Promise
   }
 }
 
-t.test('EventSource in Chromium follows the log across a restart: no record lost or repeated', async t => {
+t.test('EventSource in Chromium, same-origin, follows the log live across a restart: no record lost or repeated', async t => {
   const dir = tempDir(t)
   let service = await startTestService(t, {}, dir)
   const port = new URL(service.url).port
-  await post(service, RECORDS_PER_RUN, 1)
-
-  let report: Report = { events: [], ends: [], opens: 0 }
-  let reported: () => void = () => {}
-  const pageServer = http.createServer((request, response) => {
-    if (request.method === 'POST' && request.url === '/report') {
-      let body = ''
-      request.setEncoding('utf8').on('data', (chunk: string) => { body += chunk }).on('end', () => {
-        report = JSON.parse(body) as Report
-        reported()
-        response.end()
-      })
-      return
-    }
-    response.writeHead(200, { 'content-type': 'text/html' }).end(page(service.url))
+  await post(service, HISTORY_RECORDS, 1)
+  const pages = await startPageServer<Report>(t, {
+    serviceUrl: service.url,
+    resources: { '/': { type: 'text/html', body: PAGE } },
+    decode: body => JSON.parse(body.toString()) as Report
   })
-  pageServer.listen(0, '127.0.0.1')
-  await new Promise(resolve => pageServer.once('listening', resolve))
-  t.teardown(() => {
-    // The browser's kept-alive connections would hold the server, and the test file, open.
-    pageServer.closeAllConnections()
-    pageServer.close()
-  })
-  const pageUrl = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}/`
+  launchChromium(t, `${pages.origin()}/`)
 
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-chromium-'))
-  const browser: ChildProcess = spawn(CHROMIUM, [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-    '--disable-extensions', '--disable-web-security', `--user-data-dir=${profile}`, pageUrl
-  ], { stdio: 'ignore', detached: true })
-  t.teardown(async () => {
-    if (browser.exitCode === null && browser.signalCode === null) {
-      const gone = new Promise(resolve => browser.once('exit', resolve))
-      // Its own process group: the renderer and helper processes it started go with it.
-      process.kill(-(browser.pid as number), 'SIGKILL')
-      await gone
-    }
-    // A helper may still be closing its files in the profile as the group goes.
-    fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 })
-  })
-
-  /** Resolves once the page has reported `ready`; rejects after the deadline. */
-  async function until (ready: (r: Report) => boolean, what: string): Promise<void> {
-    const deadline = Date.now() + 30_000
-    while (!ready(report)) {
-      if (Date.now() > deadline) throw new Error(`the page did not report ${what}: ${JSON.stringify(report)}`)
-      await new Promise<void>(resolve => {
-        reported = resolve
-        setTimeout(resolve, 500)
-      })
-    }
-  }
-
-  await until(r => r.events.length >= RECORDS_PER_RUN, `${RECORDS_PER_RUN} records`)
+  await pages.until(r => r.opens === 1, 'its stream open')
+  await post(service, LIVE_RECORDS, 2)
+  const firstRun = HISTORY_RECORDS + LIVE_RECORDS
+  await pages.until(r => r.events.length >= firstRun, `${firstRun} records`)
   await service.stop()
-  await until(r => r.ends.includes('shutdown'), 'the shutdown event')
+  await pages.until(r => r.ends.includes('shutdown'), 'the shutdown event')
   service = await startTestService(t, { VECWAL_PORT: port }, dir)
-  await post(service, RECORDS_PER_RUN, 2)
-  await until(r => r.events.length >= 2 * RECORDS_PER_RUN && r.opens >= 2, 'the records written after the restart')
+  await pages.until(r => r.opens >= 2, 'its stream open again')
+  await post(service, LIVE_RECORDS, 3)
+  const all = firstRun + LIVE_RECORDS
+  await pages.until(r => r.events.length >= all, `${all} records`)
   // A moment more, for any record sent twice to show.
   await new Promise(resolve => setTimeout(resolve, 300))
-  const seqs = Array.from({ length: 2 * RECORDS_PER_RUN }, (_, i) => i + 1)
+  const report = await pages.until(() => true, 'a report')
+  const seqs = Array.from({ length: all }, (_, i) => i + 1)
   t.same(report.events.map(e => e.seq), seqs, 'every record once, in order, across the restart')
   t.same(report.events.map(e => e.id), seqs.map(String), 'each event\'s id is its seq')
   t.same(report.ends, ['shutdown'], 'the page was told the server stopped')
-  t.equal(report.opens, 2, 'EventSource reconnected by itself, once')
+  t.equal(report.opens, 2, 'EventSource reconnected by itself, once: the records written after each open came live')
+  const follows = pages.proxied.filter(r => r.url.startsWith('/v1/recovery'))
+  t.equal(follows.at(-1)?.headers['last-event-id'], String(firstRun), 'the reconnection resumed by Last-Event-ID, through the proxy')
   await service.stop()
 })
