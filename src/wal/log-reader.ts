@@ -123,6 +123,9 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
           if (follow === undefined) break
           if (segment.bytes > frames.rangeEnd) {
             frames.extendTo(segment.bytes)
+            // Records committed while the last catch-up was handed out: they too are flushed
+            // before the next wait, or they would sit in a partial chunk until another commit.
+            flushed = false
             continue
           }
           if (segments[segments.length - 1] !== segment) break

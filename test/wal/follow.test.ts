@@ -108,6 +108,24 @@ t.test('a caught-up byte stream sends what it has, then waits for the next commi
   await chunks.return?.(undefined)
 })
 
+t.test('a commit that lands while a caught-up byte stream hands out its partial chunk is sent without waiting for another', async t => {
+  for (const form of ['ndjson', 'msgpack'] as const) {
+    const log = await openLog(t, { dir: tempDir(t), durability: 'none' })
+    const [first, second] = fc.sample(entry, 2)
+    await log.append(first)
+    const chunks = log.read({ after: 0, follow: true })[form][Symbol.asyncIterator]()
+    t.ok((await chunks.next()).value.length > 0, `${form}: the partial chunk holding seq 1 came out`)
+    // Durable while the follower still holds that chunk, before it asks for more.
+    await log.append(second)
+    let timer: NodeJS.Timeout | undefined
+    const next = await Promise.race([chunks.next(), new Promise<'waited'>(resolve => { timer = setTimeout(() => { resolve('waited') }, 5_000) })])
+    clearTimeout(timer)
+    t.not(next, 'waited', `${form}: seq 2 came without another commit`)
+    if (next !== 'waited') t.equal(((form === 'ndjson' ? JSON.parse(next.value.toString()) : unpackMultiple(next.value)[0]) as { seq: number }).seq, 2)
+    await log.close()
+  }
+})
+
 t.test('a failed log ends its followers with WAL_FAILED after every durable record', async t => {
   const io = new RecordingIO()
   const log = await openLog(t, { dir: tempDir(t), io })
