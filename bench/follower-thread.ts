@@ -2,6 +2,7 @@
 // streams, reading each as fast as it comes and scanning its bytes for probe ids, nothing more,
 // so that it keeps up with the log; notes each probe's arrival on the shared clock.
 import http from 'node:http'
+import type { EventLoopUtilization } from 'node:perf_hooks'
 import { parentPort, workerData } from 'node:worker_threads'
 import { sharedClockMs, type CollectRequest, type FollowerThreadData, type FromFollowerThread } from './followers.js'
 
@@ -54,13 +55,16 @@ async function follow (url: string, follower: Follower): Promise<void> {
   })
 }
 
-function collect (followers: Follower[], request: CollectRequest): void {
+function collect (followers: Follower[], request: CollectRequest, since: EventLoopUtilization): void {
+  // Up to the load's end, before the wait for stragglers.
+  const busy = performance.eventLoopUtilization(since).utilization
   const done = (): boolean => followers.every(f => f.ended || request.probes.every(probe => f.arrivals.has(probe)))
   const timer = setInterval(() => {
     if (!done() && sharedClockMs() < request.deadline) return
     clearInterval(timer)
     send({
       kind: 'arrivals',
+      busy,
       arrivals: followers.map(f => Float64Array.from(request.probes, probe => f.arrivals.get(probe) ?? Number.NaN))
     })
   }, CHECK_MS)
@@ -68,8 +72,12 @@ function collect (followers: Follower[], request: CollectRequest): void {
 
 const data = workerData as FollowerThreadData
 const followers: Follower[] = Array.from({ length: data.followers }, () => ({ arrivals: new Map(), ended: false }))
-port.on('message', (request: CollectRequest) => { collect(followers, request) })
+let ready = performance.eventLoopUtilization()
+port.on('message', (request: CollectRequest) => { collect(followers, request, ready) })
 Promise.all(followers.map(async follower => { await follow(data.url, follower) })).then(
-  () => { send({ kind: 'ready' }) },
+  () => {
+    ready = performance.eventLoopUtilization()
+    send({ kind: 'ready' })
+  },
   (err: unknown) => { send({ kind: 'failed', message: err instanceof Error ? err.message : String(err) }) }
 )

@@ -25,8 +25,12 @@ export interface FollowerThreadData {
 export type FromFollowerThread =
   | { kind: 'ready' }
   | { kind: 'failed', message: string }
-  /** Per follower, the arrival of each probe asked for, in the order asked (NaN: not seen). */
-  | { kind: 'arrivals', arrivals: Float64Array[] }
+  /**
+   * Per follower, the arrival of each probe asked for, in the order asked (NaN: not seen); and the
+   * share of the time from ready to the request in which the thread was busy: near 1, the
+   * followers, not the service, set the delays.
+   */
+  | { kind: 'arrivals', arrivals: Float64Array[], busy: number }
 
 export interface CollectRequest {
   kind: 'collect'
@@ -35,12 +39,16 @@ export interface CollectRequest {
   deadline: number
 }
 
+export interface Collected {
+  /** The arrival of each probe at each follower (shared clock, NaN if it never came). */
+  arrivals: Float64Array[]
+  /** The busiest thread's share of busy time (event loop utilization) from the start to the collect. */
+  busiest: number
+}
+
 export interface Followers {
-  /**
-   * The arrival of each probe at each follower (shared clock, NaN if it never came), once every
-   * follower has seen them all or `deadline` (shared clock) has passed.
-   */
-  collect: (probes: number[], deadline: number) => Promise<Float64Array[]>
+  /** The probes' arrivals, once every follower has seen them all or `deadline` (shared clock) has passed. */
+  collect: (probes: number[], deadline: number) => Promise<Collected>
   close: () => Promise<void>
 }
 
@@ -64,9 +72,10 @@ export async function startFollowers (url: string, count: number): Promise<Follo
       const answers = workers.map(async worker => {
         const arrivals = answer(worker, 'arrivals')
         worker.postMessage({ kind: 'collect', probes, deadline } satisfies CollectRequest)
-        return (await arrivals).arrivals
+        return await arrivals
       })
-      return (await Promise.all(answers)).flat()
+      const collected = await Promise.all(answers)
+      return { arrivals: collected.flatMap(c => c.arrivals), busiest: Math.max(...collected.map(c => c.busy)) }
     },
     close
   }
