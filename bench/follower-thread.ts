@@ -46,9 +46,11 @@ async function follow (url: string, follower: Follower): Promise<void> {
         }
         carry = text.subarray(Math.max(0, text.length - CARRY_BYTES))
       })
+      // A stream cut short shows as the probes it never delivered.
+      response.on('error', () => {})
       response.once('close', () => { follower.ended = true })
     })
-    request.once('error', err => {
+    request.on('error', err => {
       follower.ended = true
       reject(err)
     })

@@ -75,7 +75,7 @@ export function parseOptions (argv: string[]): BenchOptions | 'help' {
     openRepeats: quick ? 1 : 3,
     openKeyedRecords: quick ? 5_000 : WAL_DEFAULTS.idempotency.maxKeys,
     // Quick mode's wait is shorter so that a probe never delivered cannot take the smoke test past its time.
-    followDeliveryWaitSeconds: quick ? 5 : 30,
+    followDeliveryWaitSeconds: quick ? 2 : 30,
     groups: parseGroups(values.only),
     profileDir: values.profile
   }
