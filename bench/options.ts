@@ -24,6 +24,8 @@ export interface BenchOptions {
   openRepeats: number
   /** P4k's logs: this many single-entry records, each with an idempotency key, and the same without. */
   openKeyedRecords: number
+  /** P5: after the load, how long the followers have to deliver every probe; past it a probe counts as not seen. */
+  followDeliveryWaitSeconds: number
   groups: ScenarioGroup[]
   /** Directory for the service children's .cpuprofile files; none when undefined. */
   profileDir?: string
@@ -72,6 +74,8 @@ export function parseOptions (argv: string[]): BenchOptions | 'help' {
     openLogBytes: quick ? 8 * 1024 * 1024 : 1024 * 1024 * 1024,
     openRepeats: quick ? 1 : 3,
     openKeyedRecords: quick ? 5_000 : WAL_DEFAULTS.idempotency.maxKeys,
+    // Quick mode's wait is shorter so that a probe never delivered cannot take the smoke test past its time.
+    followDeliveryWaitSeconds: quick ? 2 : 30,
     groups: parseGroups(values.only),
     profileDir: values.profile
   }

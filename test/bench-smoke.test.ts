@@ -27,6 +27,10 @@ t.test('the bench runs every scenario in quick mode and prints its table', async
   for (const scenario of ['P1 single inserts', 'P1 latency', 'P1b group commit gain', 'P2 batch ingest', 'P2b binary batch', 'P3 recovery', 'P3 NDJSON vs PostgreSQL COPY', 'P4 open', 'P5 follow delay, 100 followers', 'P5 writes with 100 followers', 'P1k single inserts with idempotency keys', 'P2k JSON batch ingest with idempotency keys', 'P4k open', 'PJ P1 single inserts, JetStream R3', 'PJ P2b binary batch']) {
     t.match(stdout, new RegExp(`^\\| ${scenario}`, 'm'), scenario)
   }
+  // A follower row with n/a had no probe reach a follower: the bench measured its own client, or nothing.
+  const followRows = stdout.split('\n').filter(line => line.startsWith('| P5 '))
+  t.equal(followRows.length, 4, 'the four P5 rows')
+  for (const row of followRows) t.notMatch(row, 'n/a', row)
   t.match(stdout, /cores: \d+/)
   t.match(stdout, `Node: ${process.version}`)
   const left = [...benchTempDirs()].filter(name => !before.has(name))
