@@ -37,7 +37,7 @@ function retryAfterMs (header: string | null): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
 }
 
-/** Whether an answer asks to be tried again: 429, 503, or any answer with Retry-After (507 disk full, say). */
+/** Whether an answer asks to be tried again: 429, 503, or any 5xx with Retry-After (507 disk full, say). */
 export function isRetryableResponse (response: Response): boolean {
   return RETRYABLE_STATUSES.has(response.status) || (response.status >= 500 && response.headers.has('retry-after'))
 }
