@@ -1,6 +1,7 @@
 // Configuration from environment variables, checked at start (env-schema with a TypeBox schema):
 // a bad value stops the service with a message naming the variable.
 import fs from 'node:fs'
+import tls from 'node:tls'
 import envSchema from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
 import { DEFAULT_HEARTBEAT_MS } from './http/routes/recovery.js'
@@ -89,7 +90,9 @@ export const ConfigSchema = Type.Object({
   VECWAL_NATS_USER: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: NATS user, with VECWAL_NATS_PASSWORD' })),
   VECWAL_NATS_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: NATS password' })),
   VECWAL_NATS_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: NATS token' })),
-  VECWAL_NATS_TLS_CA: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: PEM CA file the servers\' certificates are checked against (and TLS required)' }))
+  VECWAL_NATS_TLS_CA: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: PEM CA file the servers\' certificates are checked against (and TLS required)' })),
+  VECWAL_NATS_TLS_CERT: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: PEM client certificate file, with VECWAL_NATS_TLS_KEY, for servers that verify clients (mutual TLS; and TLS required)' })),
+  VECWAL_NATS_TLS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'jetstream: PEM private key file of VECWAL_NATS_TLS_CERT' }))
 })
 
 type Env = Static<typeof ConfigSchema>
@@ -213,13 +216,24 @@ function jetstreamConfig (vars: Env): NonNullable<Config['jetstream']> {
   if ((vars.VECWAL_NATS_USER === undefined) !== (vars.VECWAL_NATS_PASSWORD === undefined)) {
     throw new ConfigError('bad configuration: VECWAL_NATS_USER and VECWAL_NATS_PASSWORD go together')
   }
-  for (const name of ['VECWAL_NATS_CREDS', 'VECWAL_NATS_TLS_CA'] as const) {
+  if ((vars.VECWAL_NATS_TLS_CERT === undefined) !== (vars.VECWAL_NATS_TLS_KEY === undefined)) {
+    throw new ConfigError('bad configuration: VECWAL_NATS_TLS_CERT and VECWAL_NATS_TLS_KEY go together')
+  }
+  for (const name of ['VECWAL_NATS_CREDS', 'VECWAL_NATS_TLS_CA', 'VECWAL_NATS_TLS_CERT', 'VECWAL_NATS_TLS_KEY'] as const) {
     const file = vars[name]
     if (file === undefined) continue
     try {
       fs.accessSync(file, fs.constants.R_OK)
     } catch (err) {
       throw new ConfigError(`bad configuration: ${name}: ${(err as Error).message}`)
+    }
+  }
+  if (vars.VECWAL_NATS_TLS_CERT !== undefined && vars.VECWAL_NATS_TLS_KEY !== undefined) {
+    // A key that is not the certificate's would otherwise show only as a failed handshake.
+    try {
+      tls.createSecureContext({ cert: fs.readFileSync(vars.VECWAL_NATS_TLS_CERT), key: fs.readFileSync(vars.VECWAL_NATS_TLS_KEY) })
+    } catch (err) {
+      throw new ConfigError(`bad configuration: VECWAL_NATS_TLS_CERT/VECWAL_NATS_TLS_KEY: ${(err as Error).message}`)
     }
   }
   return {
@@ -231,7 +245,9 @@ function jetstreamConfig (vars: Env): NonNullable<Config['jetstream']> {
     user: vars.VECWAL_NATS_USER,
     pass: vars.VECWAL_NATS_PASSWORD,
     token: vars.VECWAL_NATS_TOKEN,
-    tlsCaFile: vars.VECWAL_NATS_TLS_CA
+    tlsCaFile: vars.VECWAL_NATS_TLS_CA,
+    tlsCertFile: vars.VECWAL_NATS_TLS_CERT,
+    tlsKeyFile: vars.VECWAL_NATS_TLS_KEY
   }
 }
 

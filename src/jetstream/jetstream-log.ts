@@ -60,6 +60,9 @@ export interface JetStreamOptions {
   token?: string
   /** A CA file to verify the servers' TLS certificates with (and to require TLS). */
   tlsCaFile?: string
+  /** A client certificate file and its key file, both or neither: for servers that verify clients (and to require TLS). */
+  tlsCertFile?: string
+  tlsKeyFile?: string
   logger?: Pick<Logger, 'info' | 'warn' | 'error'>
   observer?: LogObserver
 }
@@ -94,6 +97,10 @@ export function streamSubjects (stream: string): { records: string, all: string 
 }
 
 function connectionOptions (options: JetStreamOptions): NodeConnectionOptions {
+  const tls = {
+    ...(options.tlsCaFile === undefined ? {} : { caFile: options.tlsCaFile }),
+    ...(options.tlsCertFile === undefined ? {} : { certFile: options.tlsCertFile, keyFile: options.tlsKeyFile })
+  }
   return {
     servers: options.servers,
     name: 'vecwal',
@@ -104,7 +111,7 @@ function connectionOptions (options: JetStreamOptions): NodeConnectionOptions {
     ...(options.credsFile === undefined ? {} : { authenticator: credsAuthenticator(fs.readFileSync(options.credsFile)) }),
     ...(options.user === undefined ? {} : { user: options.user, pass: options.pass }),
     ...(options.token === undefined ? {} : { token: options.token }),
-    ...(options.tlsCaFile === undefined ? {} : { tls: { caFile: options.tlsCaFile } })
+    ...(Object.keys(tls).length === 0 ? {} : { tls })
   }
 }
 
