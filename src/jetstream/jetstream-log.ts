@@ -201,7 +201,13 @@ export class JetStreamLog extends RecordWrites implements Log {
     try {
       nc = await connect(connectionOptions(options))
     } catch (err) {
-      throw new OpenStepError(`reach the NATS servers ${options.servers.join(', ')}`, err)
+      // A server that verifies clients refuses one without a certificate only after the TLS 1.3
+      // handshake, and nats.js then reports just its connect timeout: say what it may mean.
+      const tls = options.tlsCaFile !== undefined || options.servers.some(server => server.startsWith('tls://'))
+      const hint = tls && options.tlsCertFile === undefined && /timeout/i.test(err instanceof Error ? err.message : String(err))
+        ? ' (over TLS, a server that requires client certificates answers a client without one so: see VECWAL_NATS_TLS_CERT and VECWAL_NATS_TLS_KEY)'
+        : ''
+      throw new OpenStepError(`reach the NATS servers ${options.servers.join(', ')}${hint}`, err)
     }
     try {
       const jsm = await jetstreamManager(nc, { timeout: timeoutMs })
