@@ -1,16 +1,16 @@
 // Lagging followers against the real service as a child process: eight followers (the three forms)
-// read their first chunk and then stop reading, their sockets full, while 48 MiB is written. The
-// service's peak RSS growth must stay within what README ("Memory.") gives a stream, times eight,
-// plus the recent-encodings caches and the garbage collector's slack; then the followers read on
-// and each gets every seq in order, and the last line at stop.
+// read their first chunk and then stop reading, their sockets full, while 32 MiB is written. The
+// service's peak RSS growth over writing alone must stay within what README ("Memory.") gives a
+// stream, times eight, plus the recent-encodings caches and the garbage collector's slack; then the
+// followers read on and each gets every seq in order, and the last line at stop.
 //
-// Why 48 MiB and not 150: each follower is 48 MiB behind at the end, some 20 times what README
-// gives a stream in the process and several times what the kernel's socket buffers take, so a
-// service that held a lagging follower's records in memory would grow by 8 x 48 MiB = 384 MiB, not
-// tens. 64 MiB already took 37-45 s here on 2 busy cores (the followers read it all back, NDJSON
-// and SSE printing every vector), 150 MiB would take over a minute, for no added proof.
-// VECWAL_DURABILITY=none for the same reason: the fsyncs only slow the writes (twice as long
-// here), and the memory measured is the streams'.
+// Why 32 MiB and not 150: each follower is 32 MiB behind at the end, 13 times what README gives a
+// stream in the process and three times what the kernel's socket buffers take, so a service that
+// held a lagging follower's records in memory would grow by 8 x 32 MiB = 256 MiB, not tens. 48 MiB
+// already took 22-46 s here on 2 busy cores (the followers read it all back, NDJSON and SSE
+// printing every vector), 150 MiB would take minutes, for no added proof. VECWAL_DURABILITY=none
+// for the same reason: the fsyncs only slow the writes (twice as long here), and the memory
+// measured is the streams'.
 import http from 'node:http'
 import fc from 'fast-check'
 import { Packr, unpackMultiple } from 'msgpackr'
@@ -25,7 +25,7 @@ const FORMS: readonly FollowForm[] = ['msgpack', 'ndjson', 'sse']
 const DIMS = 1024
 /** Entries a batch: a record of about 64 KiB, "a few KiB" as README's per-stream figure assumes, give or take. */
 const PER_BATCH = 16
-const VOLUME = 48 * MiB
+const VOLUME = 32 * MiB
 
 /** README, "Memory.": a stream holds about 2.2 MiB with records of a few KiB; a larger record adds a few times its size. */
 const streamBound = (recordBytes: number): number => 2.2 * MiB + 4 * recordBytes
@@ -107,7 +107,7 @@ function follow (url: string, form: FollowForm): Follower {
   return follower
 }
 
-t.test('followers that stop reading while 48 MiB is written hold the service\'s memory to the per-stream bound, then get every seq', async t => {
+t.test('followers that stop reading while 32 MiB is written hold the service\'s memory to the per-stream bound, then get every seq', async t => {
   const child = await startChild({ dataDir: tempDir(t), env: { VECWAL_DIMENSIONS: String(DIMS), VECWAL_DURABILITY: 'none' } })
   t.teardown(async () => { await child.kill9() })
   // Generated vectors of small whole numbers: short in NDJSON, so that reading it all back is quick.
