@@ -23,7 +23,7 @@ const MiB = 1024 * 1024
 const FOLLOWERS = 8
 const FORMS: readonly FollowForm[] = ['msgpack', 'ndjson', 'sse']
 const DIMS = 1024
-/** Entries a batch: a record of about 64 KiB, "a few KiB" as README's per-stream figure assumes, give or take. */
+/** Entries a batch, one record of about 64 KiB: streamBound adds what a record past a few KiB costs. */
 const PER_BATCH = 16
 const VOLUME = 32 * MiB
 

@@ -1,6 +1,7 @@
 // GET /v1/recovery?follow=true over a real server: every record exactly once and in order in all
-// three forms while writers post concurrently across segment rotation; heartbeats keep an idle
-// follower past the idle timeout; long poll; the stream cap; shutdown and the failed state end
+// three forms while writers post concurrently across segment rotation, and while retention deletes
+// the segments behind them; heartbeats keep an idle follower past the idle timeout; long poll, which
+// checkpoint and consumer records do not answer; the stream cap; shutdown and the failed state end
 // followers each with their own last line; SSE's Last-Event-ID.
 import { once } from 'node:events'
 import http, { type IncomingMessage } from 'node:http'
