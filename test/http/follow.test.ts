@@ -1,12 +1,13 @@
 // GET /v1/recovery?follow=true over a real server: every record exactly once and in order in all
-// three forms while writers post concurrently across segment rotation; heartbeats keep an idle
-// follower past the idle timeout; long poll; the stream cap; shutdown and the failed state end
+// three forms while writers post concurrently across segment rotation, and while retention deletes
+// the segments behind them; heartbeats keep an idle follower past the idle timeout; long poll, which
+// checkpoint and consumer records do not answer; the stream cap; shutdown and the failed state end
 // followers each with their own last line; SSE's Last-Event-ID.
 import { once } from 'node:events'
 import http, { type IncomingMessage } from 'node:http'
 import t from 'tap'
 import fc from 'fast-check'
-import { Packr } from 'msgpackr'
+import { Packr, unpackMultiple } from 'msgpackr'
 import { entry, entryBody, type Entry } from '../helpers/bodies.js'
 import { assertError, failingIO, onJetStream, recoverAll, startTestService, type TestService } from '../helpers/http.js'
 import { ACCEPT, holds, openStream, parseFollowed, type FollowForm } from '../helpers/follow.js'
@@ -47,6 +48,89 @@ t.test('followers of each form get every record once, in order, across rotation,
   }
 })
 
+/**
+ * The highest seq a follow stream of `form` has delivered whole. Each call reads on from where the
+ * one before stopped, so that a test can ask often while the stream grows.
+ */
+function deliveredSeq (form: FollowForm): (bytes: Buffer) => number {
+  let offset = 0
+  let seq = 0
+  const take = (value: unknown): void => {
+    const found = (value as { seq?: unknown } | null | undefined)?.seq
+    if (typeof found === 'number') seq = found
+  }
+  return bytes => {
+    const rest = bytes.subarray(offset)
+    if (form === 'msgpack') {
+      let whole = 0
+      try {
+        unpackMultiple(rest, (value: unknown, _start?: number, end?: number) => {
+          take(value)
+          whole = end ?? whole
+        })
+      } catch {
+        // The last value has not all come yet: the next call reads it.
+      }
+      offset += whole
+    } else {
+      const boundary = form === 'ndjson' ? '\n' : '\n\n'
+      const cut = rest.lastIndexOf(boundary)
+      if (cut >= 0) {
+        take(parseFollowed(form, rest.subarray(0, cut + boundary.length)).records.at(-1))
+        offset += cut + boundary.length
+      }
+    }
+    return seq
+  }
+}
+
+t.test('followers from seq 0 get every record once, in order, while retention deletes the segments behind them', async t => {
+  const service = await startTestService(t, { VECWAL_SEGMENT_BYTES: '4096', VECWAL_HEARTBEAT_MS: '20' })
+  const generated = fc.sample(entry, { numRuns: 168, seed: 1213 })
+  const written: number[] = []
+  for (const e of generated.slice(0, 8)) written.push(await post(service, e))
+  t.equal((await service.call('PUT', '/v1/consumers/reader', {})).status, 201, 'a consumer, at the start of the log')
+  const followers = await Promise.all(FORMS.map(async form => await openStream(service.url, '/v1/recovery?after=0&follow=true', { accept: ACCEPT[form] })))
+  for (const f of followers) t.equal(f.status, 200)
+  const delivered = FORMS.map(form => deliveredSeq(form))
+  const slowest = (): number => Math.min(...followers.map((f, i) => delivered[i](f.bytes())))
+  // The consumer checkpoints what every follower has got, as it goes: retention deletes segments
+  // behind the followers while they read, never ahead of them (that would rightly end them "gone").
+  let writing = true
+  let deletedSegments = 0
+  const checkpointing = (async () => {
+    const deadline = Date.now() + 60_000
+    for (let at = 0; (writing || at < Math.max(...written)) && Date.now() < deadline;) {
+      const seen = slowest()
+      if (seen > at) {
+        const response = await service.call('POST', '/v1/consumers/reader/checkpoint', { seq: seen })
+        if (response.status !== 201) throw new Error(`the checkpoint answered ${response.status}: ${await response.text()}`)
+        deletedSegments += ((await response.json()) as { deletedSegments: number }).deletedSegments
+        at = seen
+      } else {
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+    }
+  })()
+  // Four writers at once: their fsyncs are shared, their records interleave.
+  await Promise.all([0, 1, 2, 3].map(async w => {
+    for (let i = 8 + w; i < generated.length; i += 4) written.push(await post(service, generated[i]))
+  }))
+  writing = false
+  await checkpointing
+  const expected = [...written].sort((a, b) => a - b)
+  const last = expected.at(-1) as number
+  await Promise.all(FORMS.map(async (form, i) => { await followers[i].until(holds(form, last)) }))
+  t.ok(deletedSegments > 0, `retention deleted ${deletedSegments} ${onJetStream() ? 'messages' : 'segments'} behind the followers`)
+  if (!onJetStream()) t.ok((service.log.status().segments?.[0].firstSeq ?? 0) > expected[0], 'the first records are gone from the log')
+  await service.stop()
+  for (const [i, form] of FORMS.entries()) {
+    const got = parseFollowed(form, await followers[i].ended)
+    t.same(got.records.map(r => r.seq), expected, `${form}: every seq once, in order`)
+    t.same(got.end, { end: 'shutdown' }, `${form}: the last line says the server stopped`)
+  }
+})
+
 t.test('an idle follower gets heartbeats and outlives the idle timeout', async t => {
   const service = await startTestService(t, { VECWAL_IDLE_TIMEOUT_MS: '400', VECWAL_HEARTBEAT_MS: '100' })
   const [one, two] = fc.sample(entry, { numRuns: 2, seed: 4 })
@@ -83,6 +167,36 @@ t.test('long poll: answers once a record comes, or empty when the time is up', a
   await assertError(t, await service.call('GET', '/v1/recovery?wait=61'), 400, 'HTTP_INVALID_REQUEST', /wait/)
   await assertError(t, await service.call('GET', '/v1/recovery?wait=1&follow=true'), 400, 'HTTP_INVALID_REQUEST', /wait/)
   await assertError(t, await service.call('GET', '/v1/recovery?follow=yes'), 400, 'HTTP_INVALID_REQUEST', /follow/)
+})
+
+t.test('long poll: a checkpoint or consumer record does not answer it; an entry written during the wait does', async t => {
+  const service = await startTestService(t)
+  const [one, two] = fc.sample(entry, { numRuns: 2, seed: 14 })
+  const first = await post(service, one)
+  const seconds = 1
+  const started = performance.now()
+  const timedOut = service.call('GET', `/v1/recovery?after=${first}&wait=${seconds}`)
+  t.equal((await service.call('POST', '/v1/checkpoints', { seq: first })).status, 201, 'a checkpoint during the wait')
+  t.equal((await service.call('PUT', '/v1/consumers/reader', {})).status, 201, 'a consumer made during the wait')
+  const empty = await timedOut
+  const waited = performance.now() - started
+  t.equal(empty.status, 200)
+  t.equal(await empty.text(), '', 'an empty answer')
+  t.ok(waited >= seconds * 1000 - 50, `it came when the ${seconds} s were up (${Math.round(waited)} ms), not at the checkpoint or the consumer`)
+
+  let answered = false
+  const polling = service.call('GET', `/v1/recovery?after=${first}&wait=30`).then(response => {
+    answered = true
+    return response
+  })
+  t.equal((await service.call('POST', '/v1/consumers/reader/checkpoint', { seq: first })).status, 201, 'a consumer\'s checkpoint during the wait')
+  t.equal((await service.call('PUT', '/v1/consumers/another', {})).status, 201, 'another consumer made during the wait')
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.notOk(answered, 'they leave it waiting')
+  const seq = await post(service, two)
+  const response = await polling
+  t.equal(response.status, 200)
+  t.same((await response.text()).split('\n').filter(l => l !== '').map(l => (JSON.parse(l) as { seq: number }).seq), [seq], 'the entry answers it, alone')
 })
 
 t.test('followers count against VECWAL_MAX_STREAMS and show in vecwal_follow_streams', async t => {

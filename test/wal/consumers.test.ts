@@ -1,7 +1,8 @@
 // Named consumers in the engine: their state is records in the log, rebuilt at open from what
 // retention kept, carried forward before retention deletes the records that stated it; retention
 // waits for the lowest checkpoint, or passes it past retainMaxBytes (and says so); timestamps never
-// decrease, whatever the clock does, and a read by time finds exactly the records at or after it.
+// decrease, whatever the clock does, and a read by time finds exactly the records at or after it,
+// reading from the mark before the moment rather than the whole log.
 import fc from 'fast-check'
 import t from 'tap'
 import type { EntryInput } from '../../src/entry.js'
@@ -156,4 +157,25 @@ t.test('a read starts at the last seq mark before its start, not at the segment\
   t.same(wanted.map(r => r.seq), [log.lastSeq], 'the last record, as asked')
   const read = io.events.slice(from).filter(e => e.op === 'read' && e.phase === 'start').reduce((sum, e) => sum + (e.length ?? 0), 0)
   t.ok(read <= MARK_BYTES + 2 * DEFAULT_CHUNK_BYTES, `${read} bytes read of a ${segment.bytes}-byte segment: from the mark before it on`)
+})
+
+t.test('a read by time starts at the last seq mark before the moment, not at the log\'s first record', async t => {
+  const io = new RecordingIO()
+  // One stamp a write, each a millisecond after the one before: a moment names one write.
+  let now = 1_700_000_000_000
+  const log = await openLog(t, { dir: tempDir(t), durability: 'none', io, segmentBytes: 8 * MARK_BYTES, clock: () => now++ })
+  const entries = fc.sample(entryArbitrary, { numRuns: 200, seed: 19 }) as EntryInput[]
+  // Sealed segments before the one the moment is in, and several marks of that one before it.
+  const newest = (): number => log.status().segments.at(-1)?.bytes ?? 0
+  while (log.status().segments.length < 3 || newest() < 6 * MARK_BYTES) await log.appendBatch(entries)
+  const [late] = fc.sample(entryArbitrary, { numRuns: 1, seed: 23 }) as EntryInput[]
+  await log.append(late)
+  const status = log.status()
+  t.ok(status.segments.length >= 3 && newest() >= 6 * MARK_BYTES, `${status.segments.length} segments, the newest of ${newest()} bytes`)
+  const [last] = await collect(log.read({ after: log.lastSeq - 1 }).records)
+  const from = io.events.length
+  const wanted = await collect(log.read({ since: last.timestamp }).records)
+  t.same(wanted.map(r => r.seq), [log.lastSeq], 'the late record, the only one stamped at or after its moment')
+  const read = io.events.slice(from).filter(e => e.op === 'read' && e.phase === 'start').reduce((sum, e) => sum + (e.length ?? 0), 0)
+  t.ok(read <= MARK_BYTES + 2 * DEFAULT_CHUNK_BYTES, `${read} bytes read of a ${status.bytes}-byte log: from the mark before the moment on`)
 })

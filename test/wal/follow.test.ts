@@ -1,6 +1,7 @@
 // Follow reads of the segment engine: every record exactly once and in order while writers append
 // concurrently and segments rotate, in all three forms; a failure ends them with WAL_FAILED after
-// every durable record, close and abort end them cleanly; long poll wakes on a commit.
+// every durable record, close and abort end them cleanly; long poll wakes on a commit of an entry,
+// not on a checkpoint or consumer record.
 import { getEventListeners } from 'node:events'
 import path from 'node:path'
 import t from 'tap'
@@ -173,4 +174,31 @@ t.test('long poll: resolves on a commit, on time up, and at once when records ar
   abort.abort()
   await aborted
   t.pass('an abort ends the wait')
+})
+
+t.test('a checkpoint or consumer record does not answer a long poll: time up empty, then an entry answers it', async t => {
+  const log = await openLog(t, { dir: tempDir(t), durability: 'none' })
+  const [one, two] = fc.sample(entry, { numRuns: 2, seed: 13 })
+  await log.append(one)
+  const waitMs = 500
+  const started = performance.now()
+  const timedOut = log.waitForRecords({ after: 1, timeoutMs: waitMs })
+  await log.checkpoint()
+  await log.consumers.create('reader')
+  await log.consumers.checkpoint('reader')
+  await timedOut
+  const waited = performance.now() - started
+  t.ok(waited >= waitMs - 50, `the wait ran its ${waitMs} ms (${Math.round(waited)} ms) though ${log.lastSeq - 1} records came after seq 1`)
+  t.ok(log.lastSeq > 1, 'the checkpoint and consumer records took seqs')
+
+  let answered = false
+  const waiting = log.waitForRecords({ after: 1, timeoutMs: 60_000 }).then(() => { answered = true })
+  await log.checkpoint()
+  await log.consumers.create('another')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.notOk(answered, 'a checkpoint and a consumer made during the wait leave it waiting')
+  const seq = await log.append(two)
+  await waiting
+  t.ok(answered, `the entry (seq ${seq}) answers it`)
+  t.same((await collect(log.read({ after: 1 }).records)).map(r => r.seq), [seq], 'and is the one record a read after seq 1 gives')
 })
