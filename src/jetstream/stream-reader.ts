@@ -4,7 +4,7 @@
 // Every message is checked on the way out (seq continuity, its type header, its body's shape), so
 // damage or a gap is reported, never skipped.
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream'
-import { DeliverPolicy } from '@nats-io/jetstream'
+import { DeliverPolicy, JetStreamError } from '@nats-io/jetstream'
 import { BackendUnavailableError, CorruptRecordError, RangeGoneError } from '../errors.js'
 import type { LogRecord } from '../log.js'
 import { RecordType, recordTypeName, type RecordBytes, type RecordTypeCode } from '../records/record-bytes.js'
@@ -76,6 +76,16 @@ function recordOf (stream: string, message: JsMsg): RecordBytes {
   return messageRecord(stream, message.seq, message.time.getTime(), message.headers?.get(TYPE_HEADER), message.data)
 }
 
+/**
+ * The server's answer to a fetch whose byte budget is too small for the next message: it ends that
+ * fetch, part-way through the range. The client then fails its iterator, dropping any message it
+ * had received but not yet handed out, although its ordered consumer's cursor is already past them.
+ */
+function isFetchBudgetSpent (err: unknown): boolean {
+  // A JetStreamStatusError, which the package does not export: a JetStreamError with the status code.
+  return err instanceof JetStreamError && (err as JetStreamError & { code?: unknown }).code === 409 && err.message === 'message size exceeds maxbytes'
+}
+
 /** Checkpoint and consumer records: the log's own bookkeeping. */
 function isBookkeeping (record: RecordBytes): boolean {
   return record.type === RecordType.checkpoint || record.type === RecordType.consumer
@@ -88,11 +98,13 @@ function isBookkeeping (record: RecordBytes): boolean {
 export async function * readStream (source: StreamSource, range: StreamRange): AsyncGenerator<StreamItem> {
   const { follow, since } = range
   if (range.from > range.to) return
-  const consumer = await unavailableOnError('opening a consumer on the stream', async () => await source.js.consumers.get(source.stream, since === undefined
-    ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: range.from }
-    : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(since).toISOString() }))
   // With `since`, the first message the stream finds at or after the moment sets where the read starts.
   let next: number | undefined = since === undefined ? range.from : undefined
+  const openConsumer = async (): Promise<Awaited<ReturnType<typeof source.js.consumers.get>>> =>
+    await unavailableOnError('opening a consumer on the stream', async () => await source.js.consumers.get(source.stream, since !== undefined && next === undefined
+      ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(since).toISOString() }
+      : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next ?? range.from }))
+  let consumer = await openConsumer()
   let yielded = 0
   const stopped = (): boolean => follow !== undefined && (follow.signal?.aborted === true || (follow.closed() && (next ?? range.from) > follow.lastSeq()))
   try {
@@ -113,6 +125,7 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
       // latest, and the check below finds out why it came back empty.
       const overdue = follow === undefined ? undefined : setTimeout(stop, MIN_FETCH_EXPIRES_MS + source.timeoutMs)
       let received = 0
+      let budgetSpent = false
       try {
         for await (const message of batch) {
           received++
@@ -137,11 +150,21 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
           if (yielded >= range.limit || next > range.to || stopped()) break
           if (follow !== undefined && next > follow.lastSeq()) yield CAUGHT_UP
         }
+      } catch (err) {
+        // Never for the first message (a fetch may bring the largest there can be): the read goes on
+        // from the next seq it wants, on a consumer of its own, past nothing it has not handed out.
+        if (!isFetchBudgetSpent(err) || received === 0) throw err
+        budgetSpent = true
       } finally {
         clearTimeout(overdue)
         follow?.signal?.removeEventListener('abort', stop)
         unsubscribe?.()
         await batch.close()
+      }
+      if (budgetSpent) {
+        await consumer.delete().catch(() => {})
+        consumer = await openConsumer()
+        continue
       }
       if (follow === undefined && received === 0) throw new BackendUnavailableError(`the stream gave no record where seq ${next ?? range.from} was expected`)
       // An idle follower asks whether the stream still answers: a fetch from a cluster that is

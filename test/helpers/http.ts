@@ -39,6 +39,18 @@ export function onJetStream (): boolean {
   return jetstreamServers !== undefined
 }
 
+/** On JetStream a property test makes this many times fewer runs (propertyRuns). */
+const JETSTREAM_RUNS_DIVISOR = 3
+
+/**
+ * A property test's run count on the backend the tests run on: all of `runs` on the segment engine,
+ * a third (at least one) on JetStream, where each write waits for a quorum's ack: what such a test
+ * varies (bodies, forms, routes) is the HTTP layer's, which the full count on the engine covers.
+ */
+export function propertyRuns (runs: number): number {
+  return onJetStream() ? Math.max(1, Math.ceil(runs / JETSTREAM_RUNS_DIVISOR)) : runs
+}
+
 /**
  * The VECWAL_* variables that put a service on the backend the tests run on: none for the segment
  * engine; after useJetStream, the cluster and a stream named by the data directory, so that a

@@ -10,7 +10,7 @@ import {
   asCarried, batchBody, contentType, encodeBody, ENCODINGS, entry, entryBody, float32Bits, keyOrder, littleEndianBytes, NOT_UTF8, PLACEHOLDER,
   vector, type Encoding, type Entry
 } from '../helpers/bodies.js'
-import { lastSeq, ndjson, startTestService, type TestService } from '../helpers/http.js'
+import { lastSeq, ndjson, propertyRuns, startTestService, type TestService } from '../helpers/http.js'
 
 type Route = 'entries' | 'batch' | 'stage one' | 'stage many'
 const ROUTES: readonly Route[] = ['entries', 'batch', 'stage one', 'stage many']
@@ -90,7 +90,7 @@ t.test('every valid body, in every form, on every route, is accepted and reads b
         const list = route === 'entries' ? entries.slice(0, 1) : entries
         const seq = await send(t, service, route, list, encoding, order)
         sent.push({ seq, entries: asCarried(list, encoding), batch: route !== 'entries' })
-      }), { numRuns: 7 })
+      }), { numRuns: propertyRuns(7) })
     }
   }
 

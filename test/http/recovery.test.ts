@@ -4,7 +4,7 @@
 import t from 'tap'
 import path from 'node:path'
 import { Packr, unpackMultiple } from 'msgpackr'
-import { asStored, ndjson, recoverAll, sampleEntry, startTestService, type TestService } from '../helpers/http.js'
+import { asStored, ndjson, onJetStream, recoverAll, sampleEntry, startTestService, type TestService } from '../helpers/http.js'
 import { flipBit, rawRecords, segmentFiles } from '../helpers/wal.js'
 
 /** How many significant digits the shortest decimal reading back to this float32 has. */
@@ -76,8 +76,8 @@ t.test('across segment rotation: every line equals what was posted, in seq order
   const service = await startTestService(t, { VECWAL_SEGMENT_BYTES: '4096' })
   const posted: Posted = new Map()
   await postMixed(service, 150, posted)
-  const status = await (await service.call('GET', '/v1/status')).json() as { segments: unknown[], lastSeq: number }
-  t.ok(status.segments.length >= 3, `${status.segments.length} segments`)
+  const status = await (await service.call('GET', '/v1/status')).json() as { segments?: unknown[], lastSeq: number }
+  if (!onJetStream()) t.ok((status.segments?.length ?? 0) >= 3, `${status.segments?.length ?? 0} segments`)
   t.equal(status.lastSeq, 150)
 
   const response = await service.call('GET', '/v1/recovery?after=0')
@@ -151,7 +151,7 @@ t.test('which form the Accept header asks for', async t => {
   }
 })
 
-t.test('damage met mid-stream cuts the response off: a client never takes it for a complete stream', async t => {
+t.test('damage met mid-stream cuts the response off: a client never takes it for a complete stream', { skip: onJetStream() ? 'it flips a bit in a sealed segment file; a foreign message in the stream fails a read with WAL_CORRUPT: test/jetstream/log.test.ts' : false }, async t => {
   const service = await startTestService(t, { VECWAL_SEGMENT_BYTES: '4096' })
   await postMixed(service, 150, new Map())
   // The first record of the second segment, a sealed one: the stream meets it after a whole segment.

@@ -8,7 +8,7 @@ import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import {
-  asStored, gatedIO, recoverAll, sampleEntry, spawnCli, startTestService, waitForExit
+  asStored, backendEnv, gatedIO, onJetStream, recoverAll, sampleEntry, spawnCli, startTestService, waitForExit
 } from '../helpers/http.js'
 import { tempDir } from '../helpers/wal.js'
 import { freePort } from '../helpers/project.js'
@@ -101,10 +101,10 @@ t.test('service.stop() with writes in flight loses nothing acknowledged', async 
   t.equal((await second.call('POST', '/v1/entries', sampleEntry(0))).status, 201, 'the reopened log takes writes')
 })
 
-/** Starts `vecwal serve` on a free port; resolves once /health/ready answers 200. */
-async function startCli (dir: string): Promise<{ child: ChildProcess, url: string }> {
+/** Starts `vecwal serve` on a free port, on the backend the tests run on; resolves once /health/ready answers 200. */
+async function startCli (t: Test, dir: string): Promise<{ child: ChildProcess, url: string }> {
   const port = await freePort()
-  const child = spawnCli(['serve'], { VECWAL_PORT: String(port), VECWAL_DATA_DIR: dir, VECWAL_LOG_LEVEL: 'info' })
+  const child = spawnCli(['serve'], { VECWAL_PORT: String(port), VECWAL_DATA_DIR: dir, VECWAL_LOG_LEVEL: 'info', ...backendEnv(t, dir) })
   const url = `http://127.0.0.1:${port}`
   for (let attempt = 0; attempt < 200; attempt++) {
     const ready = await fetch(`${url}/health/ready`).then(r => r.status, () => 0)
@@ -119,7 +119,7 @@ async function startCli (dir: string): Promise<{ child: ChildProcess, url: strin
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`vecwal serve on ${signal}: exit 0, everything acknowledged durable`, async t => {
     const dir = tempDir(t)
-    const { child, url } = await startCli(dir)
+    const { child, url } = await startCli(t, dir)
     const exited = waitForExit(child)
     const { outcomes, firstAnswer } = fireWrites(url, 200)
     await firstAnswer
@@ -134,7 +134,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   })
 }
 
-t.test('keep-alive clients do not hold up shutdown: answers during it close their connection', async t => {
+t.test('keep-alive clients do not hold up shutdown: answers during it close their connection', { skip: onJetStream() ? 'it holds a write in flight by holding its fsync (gatedIO), the segment engine\'s file layer' : false }, async t => {
   const { io, hold, release } = gatedIO()
   const service = await startTestService(t, {}, undefined, { io })
   hold()

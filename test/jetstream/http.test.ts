@@ -76,6 +76,28 @@ t.test('two services on one stream: each serves the other\'s writes and checkpoi
   t.equal(second.log.status().checkpoint, 4, 'the other service learnt the checkpoint it was refused by')
 })
 
+t.test('a transaction stays on the instance that began it: another answers 404 WAL_TX_NOT_FOUND on every route of it, and the first then commits it', async t => {
+  const stream = freshStreamName()
+  t.teardown(async () => { await deleteStream(cluster.servers, stream) })
+  const first = await startTestService(t, { VECWAL_NATS_STREAM: stream })
+  const second = await startTestService(t, { VECWAL_NATS_STREAM: stream })
+  const { txId } = await (await first.call('POST', '/v1/transactions')).json() as { txId: string }
+  const staged = [sampleEntry(0), sampleEntry(1), sampleEntry(4)]
+  for (const entry of staged) t.equal((await first.call('POST', `/v1/transactions/${txId}/entries`, entry)).status, 202)
+  for (const route of ['entries', 'commit', 'abort']) {
+    await assertError(t, await second.call('POST', `/v1/transactions/${txId}/${route}`, route === 'entries' ? sampleEntry(2) : undefined), 404, 'WAL_TX_NOT_FOUND', txId)
+  }
+  t.equal(await lastSeq(second), 0, 'the other instance wrote nothing')
+  const committed = await first.call('POST', `/v1/transactions/${txId}/commit`)
+  t.equal(committed.status, 201, 'the instance that began it commits it, the other\'s abort notwithstanding')
+  t.same(await committed.json(), { seq: 1, count: staged.length }, 'with what it staged, the other\'s refused entry not among it')
+  // The other instance sees the commit once its state poll (every second) has.
+  for (let i = 0; i < 50 && await lastSeq(second) < 1; i++) await new Promise(resolve => setTimeout(resolve, 100))
+  const lines = await recoverAll(second)
+  t.same(lines.map(l => [l.seq, l.op, l.txId]), [[1, 'batch', txId]], 'either instance reads the committed transaction as one batch record')
+  t.same((lines[0].entries as Array<Record<string, unknown>>).map(e => e.id), staged.map(e => e.id))
+})
+
 t.test('any instance serves any follower: followers of each form on one service get every record written on the other, once, in order, then a shutdown line', async t => {
   const stream = freshStreamName()
   t.teardown(async () => { await deleteStream(cluster.servers, stream) })

@@ -74,6 +74,23 @@ t.test('a record past max_payload is 413-class WAL_RECORD_TOO_LARGE; past the qu
   t.equal(log.status().queuedBytes, 0, 'nothing is left counted once every ack is in')
 })
 
+t.test('a read of more bytes than one fetch brings every record, in order, to a reader that takes them slowly', async t => {
+  const log = await openJetStreamLog(t, cluster)
+  // Records of 200 to 500 KB: a fetch's byte budget (the servers' max_payload and a margin) runs
+  // out part-way through one, and the server ends that fetch with a 409.
+  const sizes = fc.sample(fc.integer({ min: 50, max: 125 }), { numRuns: 30, seed: 1414 })
+  for (const [b, count] of sizes.entries()) {
+    await log.appendBatch(Array.from({ length: count }, (_, i) => ({ op: 'insert' as const, id: `b${b}-${i}`, vector: new Float32Array(1000).fill(b) })))
+  }
+  const seen: number[] = []
+  for await (const record of log.read({ after: 0 }).records) {
+    seen.push(record.seq)
+    // A reader slower than the stream: messages the fetch brought wait in the client meanwhile.
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  t.same(seen, sizes.map((_, i) => i + 1), `all ${sizes.length} records, about ${Math.round(sizes.reduce((a, b) => a + b, 0) * 4 / 1000)} MB`)
+})
+
 t.test('a message on its subjects that vecwal did not write fails the read with WAL_CORRUPT naming its seq, after the records before it', async t => {
   const stream = freshStreamName()
   const log = await openJetStreamLog(t, cluster, { stream })
