@@ -68,6 +68,8 @@ export interface VectorIndexCrashResult {
   serviceKills: number
   /** Starts of the index program that loaded a save rather than starting empty. */
   resumedFromSave: number
+  /** How long each start of the index program took to load its save (it adds the graph's nodes again). */
+  indexOpenMs: number[]
   requests: number
   /** Answers that were replays (Idempotent-Replayed): a kill cut the first answer off after the write was durable. */
   replayed: number
@@ -92,17 +94,20 @@ export interface VectorIndexCrashResult {
   problems: string[]
 }
 
+/** What the index program prints once it listens: where, what its save held, and how long loading it took. */
+export interface Listening { url: string, appliedSeq: number, size: number, openMs: number }
+
 /** The index program as a child process; ready once it prints where it listens. */
 export class IndexProcess {
   readonly exited: Promise<Exit>
-  readonly url: Promise<string>
+  readonly listening: Promise<Listening>
   private readonly out = new OutputTail()
   private exit: Exit | undefined
 
   constructor (args: string[]) {
     this.process = spawn(process.execPath, [INDEX_PROGRAM, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.process.stderr?.on('data', (chunk: Buffer) => { this.out.append(chunk) })
-    this.url = new Promise((resolve, reject) => {
+    this.listening = new Promise((resolve, reject) => {
       let pending = ''
       this.process.stdout?.on('data', (chunk: Buffer) => {
         this.out.append(chunk)
@@ -110,13 +115,13 @@ export class IndexProcess {
         const lines = pending.split('\n')
         pending = lines.pop() ?? ''
         for (const line of lines) {
-          const event = JSON.parse(line) as { event: string, url?: string }
-          if (event.event === 'listening' && event.url !== undefined) resolve(event.url)
+          const event = JSON.parse(line) as Listening & { event: string }
+          if (event.event === 'listening') resolve(event)
         }
       })
       this.process.once('close', () => { reject(new Error(`the index program exited before it listened\n${this.output}`)) })
     })
-    this.url.catch(() => {})
+    this.listening.catch(() => {})
     this.exited = new Promise(resolve => {
       this.process.once('close', (code, signal) => {
         this.exit = { code, signal }
@@ -151,7 +156,7 @@ export class IndexProcess {
   }
 
   async get<T> (route: string): Promise<T> {
-    const res = await fetch(`${await this.url}${route}`, { signal: AbortSignal.timeout(30_000) })
+    const res = await fetch(`${(await this.listening).url}${route}`, { signal: AbortSignal.timeout(30_000) })
     if (res.status !== 200) throw new Error(`GET ${route}: ${res.status} ${await res.text()}`)
     return await res.json() as T
   }
@@ -205,7 +210,10 @@ function recall (found: Neighbour[], exact: Neighbour[]): number {
 export async function runVectorIndexCrash (options: VectorIndexCrashOptions): Promise<VectorIndexCrashResult> {
   const random = seeded(options.seed)
   const progress = options.onProgress ?? (() => {})
-  const settings: IndexSettings = { dimensions: options.dimensions, connectivity: 16, expansionAdd: 32, expansionSearch: 512 }
+  // Few candidates searched (recall@10 about 0.87 at 50,000 vectors): the HNSW answers are then
+  // approximate, and their equality with the reference's says the graph is the same, which it would
+  // not if they were the exact answers (as they are with the program's default of 512).
+  const settings: IndexSettings = { dimensions: options.dimensions, connectivity: 16, expansionAdd: 32, expansionSearch: 16 }
   const serviceOptions: RunOptions = {
     dataDir: path.join(options.root, 'log'),
     env: { VECWAL_DIMENSIONS: String(options.dimensions), VECWAL_RETAIN_SEGMENTS: '1000000' }
@@ -226,6 +234,7 @@ export async function runVectorIndexCrash (options: VectorIndexCrashOptions): Pr
     indexKills: 0,
     serviceKills: 0,
     resumedFromSave: 0,
+    indexOpenMs: [],
     requests: 0,
     replayed: 0,
     retried: 0,
@@ -256,8 +265,9 @@ export async function runVectorIndexCrash (options: VectorIndexCrashOptions): Pr
   }
   const startIndex = async (): Promise<void> => {
     index = new IndexProcess(['--log', logUrl, ...indexArgs])
-    await index.url
-    if (/"event":"listening"[^\n]*"appliedSeq":[1-9]/.test(index.output)) result.resumedFromSave++
+    const { appliedSeq, openMs } = await index.listening
+    if (appliedSeq > 0) result.resumedFromSave++
+    result.indexOpenMs.push(openMs)
   }
   /** An exit the test did not cause: the index program failed (a record applied twice, say). */
   const checkIndexAlive = (): void => {
@@ -430,6 +440,7 @@ export function vectorIndexFailures (result: VectorIndexCrashResult, options: Ve
   check(result.recovered.idsEqual, 'the recovered index holds the same ids as the reference')
   check(result.recovered.digest === result.reference.digest, 'the recovered index holds the same vectors as the reference, to the bit')
   check(result.exactAgreeing === options.queries, `exact top-10 the same as the reference's for every query (${result.exactAgreeing} of ${options.queries})`)
+  check(result.reference.recall < 1, `the HNSW answers are approximate (recall@10 ${result.reference.recall}), so that their equality says more than the exact answers' does`)
   check(result.hnswAgreeing === options.queries, `HNSW top-10 the same as the reference's for every query (${result.hnswAgreeing} of ${options.queries})`)
   check(result.checkpoint > 0 && result.checkpoint <= result.savedSeq, `the service's checkpoint (${result.checkpoint}) is set and never past the index's save (${result.savedSeq})`)
   check(result.indexKills > options.catchUpKills && result.resumedFromSave > 0, `the index program was killed while writes went on (${result.indexKills - options.catchUpKills}) and resumed from a save (${result.resumedFromSave})`)
