@@ -11,10 +11,9 @@
 // The graph is the same whatever crashes and restarts its program went through: usearch builds the
 // same graph, to the byte, for the same adds made one at a time into a new index, and every add
 // follows from the records applied. What it cannot do is go on from a loaded graph file as the graph
-// that was saved would have gone on (a load starts usearch's random level generator afresh, so later
-// adds get other levels: measured, at 50,000 16-dimensional vectors, 39 of 50 top-10 answers of a
-// graph saved, loaded and extended differed from one built in one go). So the graph is not saved:
-// the save holds its nodes, dead ones too, in the order they were added, and a load adds them again.
+// that was saved would have gone on: a load starts usearch's random level generator afresh, so later
+// adds get other levels (measured in the README). So the graph is not saved: the save holds its
+// nodes, dead ones too, in the order they were added, and a load adds them again.
 //
 // Saved to a directory as one file, `state.msgpack` (seq, the graph's nodes with their keys and
 // vectors, the ids held with their keys), replaced atomically: a save interrupted anywhere leaves the
