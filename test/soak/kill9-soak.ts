@@ -193,6 +193,7 @@ async function vectorIndex (root: string): Promise<boolean> {
   process.stdout.write([
     '',
     `kills                           index ${result.indexKills}, service ${result.serviceKills}; resumed from a save ${result.resumedFromSave} times`,
+    `index program starts, load ms   ${result.indexOpenMs.join(', ')}`,
     `requests                        ${result.requests} (${result.retried} tried more than once, ${result.replayed} answered by a replay)`,
     `entry records in the log        ${result.records}, the last at seq ${result.lastEntrySeq}; ${result.notInLog} requests not in it, ${result.notSent} records not sent`,
     `ids held                        ${result.recovered.size} (reference ${result.reference.size})`,
