@@ -68,7 +68,10 @@ function report (event: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`)
 }
 
+const opening = Date.now()
+// Loading a save adds every node of the graph again (see vector-index.ts): it takes a while, told as openMs.
 const index = VectorIndex.open(dir, settings)
+const openMs = Date.now() - opening
 const source = new LogSource({
   url: values.log as string,
   consumer: values.consumer as string,
@@ -77,7 +80,7 @@ const source = new LogSource({
 })
 const progress: ConsumerProgress = { checkpointedSeq: 0 }
 const { server, url } = await startQueryServer(index, progress, integer('port', 0))
-report({ event: 'listening', url, appliedSeq: index.appliedSeq, size: index.size })
+report({ event: 'listening', url, appliedSeq: index.appliedSeq, size: index.size, openMs })
 
 /**
  * Posts the saved seq as the checkpoint, one post at a time: while one is under way, a save or tick

@@ -8,10 +8,16 @@
 // only forgets the old key (its node stays in the graph, dead, and searches skip it), and once dead
 // nodes outnumber live ones the graph is built again from the vectors held.
 //
-// Saved to a directory as two files: the graph (`index-<seq>.usearch`, usearch's own format) and
-// the state (`state.msgpack`: seq, ids, keys, vectors, and which graph file goes with them). The
-// state file, replaced atomically, is the commit point: a save interrupted anywhere leaves the
-// previous save whole, and the files of an unfinished one are removed at the next load.
+// The graph is the same whatever crashes and restarts its program went through: usearch builds the
+// same graph, to the byte, for the same adds made one at a time into a new index, and every add
+// follows from the records applied. What it cannot do is go on from a loaded graph file as the graph
+// that was saved would have gone on: a load starts usearch's random level generator afresh, so later
+// adds get other levels (measured in the README). So the graph is not saved: the save holds its
+// nodes, dead ones too, in the order they were added, and a load adds them again.
+//
+// Saved to a directory as one file, `state.msgpack` (seq, the graph's nodes with their keys and
+// vectors, the ids held with their keys), replaced atomically: a save interrupted anywhere leaves the
+// previous save whole, and the temporary file of an unfinished one is removed at the next load.
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -32,23 +38,23 @@ export interface IndexSettings {
 
 export interface Neighbour { id: string, distance: number }
 
-interface Held { key: bigint, vector: Float32Array }
+/** A node of the graph: its key, and the vector added under it. */
+interface Node { key: bigint, vector: Float32Array }
 
-/** What `state.msgpack` holds. Vectors are one bin of little-endian float32s, `dimensions` per id. */
+/** What `state.msgpack` holds. */
 interface SavedState {
   dimensions: number
   appliedSeq: number
   nextKey: number
-  graphFile: string
-  /** Nodes in the graph file, dead ones included. */
-  graphNodes: number
+  /** The graph's nodes, dead ones included, in the order they were added: their keys, and their vectors as one bin of little-endian float32s, `dimensions` per node. */
+  nodeKeys: number[]
+  nodeVectors: Uint8Array
+  /** The ids held, in the order of `held`, each with the key of its node. */
   ids: string[]
   keys: number[]
-  vectors: Uint8Array
 }
 
 const STATE_FILE = 'state.msgpack'
-const GRAPH_FILE = /^index-\d+\.usearch$/
 const LOCK_FILE = 'LOCK'
 
 // The same kernel lock the service takes on its data directory (fcntl F_OFD_SETLK): two programs
@@ -90,7 +96,10 @@ function fsyncPath (target: string): void {
 
 export class VectorIndex {
   private graph: Index
-  private readonly held = new Map<string, Held>()
+  /** The graph's nodes in the order they were added, dead ones too: adding them again builds the same graph. */
+  private nodes: Node[] = []
+  /** Each id held, with its live node (in the order they were set: a rebuild adds them again in this order). */
+  private readonly held = new Map<string, Node>()
   private readonly idOfKey = new Map<bigint, string>()
   /** Every add takes a new key: a dead node's key must never stand for a live vector. */
   private nextKey = 0
@@ -139,26 +148,29 @@ export class VectorIndex {
 
   private load (dir: string): void {
     const stateFile = path.join(dir, STATE_FILE)
-    let graphFile: string | undefined
     if (fs.existsSync(stateFile)) {
       const state = unpack(fs.readFileSync(stateFile)) as SavedState
       const { dimensions } = this.settings
       if (state.dimensions !== dimensions) throw new Error(`${stateFile} holds ${state.dimensions}-dimensional vectors, not ${dimensions}`)
-      graphFile = state.graphFile
-      this.graph.load(path.join(dir, graphFile))
-      const vectors = new Float32Array(new Uint8Array(state.vectors).buffer)
+      const vectors = new Float32Array(new Uint8Array(state.nodeVectors).buffer)
+      const nodeOfKey = new Map<bigint, Node>()
+      state.nodeKeys.forEach((key, i) => {
+        const node = { key: BigInt(key), vector: vectors.subarray(i * dimensions, (i + 1) * dimensions) }
+        this.addNode(node)
+        nodeOfKey.set(node.key, node)
+      })
       state.ids.forEach((id, i) => {
-        const key = BigInt(state.keys[i])
-        this.held.set(id, { key, vector: vectors.subarray(i * dimensions, (i + 1) * dimensions) })
-        this.idOfKey.set(key, id)
+        const node = nodeOfKey.get(BigInt(state.keys[i]))
+        if (node === undefined) throw new Error(`${stateFile}: the key of ${JSON.stringify(id)}, ${state.keys[i]}, is no node of the graph`)
+        this.held.set(id, node)
+        this.idOfKey.set(node.key, id)
       })
       this.nextKey = state.nextKey
       this.applied = this.saved = state.appliedSeq
-      if (this.graph.size() !== state.graphNodes) throw new Error(`${graphFile} holds ${this.graph.size()} vectors, ${stateFile} says ${state.graphNodes}`)
     }
-    // What an interrupted save left: its graph file and temporary files, never referred to.
+    // What an interrupted save left: its temporary file, never referred to.
     for (const name of fs.readdirSync(dir)) {
-      if (name !== STATE_FILE && name !== graphFile && (GRAPH_FILE.test(name) || name.endsWith('.tmp'))) fs.rmSync(path.join(dir, name))
+      if (name.endsWith('.tmp')) fs.rmSync(path.join(dir, name))
     }
   }
 
@@ -217,58 +229,48 @@ export class VectorIndex {
       this.wrongLength++
       return
     }
-    const key = BigInt(this.nextKey++)
     // A copy: the record's vector may be a view of the whole page it came in.
-    const vector = Float32Array.from(entry.vector)
+    const node = { key: BigInt(this.nextKey++), vector: Float32Array.from(entry.vector) }
+    this.addNode(node)
+    this.held.set(entry.id, node)
+    this.idOfKey.set(node.key, entry.id)
+  }
+
+  private addNode (node: Node): void {
     // One thread: the graph then depends only on the order of the adds.
-    this.graph.add(key, vector, 1)
-    this.held.set(entry.id, { key, vector })
-    this.idOfKey.set(key, entry.id)
+    this.graph.add(node.key, node.vector, 1)
+    this.nodes.push(node)
   }
 
   /** Nodes of the graph whose key was updated or deleted since. */
   private get deadNodes (): number {
-    return this.graph.size() - this.held.size
+    return this.nodes.length - this.held.size
   }
 
-  /** A new graph of the vectors held, with their keys, in the order they were added. */
+  /** A new graph of the vectors held, with their keys, in the order they were set. */
   private rebuild (): void {
     this.graph = VectorIndex.emptyGraph(this.settings)
-    for (const { key, vector } of this.held.values()) this.graph.add(key, vector, 1)
+    this.nodes = []
+    for (const node of this.held.values()) this.addNode(node)
   }
 
-  /**
-   * Saves the graph and the state, the state last (the commit point), then removes the previous
-   * graph file. Returns the seq saved.
-   */
+  /** Saves the state, atomically (see the top of this file). Returns the seq saved. */
   save (): number {
     if (this.dir === undefined || this.lock === undefined) throw new Error('an index in memory only, or closed, is not saved')
     if (this.saved === this.applied && fs.existsSync(path.join(this.dir, STATE_FILE))) return this.saved
-    const graphFile = `index-${this.applied}.usearch`
-    const graphPath = path.join(this.dir, graphFile)
-    this.graph.save(graphPath)
-    fsyncPath(graphPath)
-    const ids = [...this.held.keys()]
-    const vectors = new Float32Array(ids.length * this.settings.dimensions)
-    const keys = ids.map((id, i) => {
-      const held = this.held.get(id) as Held
-      vectors.set(held.vector, i * this.settings.dimensions)
-      return Number(held.key)
-    })
+    const { dimensions } = this.settings
+    const nodeVectors = new Float32Array(this.nodes.length * dimensions)
+    this.nodes.forEach((node, i) => { nodeVectors.set(node.vector, i * dimensions) })
     const state: SavedState = {
-      dimensions: this.settings.dimensions,
+      dimensions,
       appliedSeq: this.applied,
       nextKey: this.nextKey,
-      graphFile,
-      graphNodes: this.graph.size(),
-      ids,
-      keys,
-      vectors: new Uint8Array(vectors.buffer)
+      nodeKeys: this.nodes.map(node => Number(node.key)),
+      nodeVectors: new Uint8Array(nodeVectors.buffer),
+      ids: [...this.held.keys()],
+      keys: [...this.held.values()].map(node => Number(node.key))
     }
     writeFileAtomic(path.join(this.dir, STATE_FILE), pack(state))
-    for (const name of fs.readdirSync(this.dir)) {
-      if (GRAPH_FILE.test(name) && name !== graphFile) fs.rmSync(path.join(this.dir, name))
-    }
     this.saved = this.applied
     return this.saved
   }
@@ -328,7 +330,7 @@ export class VectorIndex {
    * the same vectors (to the bit) have the same digest, whatever their graphs.
    */
   digest (): string {
-    return contentDigest(this.ids().map(id => [id, (this.held.get(id) as Held).vector]))
+    return contentDigest(this.ids().map(id => [id, (this.held.get(id) as Node).vector]))
   }
 }
 

@@ -1,6 +1,7 @@
 // The vector index example kept by a real service, both killed -9 at random moments while 50,000
-// vectors are written: at the end the index holds what one built from the final log without any
-// crash holds (see test/helpers/vector-index-crash.ts for what is compared, and why).
+// vectors are written through the typed client: at the end the log holds every request once, and the
+// index holds, and answers, what one built from the final log without any crash holds (see
+// test/helpers/vector-index-crash.ts for what is compared).
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
