@@ -237,7 +237,7 @@ export async function runKeyedKill9 (options: KeyedKill9Options): Promise<KeyedK
       async aim (cycle) {
         const sizes = before.get(cycle)
         if (sizes === undefined) return
-        // Bounded: a cycle whose writers all died early is killed anyway, and not counted.
+        // Bounded: a cycle that shows no write waiting on its sync within 2 s is killed anyway.
         for (const deadline = Date.now() + 2000; Date.now() < deadline && !killedInSync(options.dataDir, syncedLog(cycle), sizes);) await sleep(2)
       },
       killed (cycle) {
