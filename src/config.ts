@@ -43,6 +43,17 @@ export function durationMs (text: string): number {
   return Number(amount) * DURATION_MS[unit ?? 'ms']
 }
 
+/**
+ * The most idempotency keys a cap may ask for. Both key indexes (src/wal/idempotency.ts, and the
+ * JetStream backend's) keep the keys in one Map, inserting a key before the oldest is evicted, so
+ * a full index deletes one entry for each it adds. A V8 Map's table holds 2^24 entries, deleted
+ * ones included until it is rebuilt, and it is rebuilt at the same size only when at least half
+ * of it is deleted entries: past 2^23 live keys, the churn asks for a larger table, which throws a
+ * RangeError (a write would answer 500). Tried: a cap of 2^23 holds under any number of writes,
+ * 2^23 + 1 throws within 2^24 of them.
+ */
+const MAX_IDEMPOTENCY_KEYS = 2 ** 23
+
 /** One or more nats:// or tls:// URLs (host[:port]), comma-separated. */
 const NATS_URL = '(nats|tls)://[^,\\s/]+'
 const NATS_SERVERS_PATTERN = `^${NATS_URL}(,${NATS_URL})*$`
@@ -79,7 +90,7 @@ export const ConfigSchema = Type.Object({
   VECWAL_HEARTBEAT_MS: Type.Optional(Type.Integer({ minimum: 10, description: `a follow stream (follow=true) silent this long sends a heartbeat; must be below VECWAL_IDLE_TIMEOUT_MS (default: ${DEFAULT_HEARTBEAT_MS}, or half VECWAL_IDLE_TIMEOUT_MS if that is less)` })),
   VECWAL_MAX_CONNECTIONS: Type.Optional(Type.Integer({ minimum: 1, description: `connections open at once; past it a new one is closed at once (default: the soft limit of open files less VECWAL_MAX_STREAMS and ${DESCRIPTOR_HEADROOM}, kept for segment files and the runtime)` })),
   VECWAL_IDEMPOTENCY_WINDOW: Type.String({ default: '24h', pattern: DURATION.source, description: 'how long an idempotency key is remembered after its write (while its record is retained): a duration like 24h, 90m, 30s, or milliseconds' }),
-  VECWAL_IDEMPOTENCY_MAX_KEYS: Type.Integer({ default: WAL_DEFAULTS.idempotency.maxKeys, minimum: 1, description: 'idempotency keys remembered at most (about 100 bytes each and one a character); past it the oldest are forgotten early, counted in vecwal_idempotency_keys_evicted_total' }),
+  VECWAL_IDEMPOTENCY_MAX_KEYS: Type.Integer({ default: WAL_DEFAULTS.idempotency.maxKeys, minimum: 1, maximum: MAX_IDEMPOTENCY_KEYS, description: `idempotency keys remembered at most (about 100 bytes each and one a character; at most ${MAX_IDEMPOTENCY_KEYS}, a JavaScript Map's limit); past it the oldest are forgotten early, counted in vecwal_idempotency_keys_evicted_total` }),
   VECWAL_REQUEST_TIMEOUT_MS: Type.Integer({ default: 120_000, minimum: 100, description: 'a request (headers and body) not received whole this long after it began gets 408 and its connection is closed; responses are not limited' }),
   VECWAL_BACKEND: Type.Union([Type.Literal('segments'), Type.Literal('jetstream')], { default: 'segments', description: 'segments: the embedded engine, files in VECWAL_DATA_DIR; jetstream: a NATS JetStream stream (VECWAL_NATS_*)' }),
   VECWAL_NATS_SERVERS: Type.Optional(Type.String({ pattern: NATS_SERVERS_PATTERN, description: 'jetstream: comma-separated NATS URLs, e.g. nats://nats-1:4222,nats://nats-2:4222' })),

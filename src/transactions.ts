@@ -55,6 +55,12 @@ function toStaged (entry: EntryInput): EntryInput {
 
 export class TransactionManager {
   private readonly open = new Map<string, OpenTransaction>()
+  /**
+   * The commits under way, by txId: settled (never rejected) when the commit's outcome is known.
+   * A refused commit restores its transaction, so a repeat that finds the txId missing meanwhile
+   * waits for the first before it decides what the txId is.
+   */
+  private readonly committing = new Map<string, Promise<void>>()
   private totalBytes = 0
 
   constructor (
@@ -111,12 +117,27 @@ export class TransactionManager {
   async commit (txId: string, conditions: AppendConditions = {}): Promise<BatchAppendResult> {
     const tx = this.open.get(txId)
     if (tx === undefined) {
+      const inFlight = this.committing.get(txId)
+      // Decided again once the first is done: open again if it was refused, gone if it committed.
+      if (inFlight !== undefined) return await inFlight.then(async () => await this.commit(txId, conditions))
       const replay = conditions.idempotencyKey === undefined ? undefined : await this.replayCommit(txId, conditions.idempotencyKey)
       if (replay !== undefined) return replay
       throw new TransactionNotFoundError(txId)
     }
     if (tx.entries.length === 0) throw new EmptyTransactionError(txId)
     this.forget(txId, tx)
+    const attempt = this.commitStaged(txId, tx, conditions)
+    const settled = attempt.then(() => {}, () => {})
+    this.committing.set(txId, settled)
+    try {
+      return await attempt
+    } finally {
+      // A repeat may already have begun the next attempt, on the restored transaction.
+      if (this.committing.get(txId) === settled) this.committing.delete(txId)
+    }
+  }
+
+  private async commitStaged (txId: string, tx: OpenTransaction, conditions: AppendConditions): Promise<BatchAppendResult> {
     try {
       const { seq, replayed } = await this.commitBatch(tx.entries, txId, conditions)
       return { seq, count: tx.entries.length, replayed }

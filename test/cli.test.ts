@@ -51,6 +51,8 @@ t.test('a bad value stops the CLI with a message naming the variable', async t =
     ['VECWAL_AUTH_FAILURES_PER_MINUTE', '0'],
     ['VECWAL_AUTH_TRACKED_ADDRESSES', '2.5'],
     ['VECWAL_HEARTBEAT_MS', '5'],
+    // Past 2^23 keys, the key index's Map would need a table larger than V8 allows (src/config.ts).
+    ['VECWAL_IDEMPOTENCY_MAX_KEYS', String(2 ** 23 + 1)],
     // The default idle timeout is 60 s: a heartbeat as long would let it cut idle followers.
     ['VECWAL_HEARTBEAT_MS', '60000']
   ]
@@ -64,6 +66,7 @@ t.test('a bad value stops the CLI with a message naming the variable', async t =
     t.ok(error instanceof ConfigError, `${name}=${value} is refused`)
     t.match((error as Error | undefined)?.message, name, 'naming the variable')
   }
+  t.equal(loadConfig({ VECWAL_IDEMPOTENCY_MAX_KEYS: String(2 ** 23) }).idempotency.maxKeys, 2 ** 23, 'the largest cap of idempotency keys is taken')
   t.equal(loadConfig({ VECWAL_IDLE_TIMEOUT_MS: '400' }).heartbeatMs, 200, 'unset, the heartbeat is half a short idle timeout')
   t.equal(loadConfig({}).heartbeatMs, 15_000, 'and 15 s under the default one')
   const unknown = await runCli(['frobnicate'], {})

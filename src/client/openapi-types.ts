@@ -93,6 +93,8 @@ export interface paths {
                 /** @description Default Response */
                 201: {
                     headers: {
+                        /** @description only on an answer given from an earlier write of the same Idempotency-Key and content; nothing was written */
+                        "idempotent-replayed"?: "true";
                         [name: string]: unknown;
                     };
                     content: {
@@ -104,6 +106,8 @@ export interface paths {
                 /** @description WAL_SEQ_MISMATCH: the seq of the last entry record (checkpoint and consumer records aside) was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give it */
                 412: {
                     headers: {
+                        /** @description the seq of the log's last entry record when the condition was checked */
+                        "vecwal-last-seq"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -140,6 +144,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -158,6 +164,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -274,6 +282,8 @@ export interface paths {
                 /** @description Default Response */
                 201: {
                     headers: {
+                        /** @description only on an answer given from an earlier write of the same Idempotency-Key and content; nothing was written */
+                        "idempotent-replayed"?: "true";
                         [name: string]: unknown;
                     };
                     content: {
@@ -286,6 +296,8 @@ export interface paths {
                 /** @description WAL_SEQ_MISMATCH: the seq of the last entry record (checkpoint and consumer records aside) was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give it */
                 412: {
                     headers: {
+                        /** @description the seq of the log's last entry record when the condition was checked */
+                        "vecwal-last-seq"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -322,6 +334,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -340,6 +354,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -396,6 +412,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -414,6 +432,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -481,6 +501,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -499,6 +521,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -554,6 +578,8 @@ export interface paths {
                 /** @description Default Response */
                 201: {
                     headers: {
+                        /** @description only on an answer given from an earlier write of the same Idempotency-Key and content; nothing was written */
+                        "idempotent-replayed"?: "true";
                         [name: string]: unknown;
                     };
                     content: {
@@ -566,6 +592,8 @@ export interface paths {
                 /** @description WAL_SEQ_MISMATCH: the seq of the last entry record (checkpoint and consumer records aside) was not Vecwal-Expected-Last-Seq; nothing was written. The body's lastSeq and the Vecwal-Last-Seq header give it */
                 412: {
                     headers: {
+                        /** @description the seq of the log's last entry record when the condition was checked */
+                        "vecwal-last-seq"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -602,6 +630,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -620,6 +650,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -679,6 +711,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -697,6 +731,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -770,6 +806,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -788,6 +826,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -861,6 +901,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -879,6 +921,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -974,6 +1018,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -992,6 +1038,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1036,6 +1084,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1054,6 +1104,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1122,6 +1174,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1140,6 +1194,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1218,6 +1274,8 @@ export interface paths {
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1236,6 +1294,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1310,9 +1370,31 @@ export interface paths {
                         "text/event-stream": string;
                     };
                 };
+                /** @description HTTP_TOO_MANY_STREAMS: VECWAL_MAX_STREAMS streams, followers included, are open already; WAL_UNAVAILABLE: the JetStream cluster did not answer; HTTP_SHUTTING_DOWN, WAL_CLOSED, WAL_FAILED */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before retrying; sent with 503 HTTP_TOO_MANY_STREAMS and 503 WAL_UNAVAILABLE */
+                        "retry-after"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            statusCode: number;
+                            /** @description stable, one per cause */
+                            code: string;
+                            error: string;
+                            /** @description what is wrong, naming the field */
+                            message: string;
+                            /** @description WAL_SEQ_MISMATCH only: the seq of the log's last entry record when the condition was checked (also in the Vecwal-Last-Seq header) */
+                            lastSeq?: number;
+                        };
+                    };
+                };
                 /** @description Default Response */
                 "4XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address's window) */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1331,6 +1413,8 @@ export interface paths {
                 /** @description Default Response */
                 "5XX": {
                     headers: {
+                        /** @description seconds to wait before retrying; sent with 503 WAL_QUEUE_FULL, 503 WAL_TX_MEMORY_FULL, 507 WAL_DISK_FULL, 503 WAL_SEGMENT_UNAVAILABLE, 503 WAL_UNAVAILABLE, 503 HTTP_TOO_MANY_STREAMS, 503 HTTP_TOO_MANY_BODIES */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {

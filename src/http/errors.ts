@@ -62,6 +62,12 @@ export const ENGINE_ERRORS: Readonly<Record<LogErrorCode, EngineErrorMapping>> =
   WAL_UNAVAILABLE: { statusCode: 503, retryAfter: 1 }
 }
 
+/** The refusals that send Retry-After, with their statuses: the engine's and the HTTP layer's own. */
+export function retryAfterRefusals (): string[] {
+  const engine = Object.entries(ENGINE_ERRORS).filter(([, mapping]) => mapping.retryAfter !== undefined).map(([code, mapping]) => `${mapping.statusCode} ${code}`)
+  return [...engine, ...Object.keys(HTTP_RETRY_AFTER).map(code => `503 ${code}`)]
+}
+
 /** What a log's error code means over HTTP; undefined for any other code. */
 export function engineError (code: string): EngineErrorMapping | undefined {
   return Object.hasOwn(ENGINE_ERRORS, code) ? ENGINE_ERRORS[code as LogErrorCode] : undefined

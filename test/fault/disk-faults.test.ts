@@ -3,7 +3,8 @@
 // refuses every later write, nothing is retried, and a restart on a healthy disk has every
 // acknowledged entry. A new segment whose file cannot be created (EMFILE, ENOSPC) wrote nothing:
 // only the records past the rotation are refused, with WAL_SEGMENT_UNAVAILABLE, and the next write
-// creates it; its header's write failing is a write failure like any other. (2) Damage in the middle of a sealed segment: the real CLI refuses to start,
+// creates it; its header's write failing is a write failure like any other. A keyed batch refused
+// WAL_FAILED and retried with its key after a restart stands in the log once. (2) Damage in the middle of a sealed segment: the real CLI refuses to start,
 // naming the file and the byte offset, and starts with --repair (or VECWAL_REPAIR=true), serving the
 // valid prefix and keeping the rest in .broken files.
 import fs from 'node:fs'
@@ -38,10 +39,10 @@ async function start (dir: string, io?: FaultIO, env: Record<string, string> = {
 
 interface Answer { status: number, headers: Headers, body: Record<string, unknown> }
 
-async function post (service: Service, route: string, body?: unknown): Promise<Answer> {
+async function post (service: Service, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
   const res = await fetch(service.url + route, {
     method: 'POST',
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
     body: body === undefined ? undefined : JSON.stringify(body)
   })
   return { status: res.status, headers: res.headers, body: await res.json() as Record<string, unknown> }
@@ -216,6 +217,42 @@ for (const [op, code] of faults) {
     const after = await post(healthy, '/v1/entries', { op: 'delete', id: 'after-restart' })
     t.equal(after.status, 201, 'the restarted service accepts writes')
     t.equal(after.body.seq, first.ackedSeq + unacknowledged + 1, 'with seqs continuing after the last record on disk')
+  })
+}
+
+for (const op of ['writeAll', 'fdatasync'] as const) {
+  t.test(`a keyed batch refused 503 WAL_FAILED by a failed ${op}, retried with its key after a restart: in the log exactly once`, async t => {
+    const dir = tempDir(t)
+    const io = new FaultIO()
+    const service = await start(dir, io)
+    let stopped = false
+    t.teardown(async () => { if (!stopped) await service.stop() })
+    const keyed = async (target: Service, request: SentRequest): Promise<Answer> =>
+      await post(target, '/v1/batch', { entries: request.entries }, { 'idempotency-key': request.key })
+    const before = batchRequest('keyed.before', 2)
+    before.ackedSeq = (await keyed(service, before)).body.seq as number
+    const batch = batchRequest('keyed.failed', 1 + Math.floor(random() * 6))
+    io.fail(op, 'EIO', /\.seg$/)
+    const refused = await keyed(service, batch)
+    t.ok(refused.status === 503 && isErrorBody(refused.body, 503, 'WAL_FAILED'), 'the batch gets 503 WAL_FAILED')
+    t.equal(io.injected, 1, 'one fault was injected')
+    await service.stop()
+    stopped = true
+
+    const healthy = await start(dir)
+    t.teardown(async () => { await healthy.stop() })
+    const retried = await keyed(healthy, batch)
+    t.equal(retried.status, 201, 'the retry with the same key is acknowledged')
+    const seq = retried.body.seq as number
+    t.equal(seq, before.ackedSeq + 1, 'at the seq after the last acknowledged one')
+    // A failed write put nothing in the file; a failed fsync came after the write, so the record is
+    // in the file, and the retry is answered from it.
+    t.equal(retried.headers.get('idempotent-replayed'), op === 'fdatasync' ? 'true' : null,
+      op === 'fdatasync' ? 'answered from the record the refused batch wrote (Idempotent-Replayed)' : 'written by the retry')
+    const again = await keyed(healthy, batch)
+    t.same([again.status, again.body.seq, again.headers.get('idempotent-replayed')], [201, seq, 'true'], 'a second retry is answered from the same record')
+    batch.ackedSeq = seq
+    t.equal(await checkRecovery(t, healthy, [before, batch], []), 0, 'the log holds the batch once, at that seq, and nothing else')
   })
 }
 

@@ -12,7 +12,7 @@ import fc from 'fast-check'
 import { entry, entryBody, type Entry } from '../helpers/bodies.js'
 import { startChild } from '../helpers/child-service.js'
 import { ACCEPT, openStream, parseFollowed, type FollowForm } from '../helpers/follow.js'
-import { ROOT } from '../helpers/project.js'
+import { durableBytes, segmentSizes, SYNCED_SERVICE, syncedServiceEnv } from '../helpers/synced-log.js'
 import { collect, openLog, tempDir } from '../helpers/wal.js'
 
 const FORMS: readonly FollowForm[] = ['ndjson', 'msgpack', 'sse']
@@ -21,12 +21,8 @@ const WRITERS = 4
 
 /** Cuts each segment back to the bytes its last completed fsync made durable; removes one never synced. */
 function cutToDurable (dir: string, syncedLog: string): void {
-  const durable = new Map<string, number>()
-  for (const line of fs.readFileSync(syncedLog, 'utf8').split('\n')) {
-    const [name, bytes] = line.split(' ')
-    if (name !== '' && bytes !== undefined) durable.set(name, Number(bytes))
-  }
-  for (const name of fs.readdirSync(dir).filter(n => n.endsWith('.seg'))) {
+  const durable = durableBytes(syncedLog)
+  for (const name of segmentSizes(dir).keys()) {
     const bytes = durable.get(name)
     if (bytes === undefined) fs.rmSync(path.join(dir, name))
     else fs.truncateSync(path.join(dir, name), bytes)
@@ -41,8 +37,8 @@ t.test('followers never get a record a crash loses', async t => {
   for (let cycle = 0; cycle < CYCLES; cycle++) {
     const child = await startChild({
       dataDir: dir,
-      launcher: [process.execPath, path.join(ROOT, 'dist', 'test', 'helpers', 'synced-service.js')],
-      env: { VECWAL_SEGMENT_BYTES: '8192', VECWAL_TEST_FSYNC_DELAY_MS: '40', VECWAL_TEST_SYNCED_LOG: syncedLog }
+      launcher: SYNCED_SERVICE,
+      env: { VECWAL_SEGMENT_BYTES: '8192', ...syncedServiceEnv(40, syncedLog) }
     })
     t.teardown(async () => { await child.kill9() })
     const followers = await Promise.all(FORMS.map(async form => await openStream(child.url, '/v1/recovery?after=0&follow=true', { accept: ACCEPT[form] })))

@@ -9,10 +9,18 @@
 //   2. streams the whole log and checks that every request ever sent stands in it exactly once,
 //      with the content sent, at the one seq every answer to it gave (first answer or retry);
 //   3. runs concurrent writers, each request with a key of its own, and kills the service with
-//      SIGKILL after a random delay. Under this load the service spends most of its time in
-//      fdatasync, so most kills land during one.
+//      SIGKILL after a random delay. With `fsyncDelayMs`, every other cycle (the first included)
+//      runs the service under test/helpers/synced-service.ts, each fdatasync made that much
+//      longer, and after the delay waits until the files show a write not yet synced, so the kill
+//      lands inside an fdatasync; whether it did is read from the files again after the kill
+//      (test/helpers/synced-log.ts) and counted.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { sleep } from './child-service.js'
 import { runKillCycles } from './fault-kill9.js'
 import { keyOf, randomEntry, recordDifference, seeded, type EntryJson, type SentRequest } from './fault-ledger.js'
+import { killedInSync, segmentSizes, SYNCED_SERVICE, syncedServiceEnv } from './synced-log.js'
 
 export interface KeyedKill9Totals {
   cycles: number
@@ -28,6 +36,10 @@ export interface KeyedKill9Totals {
   recommitted: number
   /** Records checked against the requests, summed over every verification. */
   recordChecks: number
+  /** Cycles run with each fdatasync delayed (under synced-service.ts). */
+  slowSyncCycles: number
+  /** Of those, the kills that came while an fdatasync was under way. */
+  killsInSync: number
   problems: string[]
 }
 
@@ -37,6 +49,8 @@ export interface KeyedKill9Options {
   writers?: number
   minKillMs?: number
   maxKillMs?: number
+  /** If given, every other cycle delays each fdatasync this long, so that kills land inside one. */
+  fsyncDelayMs?: number
   seed?: number
   onCycle?: (cycle: number, totals: KeyedKill9Totals) => void
 }
@@ -63,7 +77,7 @@ async function post (url: string, route: string, body: unknown, key?: string): P
 class KeyedLedger {
   readonly requests = new Map<string, KeyedRequest>()
   pending: KeyedRequest[] = []
-  readonly totals: KeyedKill9Totals = { cycles: 0, requests: 0, unanswered: 0, replayed: 0, writtenByRetry: 0, recommitted: 0, recordChecks: 0, problems: [] }
+  readonly totals: KeyedKill9Totals = { cycles: 0, requests: 0, unanswered: 0, replayed: 0, writtenByRetry: 0, recommitted: 0, recordChecks: 0, slowSyncCycles: 0, killsInSync: 0, problems: [] }
 
   problem (text: string): void {
     if (this.totals.problems.length < 50) this.totals.problems.push(text)
@@ -197,19 +211,45 @@ export async function runKeyedKill9 (options: KeyedKill9Options): Promise<KeyedK
   const ledger = new KeyedLedger()
   const { totals } = ledger
   const writers = options.writers ?? 12
-  await runKillCycles({
-    options,
-    totals,
-    env: { VECWAL_SEGMENT_BYTES: '65536' },
-    random,
-    async started (child) {
-      await retryPending(ledger, child.url)
-      await verify(ledger, child.url)
-    },
-    async write (child, cycle, stopped) {
-      await Promise.all(Array.from({ length: writers }, async (_, w) => { await writer(ledger, child.url, `w${w}`, cycle, random, stopped) }))
-    }
-  })
+  const { fsyncDelayMs } = options
+  const syncedDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-synced-'))
+  const syncedLog = (cycle: number): string => path.join(syncedDir, `cycle-${cycle}.log`)
+  /** The segments' sizes as each slow-sync cycle's service started. */
+  const before = new Map<number, Map<string, number>>()
+  try {
+    await runKillCycles({
+      options,
+      totals,
+      env: { VECWAL_SEGMENT_BYTES: '65536' },
+      launch (cycle) {
+        if (fsyncDelayMs === undefined || cycle % 2 === 0) return undefined
+        before.set(cycle, segmentSizes(options.dataDir))
+        return { launcher: SYNCED_SERVICE, env: syncedServiceEnv(fsyncDelayMs, syncedLog(cycle)) }
+      },
+      random,
+      async started (child) {
+        await retryPending(ledger, child.url)
+        await verify(ledger, child.url)
+      },
+      async write (child, cycle, stopped) {
+        await Promise.all(Array.from({ length: writers }, async (_, w) => { await writer(ledger, child.url, `w${w}`, cycle, random, stopped) }))
+      },
+      async aim (cycle) {
+        const sizes = before.get(cycle)
+        if (sizes === undefined) return
+        // Bounded: a cycle that shows no write waiting on its sync within 2 s is killed anyway.
+        for (const deadline = Date.now() + 2000; Date.now() < deadline && !killedInSync(options.dataDir, syncedLog(cycle), sizes);) await sleep(2)
+      },
+      killed (cycle) {
+        const sizes = before.get(cycle)
+        if (sizes === undefined) return
+        totals.slowSyncCycles++
+        if (killedInSync(options.dataDir, syncedLog(cycle), sizes)) totals.killsInSync++
+      }
+    })
+  } finally {
+    fs.rmSync(syncedDir, { recursive: true, force: true })
+  }
   if (totals.problems.length > 0) totals.problems.unshift(`seed ${seed}`)
   return totals
 }

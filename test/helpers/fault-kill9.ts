@@ -10,7 +10,7 @@
 //   - a record that no request sent, or sent with other content, is a corruption;
 //   - seqs run from 1 without gaps (no checkpoint is posted, so the stream holds every record);
 //   - what one recovery showed stays: SIGKILL does not lose the page cache.
-import { sleep, startChild, type ChildService } from './child-service.js'
+import { sleep, startChild, type ChildService, type RunOptions } from './child-service.js'
 import { keyOf, randomEntry, recordDifference, seeded, type EntryJson, type SentRequest } from './fault-ledger.js'
 
 export interface Kill9Totals {
@@ -293,11 +293,17 @@ export interface KillCycles<Totals extends { cycles: number, problems: string[] 
   /** Counts the cycles run, and goes to `onCycle`. */
   totals: Totals
   env: Record<string, string>
+  /** How a cycle's service is run, if not plainly: a launcher, more env (the last start is always plain). */
+  launch?: (cycle: number) => Pick<RunOptions, 'launcher' | 'env'> | undefined
   random: () => number
   /** After every start, the last one included: check the log. */
   started: (child: ChildService) => Promise<void>
   /** Runs the writers until `stopped()` says the kill came; resolves once they have all returned. */
   write: (child: ChildService, cycle: number, stopped: () => boolean) => Promise<void>
+  /** After the random delay, just before the kill: may wait for a moment to kill in. */
+  aim?: (cycle: number) => Promise<void>
+  /** After the kill, once the writers have returned and before the next start. */
+  killed?: (cycle: number) => void
 }
 
 /**
@@ -309,7 +315,8 @@ export async function runKillCycles<Totals extends { cycles: number, problems: s
   const minKill = options.minKillMs ?? 50
   const maxKill = options.maxKillMs ?? 1000
   for (let cycle = 1; cycle <= options.cycles + 1; cycle++) {
-    const child = await startChild({ dataDir: options.dataDir, env: c.env })
+    const launch = cycle > options.cycles ? undefined : c.launch?.(cycle)
+    const child = await startChild({ dataDir: options.dataDir, launcher: launch?.launcher, env: { ...c.env, ...launch?.env } })
     try {
       await c.started(child)
       if (cycle > options.cycles) {
@@ -320,9 +327,11 @@ export async function runKillCycles<Totals extends { cycles: number, problems: s
       let killed = false
       const running = c.write(child, cycle, () => killed)
       await sleep(minKill + c.random() * (maxKill - minKill))
+      await c.aim?.(cycle)
       killed = true
       await child.kill9()
       await running
+      c.killed?.(cycle)
       totals.cycles = cycle
       options.onCycle?.(cycle, totals)
     } finally {

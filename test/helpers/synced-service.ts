@@ -1,4 +1,5 @@
-// The real service as a child process for the follow crash test (run as a ChildService launcher:
+// The real service as a child process for the follow crash test and the keyed kill -9 cycles
+// (test/helpers/synced-log.ts reads what it notes; run as a ChildService launcher:
 // `node dist/test/helpers/synced-service.js`, the CLI's own arguments ignored). Each fdatasync of a
 // segment first waits VECWAL_TEST_FSYNC_DELAY_MS, and once it is done appends "<segment> <bytes>"
 // to the file VECWAL_TEST_SYNCED_LOG: how much of each segment a power cut would keep. The engine

@@ -77,6 +77,27 @@ t.test('OpenAPI', async t => {
     for (const name of ['x-vecwal-checkpoint', 'x-vecwal-last-seq']) t.equal(headers?.[name]?.schema?.type, 'integer', `${name} is an integer`)
   })
 
+  t.test('the safe-retry and Retry-After headers are documented where they are sent', async t => {
+    for (const route of ['/v1/entries', '/v1/batch', '/v1/transactions/{txId}/commit']) {
+      const { responses } = document.paths[route].post
+      t.same(responses['201'].headers?.['idempotent-replayed']?.schema, { type: 'string', const: 'true' }, `${route}: Idempotent-Replayed on 201`)
+      t.equal(responses['412'].headers?.['vecwal-last-seq']?.schema?.type, 'integer', `${route}: Vecwal-Last-Seq on 412`)
+    }
+    const retryAfter = (response: Json | undefined): string | undefined =>
+      response?.headers?.['retry-after']?.schema?.type === 'integer' ? response.headers['retry-after'].description : undefined
+    t.match(retryAfter(document.paths['/v1/recovery'].get.responses['503']), /HTTP_TOO_MANY_STREAMS/, 'recovery\'s 503 HTTP_TOO_MANY_STREAMS')
+    for (const [route, methods] of Object.entries(document.paths as Json)) {
+      for (const [method, operation] of Object.entries(methods as Json)) {
+        const fivexx = (operation as Json).responses['5XX']
+        if (fivexx === undefined) continue
+        for (const code of ['WAL_QUEUE_FULL', 'WAL_DISK_FULL', 'WAL_SEGMENT_UNAVAILABLE', 'WAL_UNAVAILABLE', 'HTTP_TOO_MANY_BODIES']) {
+          t.match(retryAfter(fivexx), code, `${method.toUpperCase()} ${route}: Retry-After with ${code}`)
+        }
+        t.match(retryAfter((operation as Json).responses['4XX']), /429 HTTP_TOO_MANY_AUTH_FAILURES/, `${method.toUpperCase()} ${route}: Retry-After with 429`)
+      }
+    }
+  })
+
   t.test('the checkpoint body is optional in the document too', async t => {
     t.equal(document.paths['/v1/checkpoints'].post.requestBody.required, false)
   })

@@ -215,6 +215,32 @@ t.test('a commit retried with its key after the transaction is gone: answered as
   t.same(await log.transactions.commit(tx, { idempotencyKey: 'c' }), { seq: 1, count: 3, replayed: true }, 'after a reopen too')
 })
 
+t.test('a commit repeated while the first is in flight and refused is tried again on the reopened transaction, not answered 404', async t => {
+  await fc.assert(fc.asyncProperty(someEntries, fc.uniqueArray(idempotencyKey, { minLength: 2, maxLength: 2 }), fc.integer({ min: 1, max: 4 }), async (staged, [key, nextKey], repeats) => {
+    const log = await openLog(t, { dir: tempDir(t), durability: 'none' })
+    await log.append(entry(0))
+    const tx = log.transactions.begin()
+    log.transactions.stage(tx, staged)
+    const stale = { idempotencyKey: key, expectedLastSeq: 0 }
+    const all = await Promise.allSettled(Array.from({ length: 1 + repeats }, async () => await log.transactions.commit(tx, stale)))
+    const codes = all.map(outcome => outcome.status === 'rejected' ? (outcome.reason as { code: string }).code : 'committed')
+    if (codes.some(code => code !== 'WAL_SEQ_MISMATCH')) throw new Error(`the stale commit and its repeats answered ${codes.join(', ')}`)
+    if (log.transactions.count !== 1) throw new Error('the refused transaction is not open')
+    // A repeat in flight whose own condition holds commits the transaction the first's refusal reopened.
+    const [refused, repeated] = await Promise.allSettled([log.transactions.commit(tx, stale), log.transactions.commit(tx, { idempotencyKey: key, expectedLastSeq: 1 })])
+    if (refused.status !== 'rejected' || repeated.status !== 'fulfilled') throw new Error(`answered ${refused.status}, ${repeated.status}`)
+    if (JSON.stringify(repeated.value) !== JSON.stringify({ seq: 2, count: staged.length, replayed: false })) throw new Error(`the repeat answered ${JSON.stringify(repeated.value)}`)
+    // Repeats in flight with a commit that succeeds get its answer replayed by the key.
+    const next = log.transactions.begin()
+    log.transactions.stage(next, staged)
+    const answers = await Promise.all(Array.from({ length: 1 + repeats }, async () => await log.transactions.commit(next, { idempotencyKey: nextKey })))
+    if (answers.some(answer => answer.seq !== 3) || answers.filter(answer => !answer.replayed).length !== 1) throw new Error(`answered ${JSON.stringify(answers)}`)
+    if (log.lastSeq !== 3) throw new Error(`${log.lastSeq - 1} records written for two commits`)
+    await log.close()
+  }), { numRuns: 20 })
+  t.pass('held for 20 generated cases')
+})
+
 t.test('conditions are checked: a key of the wrong characters or length, an expected seq that is not one', async t => {
   const log = await openLog(t, { dir: tempDir(t), durability: 'none' })
   for (const bad of ['', 'x'.repeat(256), 'tab\there', 'é']) await t.rejects(log.appendWith(entry(1), { idempotencyKey: bad }), { code: 'WAL_INVALID_ARGUMENT' }, JSON.stringify(bad))

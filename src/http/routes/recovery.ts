@@ -13,8 +13,8 @@ import type { Log, LogRead } from '../../log.js'
 import { InvalidRequestError, TooManyStreamsError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import { MSGPACK } from '../msgpack.js'
-import { sinceMs, type ApiSchemas } from '../schemas.js'
-import { writeErrors } from './writes.js'
+import { ErrorResponse, sinceMs, type ApiSchemas } from '../schemas.js'
+import { retryAfterHeader, writeErrors } from './writes.js'
 
 const NDJSON = 'application/x-ndjson'
 const SSE = 'text/event-stream'
@@ -288,6 +288,11 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
             [MSGPACK]: { schema: Type.String({ format: 'binary' }) },
             [SSE]: { schema: Type.String() }
           }
+        },
+        503: {
+          ...ErrorResponse,
+          description: 'HTTP_TOO_MANY_STREAMS: VECWAL_MAX_STREAMS streams, followers included, are open already; WAL_UNAVAILABLE: the JetStream cluster did not answer; HTTP_SHUTTING_DOWN, WAL_CLOSED, WAL_FAILED',
+          headers: retryAfterHeader('503 HTTP_TOO_MANY_STREAMS and 503 WAL_UNAVAILABLE')
         },
         ...writeErrors
       }

@@ -4,7 +4,7 @@ import type { Log } from '../../log.js'
 import {
   BatchAppendedResponse, TxAbortedResponse, TxOpenedResponse, TxStagedResponse, WriteHeaders, type ApiSchemas
 } from '../schemas.js'
-import { conditionalWriteErrors, conditionsOf, CONDITIONS_DESCRIPTION, markReplay, writeBodyTypes, writeErrors } from './writes.js'
+import { conditionalWriteErrors, conditionsOf, CONDITIONS_DESCRIPTION, markReplay, replayable, writeBodyTypes, writeErrors } from './writes.js'
 
 export const transactionRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSchemas }> = async (app, { log, schemas }) => {
   const tx = log.transactions
@@ -39,7 +39,7 @@ export const transactionRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: A
       description: 'A retry with the commit\'s Idempotency-Key is answered as the commit was, though the transaction is gone by then.' + CONDITIONS_DESCRIPTION,
       params,
       headers: WriteHeaders,
-      response: { 201: BatchAppendedResponse, ...conditionalWriteErrors }
+      response: { 201: replayable(BatchAppendedResponse), ...conditionalWriteErrors }
     }
   }, async (request, reply) => {
     const result = await tx.commit(request.params.txId, conditionsOf(request.headers))

@@ -1,23 +1,41 @@
 // Single entries and atomic batches. Each answer comes only once the record is durable. Writes
 // take an idempotency key and an expected last seq as headers (README, "Safe retries").
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { Static } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import type { FastifyReply } from 'fastify'
 import type { AppendConditions, AppendResult, Log } from '../../log.js'
+import { retryAfterRefusals } from '../errors.js'
 import { MSGPACK } from '../msgpack.js'
 import { AppendedResponse, BatchAppendedResponse, ErrorResponse, WriteHeaders, type ApiSchemas } from '../schemas.js'
 
-export const writeErrors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+/** Retry-After as an answer declares it, naming the refusals of that answer that send it. */
+export function retryAfterHeader (sentWith: string): { 'retry-after': TSchema } {
+  return { 'retry-after': Type.Integer({ minimum: 1, description: `seconds to wait before retrying; sent with ${sentWith}` }) }
+}
+
+export const writeErrors = {
+  '4xx': { ...ErrorResponse, headers: retryAfterHeader('429 HTTP_TOO_MANY_AUTH_FAILURES (the seconds left in the address\'s window)') },
+  '5xx': { ...ErrorResponse, headers: retryAfterHeader(retryAfterRefusals().join(', ')) }
+}
 export const writeBodyTypes = ['application/json', MSGPACK]
 /** The answers of a write that takes conditions: the two refusals they add, then every error. */
 export const conditionalWriteErrors = {
-  412: { ...ErrorResponse, description: 'WAL_SEQ_MISMATCH: the seq of the last entry record (checkpoint and consumer records aside) was not Vecwal-Expected-Last-Seq; nothing was written. The body\'s lastSeq and the Vecwal-Last-Seq header give it' },
+  412: {
+    ...ErrorResponse,
+    description: 'WAL_SEQ_MISMATCH: the seq of the last entry record (checkpoint and consumer records aside) was not Vecwal-Expected-Last-Seq; nothing was written. The body\'s lastSeq and the Vecwal-Last-Seq header give it',
+    headers: { 'vecwal-last-seq': Type.Integer({ minimum: 0, description: 'the seq of the log\'s last entry record when the condition was checked' }) }
+  },
   422: { ...ErrorResponse, description: 'WAL_IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a write of other content; nothing was written' },
   ...writeErrors
 }
 
 /** What a write's answer says of its headers, for the routes' descriptions. */
 export const CONDITIONS_DESCRIPTION = ' With `Idempotency-Key`, a retry of the same content is answered as the first write was, with `Idempotent-Replayed: true`, writing nothing (422 WAL_IDEMPOTENCY_KEY_REUSED for other content; a retry while the first is in flight waits for it). With `Vecwal-Expected-Last-Seq: N`, written only if the last seq is N when its seq is assigned, else 412 WAL_SEQ_MISMATCH with the last seq in the body and in `Vecwal-Last-Seq`.'
+
+/** A write's success answer, declaring the header that marks a replay. */
+export function replayable<T extends TSchema> (schema: T): T & { headers: Record<string, TSchema> } {
+  return { ...schema, headers: { 'idempotent-replayed': Type.Literal('true', { description: 'only on an answer given from an earlier write of the same Idempotency-Key and content; nothing was written' }) } }
+}
 
 /** The write's conditions, from its validated headers. */
 export function conditionsOf (headers: Static<typeof WriteHeaders>): AppendConditions {
@@ -39,7 +57,7 @@ export const writeRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSche
       consumes: writeBodyTypes,
       headers: WriteHeaders,
       body: schemas.Entry,
-      response: { 201: AppendedResponse, ...conditionalWriteErrors }
+      response: { 201: replayable(AppendedResponse), ...conditionalWriteErrors }
     }
   }, async (request, reply) => {
     const result = await log.appendWith(request.body, conditionsOf(request.headers))
@@ -56,7 +74,7 @@ export const writeRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSche
       consumes: writeBodyTypes,
       headers: WriteHeaders,
       body: schemas.BatchBody,
-      response: { 201: BatchAppendedResponse, ...conditionalWriteErrors }
+      response: { 201: replayable(BatchAppendedResponse), ...conditionalWriteErrors }
     }
   }, async (request, reply) => {
     const result = await log.appendBatchWith(request.body.entries, conditionsOf(request.headers))
