@@ -107,9 +107,10 @@ async function keyedLoad (url: string, until: Promise<unknown>, prefix: string):
 /**
  * Holds the log read from `url` to the outcomes: every 201 exactly once at its seq, no id twice,
  * seqs one gap-free run from 1, every refusal a 503 with Retry-After (or, with `unknownAllowed`,
- * no answer from a killed instance).
+ * no answer from a killed instance). Where they differ, what each node's replica of `stream` holds
+ * is told too: whether the replicas disagree, or agree on the wrong records.
  */
-async function verify (t: Test, url: string, outcomes: Outcome[], unknownAllowed = false): Promise<void> {
+async function verify (t: Test, url: string, stream: string, outcomes: Outcome[], unknownAllowed = false): Promise<void> {
   const refused = outcomes.filter(o => o.status !== 201)
   t.comment(`${outcomes.length - refused.length} writes answered 201, ${refused.length} refused or unanswered`)
   const odd = refused.filter(o => !(o.status === 503 && o.retryAfter !== null) && !(unknownAllowed && o.status === 0))
@@ -119,9 +120,12 @@ async function verify (t: Test, url: string, outcomes: Outcome[], unknownAllowed
   const seqOf = new Map<string, number[]>()
   for (const line of lines) seqOf.set(String(line.id), [...(seqOf.get(String(line.id)) ?? []), Number(line.seq)])
   const acked = outcomes.filter(o => o.status === 201)
-  t.same(acked.filter(o => JSON.stringify(seqOf.get(o.id)) !== JSON.stringify([o.seq])).map(o => `${o.id} at ${String(o.seq)}: ${JSON.stringify(seqOf.get(o.id))}`), [],
-    `each of the ${acked.length} acknowledged entries is in the log once, at its seq`)
+  const misplaced = acked.filter(o => JSON.stringify(seqOf.get(o.id)) !== JSON.stringify([o.seq])).map(o => `${o.id} at ${String(o.seq)}: ${JSON.stringify(seqOf.get(o.id))}`)
+  t.same(misplaced, [], `each of the ${acked.length} acknowledged entries is in the log once, at its seq`)
   t.same([...seqOf].filter(([, seqs]) => seqs.length > 1).map(([id]) => id), [], 'no entry is in the log twice')
+  if (misplaced.length > 0) {
+    for (const node of cluster.nodes) t.comment(`${node.name}'s replica: ${JSON.stringify(await streamDetail(node.monitorPort, stream))}`)
+  }
   const sent = new Set(outcomes.map(o => o.id))
   t.same(lines.filter(l => !sent.has(String(l.id))).map(l => l.id), [], 'nothing in the log was never sent')
 }
@@ -201,7 +205,7 @@ t.test('kill -9 of the stream leader under write load, then its restart: 503 wit
   t.comment(`keyed writes: ${keyed.outcomes.length} stored, ${keyed.refused} answers 503, ${keyed.lost} answers lost, ${keyed.replayed} retries answered from the first write`)
   t.ok(keyed.refused > 0, 'keyed writers were refused during the election, and retried')
   t.ok(keyed.replayed > 0, 'retries of writes stored before their answer was lost were answered from the first write')
-  await verify(t, service.url, [...outcomes, ...keyed.outcomes])
+  await verify(t, service.url, stream, [...outcomes, ...keyed.outcomes])
 })
 
 t.test('all three nodes killed and restarted: every acknowledged entry is present', async t => {
@@ -213,7 +217,7 @@ t.test('all three nodes killed and restarted: every acknowledged entry is presen
   await streamLeader(streamOf(service))
   // The instance reconnects by itself; reads wait for it within the bound.
   for (let i = 0; i < 100 && (await fetch(`${service.url}/v1/recovery?after=0`).then(async r => { await r.arrayBuffer(); return r.status }).catch(() => 0)) !== 200; i++) await sleep(100)
-  await verify(t, service.url, outcomes)
+  await verify(t, service.url, streamOf(service), outcomes)
 })
 
 t.test('a cluster without its quorum: writes get 503 with Retry-After within the timeout, and writes resume once it is back', async t => {
@@ -233,7 +237,7 @@ t.test('a cluster without its quorum: writes get 503 with Retry-After within the
     for (let i = 0; i < 200 && service.log.lastSeq < healed + 20; i++) await sleep(100)
   })(), 'quorum-after-')
   t.ok(after.some(o => o.status === 201), 'writes are acknowledged again once the quorum is back')
-  await verify(t, service.url, [...before, { id: String(sampleEntry(1).id), status: 503, retryAfter: '1', at: started + took }, ...after])
+  await verify(t, service.url, streamOf(service), [...before, { id: String(sampleEntry(1).id), status: 503, retryAfter: '1', at: started + took }, ...after])
 })
 
 t.test('a cluster without its quorum: a read that does not follow gets 503 with Retry-After within the timeout, a follower ends `unavailable`, /health/ready answers 503; once the quorum is back, 200 and whole reads again', async t => {
@@ -262,7 +266,7 @@ t.test('a cluster without its quorum: a read that does not follow gets 503 with 
   const back = await readiness(service.url, 200)
   t.equal(back.status, 200, '/health/ready answers 200 once the quorum is back')
   t.match(await (await fetch(`${service.url}/v1/status`)).json(), { state: 'ok' })
-  await verify(t, service.url, written)
+  await verify(t, service.url, streamOf(service), written)
 })
 
 /** /health/ready's answer once it is `status`, or the last within a bound. */
@@ -299,7 +303,7 @@ t.test('SIGSTOP of the stream leader until the others elect a new one, then SIGC
   t.ok(others.some(n => n.name === elected[0]) && elected.every(leader => leader === elected[0]),
     `the other nodes elected ${String(elected[0])} in place of the paused ${paused.name} (${JSON.stringify(elected)}, after ${pausedFor} ms)`)
   await cluster.ready()
-  await verify(t, service.url, outcomes)
+  await verify(t, service.url, stream, outcomes)
   const last = service.log.lastSeq
   const newLeader = nodeNamed(cluster, await streamLeader(stream))
   let held: StreamState | undefined
@@ -329,7 +333,7 @@ t.test('kill -9 of one of two vecwal instances under load: the other keeps servi
     await sleep(1000)
   })(), 'instance-')
   t.ok(outcomes.some(o => o.status === 201 && o.at > killedAt), 'the survivor acknowledged writes after the kill')
-  await verify(t, survivor.url, outcomes, true)
+  await verify(t, survivor.url, stream, outcomes, true)
 })
 
 function streamOf (service: TestService): string {
