@@ -32,8 +32,10 @@ export const DurabilitySchema = Type.Union([Type.Literal('fsync'), Type.Literal(
 /** When a write is acknowledged. */
 export type Durability = Static<typeof DurabilitySchema>
 
-export const LogStateSchema = Type.Union([Type.Literal('ok'), Type.Literal('failed'), Type.Literal('closed')], {
-  description: 'failed: a write or fsync failed and the log refuses writes until reopened'
+export const LogStateSchema = Type.Union([Type.Literal('ok'), Type.Literal('unavailable'), Type.Literal('failed'), Type.Literal('closed')], {
+  description: 'failed: a write or fsync failed and the log refuses writes until reopened; ' +
+    'unavailable: the log\'s storage cannot be reached for now (JetStream backend: the NATS connection is down, or the stream has no leader that hears from a quorum of its replicas), ' +
+    'so writes and reads are refused (503 WAL_UNAVAILABLE) until it can, which the log finds out by itself'
 })
 export type LogState = Static<typeof LogStateSchema>
 
@@ -121,6 +123,14 @@ export interface LogRead {
    * write is done), for a backend that fills chunks again rather than allocating more.
    */
   recycle?: (chunk: Buffer) => void
+  /**
+   * For a backend whose records lie elsewhere (across a network): begins the read ahead of its
+   * first pull, resolving once the records it starts with are at hand (or it is known there are
+   * none), rejecting with what the read would throw (WAL_UNAVAILABLE: the storage cannot be
+   * reached) when it cannot begin, so that a caller can refuse the read before it answers any of
+   * it. Without it, or when it is not called, a read begins on its first pull.
+   */
+  start?: () => Promise<void>
   /**
    * For a follow read: true while it has given out every durable record and waits for the next.
    * Every byte its streams yielded so far then ends on a record boundary.

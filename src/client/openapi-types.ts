@@ -1328,7 +1328,7 @@ export interface paths {
         };
         /**
          * Stream the records after a seq, as NDJSON, msgpack or Server-Sent Events; follow the log, or long-poll
-         * @description In seq order, checkpoint records left out. NDJSON unless the Accept header names `application/msgpack` or `text/event-stream` at least as highly: msgpack is concatenated maps with the same keys, vectors as msgpackr's Float32Array extension; SSE is one event a record, `id: <seq>` and `data: <the NDJSON line>`, after a first `retry: 1000`, and ends with `event: end` (`data: {"end":"complete"}` for a read that does not follow). SSE takes the `Last-Event-ID` header, which wins over `after`. It starts after `after`, else after the checkpoint of `consumer`, else (with `since`) at the oldest retained record, else after the consumer `default`'s checkpoint; with `since`, only the records stamped at or after that moment. X-Vecwal-Last-Seq is the last durable seq when the stream starts; a stream that does not follow ends there. `follow=true` keeps the stream open past it, sending each new record once it is durable, a heartbeat every VECWAL_HEARTBEAT_MS of silence (NDJSON: an empty line; msgpack: a nil byte 0xc0; SSE: the comment `: heartbeat`), and a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"|"gone"|"unavailable"}` (failed, gone and unavailable with the code and message). `wait=S` (a read that does not follow) waits up to S seconds for a first record after the start, then answers. 410 if the start lies before the oldest retained record (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. 503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.
+         * @description In seq order, checkpoint records left out. NDJSON unless the Accept header names `application/msgpack` or `text/event-stream` at least as highly: msgpack is concatenated maps with the same keys, vectors as msgpackr's Float32Array extension; SSE is one event a record, `id: <seq>` and `data: <the NDJSON line>`, after a first `retry: 1000`, and ends with `event: end` (`data: {"end":"complete"}` for a read that does not follow). SSE takes the `Last-Event-ID` header, which wins over `after`. It starts after `after`, else after the checkpoint of `consumer`, else (with `since`) at the oldest retained record, else after the consumer `default`'s checkpoint; with `since`, only the records stamped at or after that moment. X-Vecwal-Last-Seq is the last durable seq when the stream starts; a stream that does not follow ends there. `follow=true` keeps the stream open past it, sending each new record once it is durable, a heartbeat every VECWAL_HEARTBEAT_MS of silence (NDJSON: an empty line; msgpack: a nil byte 0xc0; SSE: the comment `: heartbeat`), and a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"|"gone"|"unavailable"}` (failed, gone and unavailable with the code and message). `wait=S` (a read that does not follow) waits up to S seconds for a first record after the start, then answers. 410 if the start lies before the oldest retained record (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. 503 WAL_UNAVAILABLE with Retry-After when a read that does not follow cannot begin because the log's storage cannot be reached (JetStream backend: no quorum, or no connection). 503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.
          */
         get: {
             parameters: {
@@ -1466,8 +1466,8 @@ export interface paths {
                         "application/json": {
                             lastSeq: number;
                             checkpoint: number;
-                            /** @description failed: a write or fsync failed and the log refuses writes until reopened */
-                            state: "ok" | "failed" | "closed";
+                            /** @description failed: a write or fsync failed and the log refuses writes until reopened; unavailable: the log's storage cannot be reached for now (JetStream backend: the NATS connection is down, or the stream has no leader that hears from a quorum of its replicas), so writes and reads are refused (503 WAL_UNAVAILABLE) until it can, which the log finds out by itself */
+                            state: "ok" | "unavailable" | "failed" | "closed";
                             /** @description fsync: a write is answered once it is fsynced; none: once written (tests and benchmarks only); quorum: once a quorum of the stream's replicas stored it (JetStream backend: see its fsync policy in the README) */
                             durability: "fsync" | "none" | "quorum";
                             /** @description the segment files, oldest first (segment backend) */
@@ -1550,8 +1550,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Ready only while the log is open and not failed
-         * @description 503 with the log's state when it is failed or closed; while the service shuts down, 503 HTTP_SHUTTING_DOWN in the error shape.
+         * Ready only while the log is open, not failed, and its storage can be reached
+         * @description 503 with the log's state when it is unavailable (JetStream backend: the NATS connection is down, or the stream has no leader that hears from a quorum of its replicas; ready again once the log finds its stream led), failed or closed; while the service shuts down, 503 HTTP_SHUTTING_DOWN in the error shape.
          */
         get: {
             parameters: {

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks'
 import { connect, credsAuthenticator, headers, nanos, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node'
 import {
   DiscardPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType,
-  type JetStreamClient, type JetStreamManager, type StreamConfig, type StreamInfo
+  type ClusterInfo, type JetStreamClient, type JetStreamManager, type StreamConfig, type StreamInfo
 } from '@nats-io/jetstream'
 import { pino, type Logger } from 'pino'
 import { DEFAULT_CONSUMER } from '../consumer-state.js'
@@ -36,7 +36,8 @@ import { readTrailingKeys } from '../records/record-shape.js'
 import { TransactionManager, type TransactionLimits } from '../transactions.js'
 import { isWrongLastSequence, StreamConsumers } from './stream-consumers.js'
 import {
-  CAUGHT_UP, messageRecord, readStream, streamMsgpack, streamNdjson, streamRecords, TYPE_HEADER, unavailableOnError, type FollowTail, type StreamItem, type StreamRange
+  CAUGHT_UP, messageRecord, readStream, startable, streamMsgpack, streamNdjson, streamRecords, TYPE_HEADER, unavailableOnError, type FollowTail, type StreamItem,
+  type StreamRange
 } from './stream-reader.js'
 import { RecordWrites } from '../record-writes.js'
 
@@ -138,6 +139,13 @@ export class JetStreamLog extends RecordWrites implements Log {
   readonly transactions: TransactionManager
   readonly consumers: StreamConsumers
   private closed = false
+  /**
+   * False from the moment the NATS connection drops, or a poll of the stream's state fails or finds
+   * it without a leader, until a poll finds it led again: the log's state is then `unavailable`.
+   */
+  private reachable = true
+  /** A poll of the stream's state is under way: the next waits for it rather than pile up behind a cluster that does not answer. */
+  private polling = false
   private known: { lastSeq: number, lastEntrySeq: number, firstSeq: number, bytes: number, messages: number }
   private queued = 0
   private readonly inFlight = new Set<Promise<unknown>>()
@@ -188,8 +196,23 @@ export class JetStreamLog extends RecordWrites implements Log {
       async (txId, key) => await this.replayCommit(txId, key),
       () => { this.assertOpen() }
     )
-    this.poll = setInterval(() => { this.refresh().catch(() => {}) }, STATE_POLL_MS)
+    this.poll = setInterval(() => { void this.pollState() }, STATE_POLL_MS)
     this.poll.unref()
+    void this.watchConnection()
+  }
+
+  /** A dropped connection makes the log unavailable at once; the next poll that finds the stream led makes it available again. */
+  private async watchConnection (): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type === 'disconnect') this.setReachable(false, `the connection to ${status.server} dropped`)
+    }
+  }
+
+  private setReachable (reachable: boolean, why?: unknown): void {
+    if (reachable === this.reachable || this.closed) return
+    this.reachable = reachable
+    if (reachable) this.logger.info({ stream: this.stream }, 'the stream answers again: the log is available')
+    else this.logger.warn({ stream: this.stream, err: why }, 'the stream cannot be reached: the log is unavailable')
   }
 
   /** Connects, creates the stream if it does not exist (or checks it if it does), reads its state and its consumers. */
@@ -248,7 +271,8 @@ export class JetStreamLog extends RecordWrites implements Log {
   get state (): LogState {
     // Never failed: the instance holds nothing whose loss could break the log (seqs are the
     // stream's), so an unanswered publish is refused (WAL_UNAVAILABLE) and the log goes on.
-    return this.closed ? 'closed' : 'ok'
+    if (this.closed) return 'closed'
+    return this.reachable ? 'ok' : 'unavailable'
   }
 
   private assertOpen (): void {
@@ -469,7 +493,7 @@ export class JetStreamLog extends RecordWrites implements Log {
     const maxPayload = this.nc.info?.max_payload ?? 0
     const source = { js: this.js, stream: this.stream, fetchBytes: Math.max(MIN_FETCH_BYTES, maxPayload + MESSAGE_OVERHEAD_BYTES), timeoutMs: this.settings.timeoutMs }
     let caughtUp = false
-    const items = async function * (log: JetStreamLog): AsyncGenerator<StreamItem> {
+    const read = async function * (log: JetStreamLog): AsyncGenerator<StreamItem> {
       let ended = (): void => {}
       const done = new Promise<void>(resolve => { ended = resolve })
       if (follow !== undefined) log.followers.add(done)
@@ -483,15 +507,18 @@ export class JetStreamLog extends RecordWrites implements Log {
         ended()
       }
     }
+    // One reading for the three forms, of which one is read: `start` can take its first step.
+    const { items, start } = startable(read(this))
     // Followers share the encoding of the newest records; a bounded read encodes its own.
     const shared = follow === undefined ? undefined : this.followed
     return {
       caughtUp: () => follow !== undefined && caughtUp,
       checkpoint,
       lastSeq,
-      records: streamRecords(this.stream, items(this)),
-      ndjson: streamNdjson(this.stream, items(this), shared?.ndjson),
-      msgpack: streamMsgpack(this.stream, items(this), shared?.msgpack)
+      start,
+      records: streamRecords(this.stream, items),
+      ndjson: streamNdjson(this.stream, items, shared?.ndjson),
+      msgpack: streamMsgpack(this.stream, items, shared?.msgpack)
     }
   }
 
@@ -520,14 +547,24 @@ export class JetStreamLog extends RecordWrites implements Log {
     })
   }
 
-  /** What other instances wrote and checkpointed, learnt from the stream. */
-  private async refresh (): Promise<void> {
-    await this.refreshExtent()
-    await this.consumers.refresh()
+  /** What other instances wrote and checkpointed, learnt from the stream, and whether it answers: one poll at a time. */
+  private async pollState (): Promise<void> {
+    if (this.polling) return
+    this.polling = true
+    try {
+      await this.refreshExtent()
+      await this.consumers.refresh()
+    } catch (err) {
+      this.setReachable(false, err)
+    } finally {
+      this.polling = false
+    }
   }
 
   private async refreshExtent (): Promise<void> {
-    const { state } = await this.jsm.streams.info(this.stream)
+    const { state, cluster } = await this.jsm.streams.info(this.stream)
+    const unable = whyUnableToStore(cluster)
+    this.setReachable(unable === undefined, unable)
     this.known.firstSeq = Math.max(this.known.firstSeq, state.first_seq)
     this.known.bytes = state.bytes
     this.known.messages = state.messages
@@ -603,6 +640,28 @@ async function ensureStream (jsm: JetStreamManager, stream: string, replicas: nu
   if (!config.deny_delete) throw new Error(`stream ${stream} allows deleting single messages, which would leave gaps in the seqs`)
   // The window is the service's setting: a stream made with another one takes this one.
   if (config.duplicate_window !== nanos(windowMs)) await jsm.streams.update(stream, { duplicate_window: nanos(windowMs) })
+}
+
+/**
+ * A replica its leader has not heard from for this long counts as gone: nats-server's shortest
+ * Raft election timeout, after which a follower that heard nothing would have stood for election
+ * itself (an idle leader is heard every second or two). A 2.9 leader whose followers died goes on
+ * naming itself leader, and them current, long after it can store anything: only their silence tells.
+ */
+const REPLICA_SILENCE_MS = 4000
+
+/**
+ * Why the stream cannot store a record now, from its cluster info (none for a stream outside a
+ * cluster, which always leads itself); undefined if it can: it has a leader, which hears from a quorum.
+ */
+function whyUnableToStore (cluster: ClusterInfo | undefined): string | undefined {
+  if (cluster === undefined) return undefined
+  if ((cluster.leader ?? '') === '') return 'the stream has no leader'
+  const others = cluster.replicas ?? []
+  const heard = others.filter(r => !r.offline && r.active < nanos(REPLICA_SILENCE_MS)).length
+  const quorum = Math.floor((others.length + 1) / 2) + 1
+  if (1 + heard >= quorum) return undefined
+  return `the stream's leader ${cluster.leader} has heard from ${heard} of its ${others.length} other replicas within ${REPLICA_SILENCE_MS} ms: no quorum`
 }
 
 /** How long opening waits between tries while the cluster answers that it is settling. */

@@ -176,6 +176,33 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
   }
 }
 
+/**
+ * `source` with a first step that may be taken ahead of the first pull: `start` takes it (once,
+ * however often it is called), and `items` gives out what it brought before pulling on. A read's
+ * first step reaches the cluster (a consumer made, a first fetch done), so a read that cannot
+ * begin is known before anything of it is answered. Ending `items` early ends `source` too.
+ */
+export function startable<T> (source: AsyncGenerator<T>): { items: AsyncGenerator<T>, start: () => Promise<void> } {
+  let first: Promise<IteratorResult<T>> | undefined
+  const start = async (): Promise<void> => {
+    first ??= source.next()
+    await first
+  }
+  const items = async function * (): AsyncGenerator<T> {
+    try {
+      if (first !== undefined) {
+        const step = await first
+        if (step.done === true) return
+        yield step.value
+      }
+      yield * source
+    } finally {
+      await source.return(undefined)
+    }
+  }
+  return { items: items(), start }
+}
+
 /** Runs `call`, refusing as WAL_UNAVAILABLE (503, retry) whatever it throws: the cluster did not answer. */
 export async function unavailableOnError<T> (what: string, call: () => Promise<T>): Promise<T> {
   try {

@@ -19,8 +19,9 @@ export const operationsRoutes: FastifyPluginAsyncTypebox<{ log: Log, metrics: Me
   app.get('/health/ready', {
     config: { access: 'open' },
     schema: {
-      summary: 'Ready only while the log is open and not failed',
-      description: '503 with the log\'s state when it is failed or closed; while the service shuts down, 503 HTTP_SHUTTING_DOWN in the error shape.',
+      summary: 'Ready only while the log is open, not failed, and its storage can be reached',
+      description: '503 with the log\'s state when it is unavailable (JetStream backend: the NATS connection is down, or the stream has no leader that hears from a quorum of its replicas; ' +
+        'ready again once the log finds its stream led), failed or closed; while the service shuts down, 503 HTTP_SHUTTING_DOWN in the error shape.',
       response: { 200: HealthResponse, 503: Type.Union([HealthResponse, ErrorResponse]) }
     }
   }, async (_request, reply) => {

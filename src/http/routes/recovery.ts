@@ -271,6 +271,7 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
         'a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"|"gone"|"unavailable"}` (failed, gone and unavailable with the code and message). ' +
         '`wait=S` (a read that does not follow) waits up to S seconds for a first record after the start, then answers. ' +
         '410 if the start lies before the oldest retained record (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. ' +
+        '503 WAL_UNAVAILABLE with Retry-After when a read that does not follow cannot begin because the log\'s storage cannot be reached (JetStream backend: no quorum, or no connection). ' +
         '503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.',
       querystring: schemas.RecoveryQuery,
       headers: Type.Object({
@@ -319,6 +320,9 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
     if (responses.size >= maxStreams) throw new TooManyStreamsError(maxStreams)
     const abort = follow ? new AbortController() : undefined
     const read = log.read({ after, limit: query.limit, consumer, since: sinceTime, follow, signal: abort?.signal })
+    // A read that does not follow has no last line to say its log cannot be reached: it learns
+    // that before its head, and is refused (503 WAL_UNAVAILABLE). A follower's ends saying so.
+    if (!follow) await read.start?.()
     // Written by hand rather than sent as a stream: a chunk handed back once its write is done is
     // filled again, where a piped stream's chunks are each garbage. onResponse still runs.
     reply.hijack()
