@@ -1,6 +1,7 @@
 // A 3-node JetStream cluster on 127.0.0.1 for a test file (scripts/nats-cluster.ts), started once
 // and stopped at the file's teardown, and fresh streams on it: each opened log gets a stream of
 // its own, deleted when its test ends.
+import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { connect } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
@@ -15,6 +16,14 @@ export async function startNatsCluster (t: TeardownTarget, size = 3): Promise<Na
   const cluster = await NatsCluster.start(size)
   t.teardown(async () => { await cluster.stop() })
   return cluster
+}
+
+let version: string | undefined
+
+/** The version of the nats-server the tests start, e.g. 2.9.10. */
+export function natsServerVersion (): string {
+  version ??= /v(\d+\.\d+\.\d+)/.exec(execFileSync('nats-server', ['--version'], { encoding: 'utf8' }))?.[1] ?? 'unknown'
+  return version
 }
 
 /** A stream name no other test uses. */
