@@ -1,10 +1,15 @@
 // The one definition of a log entry. The TypeBox schemas below give the HTTP layer its validation
 // and OpenAPI document, and give the engine its TypeScript types: both read this file, neither
 // redefines an entry.
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox'
 
-/** The largest finite 32-bit float: a vector value past it would be stored as Infinity. */
-export const FLOAT32_MAX = 3.4028234663852886e38
+/**
+ * A vector value must lie strictly within ± this: halfway from the largest finite 32-bit float to
+ * 2^128, where rounding to a 32-bit float gives Infinity. Below it, everything rounds to a finite
+ * float32, the shortest decimal of the largest (3.4028235e38, as every read form prints it) among
+ * them: a record read back and posted again must be taken.
+ */
+export const FLOAT32_ROUNDING_LIMIT = 2 ** 128 - 2 ** 103
 
 export const ENTRY_LIMITS = {
   idMaxLength: 256,
@@ -50,9 +55,9 @@ export function entrySchemas (options: EntrySchemaOptions = {}) {
   const dims = options.dimensions
   const Id = Type.String({ minLength: 1, maxLength: ENTRY_LIMITS.idMaxLength, pattern: WELL_FORMED, description: 'the vector\'s id' })
   const Vector = Type.Array(
-    // Finite and within float32 range: JSON's 1e400 parses to Infinity, and anything past
-    // FLOAT32_MAX would turn into Infinity when stored as a 32-bit float.
-    Type.Number({ minimum: -FLOAT32_MAX, maximum: FLOAT32_MAX }),
+    // Finite and within float32 range: JSON's 1e400 parses to Infinity, and anything from
+    // FLOAT32_ROUNDING_LIMIT on would turn into Infinity when stored as a 32-bit float.
+    Type.Number({ exclusiveMinimum: -FLOAT32_ROUNDING_LIMIT, exclusiveMaximum: FLOAT32_ROUNDING_LIMIT }),
     {
       minItems: dims ?? 1,
       maxItems: dims ?? ENTRY_LIMITS.vectorMaxLength,
@@ -83,7 +88,28 @@ export function entrySchemas (options: EntrySchemaOptions = {}) {
   )
   const Entry = oneOfByOp([InsertEntry, UpdateEntry, DeleteEntry], 'Entry')
   const EntryList = Type.Array(Entry, { minItems: 1, maxItems: ENTRY_LIMITS.batchMaxEntries })
-  return { InsertEntry, UpdateEntry, DeleteEntry, Entry, EntryList }
+  return { InsertEntry, UpdateEntry, DeleteEntry, Entry, EntryList, RecoveryRecord: recoveryRecord(InsertEntry, UpdateEntry, DeleteEntry, Entry) }
+}
+
+/**
+ * A record as a read gives it (an NDJSON line, an SSE event's data, a msgpack map whose vectors are
+ * float32 typed arrays): its seq, the entry or the batch written, in the order they were stored,
+ * and its timestamp. Reads leave the log's own checkpoint and consumer records out. A committed
+ * transaction is a batch naming its txId; its entries are bounded by the transaction's bytes, not
+ * by a batch body's count.
+ */
+function recoveryRecord (...[InsertEntry, UpdateEntry, DeleteEntry, Entry]: [TObject, TObject, TObject, TSchema]) {
+  const seq = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'the record\'s seq' })
+  const timestamp = Type.Integer({ minimum: 0, description: 'when the log wrote the record, in ms since the epoch; never less than the record before\'s (segment backend)' })
+  const sequenced = (entry: TObject, title: string): TObject => Type.Object({ seq, ...entry.properties, timestamp }, { additionalProperties: false, title })
+  const Batch = Type.Object({
+    seq,
+    op: Type.Literal('batch'),
+    entries: Type.Array(Entry, { minItems: 1 }),
+    txId: Type.Optional(Type.String({ description: 'the transaction committed as this batch' })),
+    timestamp
+  }, { additionalProperties: false, title: 'BatchRecord' })
+  return oneOfByOp([sequenced(InsertEntry, 'InsertRecord'), sequenced(UpdateEntry, 'UpdateRecord'), sequenced(DeleteEntry, 'DeleteRecord'), Batch], 'RecoveryRecord')
 }
 
 const defaultSchemas = entrySchemas()

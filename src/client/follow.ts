@@ -4,10 +4,19 @@
 import { createParser } from 'eventsource-parser'
 import { Unpackr } from 'msgpackr'
 import { FollowEndedError, VecwalError } from './errors.js'
+import type { components } from './openapi-types.js'
 import { isRetryableResponse, retryDelayMs, sleep, type RetryPolicy } from './retry.js'
 
-/** A record as the stream gives it: msgpack vectors are Float32Array, NDJSON vectors arrays of numbers. */
-export interface FollowedRecord { seq: number, [field: string]: unknown }
+/** A record with its vectors as a stream form gives them. */
+type WithStreamVectors<R> = R extends { vector: number[] }
+  ? Omit<R, 'vector'> & { vector: number[] | Float32Array }
+  : R extends { entries: Array<infer E> } ? Omit<R, 'entries'> & { entries: Array<WithStreamVectors<E>> } : R
+
+/**
+ * A record as the stream gives it, typed by the document's RecoveryRecord: msgpack vectors are
+ * Float32Array, NDJSON and SSE vectors arrays of numbers.
+ */
+export type FollowedRecord = WithStreamVectors<components['schemas']['RecoveryRecord']>
 
 export type FollowFormat = 'ndjson' | 'msgpack' | 'sse'
 

@@ -15,7 +15,7 @@ export interface paths {
         put?: never;
         /**
          * Append one entry
-         * @description Answers once the entry is fsynced. 503 with Retry-After when the write queue is full (WAL_QUEUE_FULL) or a new segment file could not be created (WAL_SEGMENT_UNAVAILABLE); 507 WAL_DISK_FULL with Retry-After while free disk space is below VECWAL_MIN_FREE_BYTES. With `Idempotency-Key`, a retry of the same content is answered as the first write was, with `Idempotent-Replayed: true`, writing nothing (422 WAL_IDEMPOTENCY_KEY_REUSED for other content; a retry while the first is in flight waits for it). With `Vecwal-Expected-Last-Seq: N`, written only if the last seq is N when its seq is assigned, else 412 WAL_SEQ_MISMATCH with the last seq in the body and in `Vecwal-Last-Seq`.
+         * @description Answers once the entry is durable (fsynced; on JetStream, stored by a quorum of replicas). 503 with Retry-After when the write queue is full (WAL_QUEUE_FULL) or a new segment file could not be created (WAL_SEGMENT_UNAVAILABLE); 507 WAL_DISK_FULL with Retry-After while free disk space is below VECWAL_MIN_FREE_BYTES. With `Idempotency-Key`, a retry of the same content is answered as the first write was, with `Idempotent-Replayed: true`, writing nothing (422 WAL_IDEMPOTENCY_KEY_REUSED for other content; a retry while the first is in flight waits for it). With `Vecwal-Expected-Last-Seq: N`, written only if the last seq is N when its seq is assigned, else 412 WAL_SEQ_MISMATCH with the last seq in the body and in `Vecwal-Last-Seq`.
          */
         post: {
             parameters: {
@@ -1355,7 +1355,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description One record a line (NDJSON), one msgpack map a record, or one SSE event a record */
+                /** @description One record a line (NDJSON), one msgpack map a record (vectors as float32 typed arrays), or one SSE event a record (its data the NDJSON line): each a RecoveryRecord (components.schemas) */
                 200: {
                     headers: {
                         /** @description the checkpoint of `consumer`, or of the consumer `default` */
@@ -1640,7 +1640,86 @@ export interface paths {
 }
 export type webhooks = Record<string, never>;
 export interface components {
-    schemas: never;
+    schemas: {
+        /** RecoveryRecord */
+        RecoveryRecord: {
+            /** @description the record's seq */
+            seq: number;
+            /** @enum {string} */
+            op: "insert";
+            /** @description the vector's id */
+            id: string;
+            /** @description the vector's values, stored as 32-bit floats; in application/msgpack bodies also a Float32Array (msgpackr's typed-array extension) or, with Content-Type: application/msgpack; bin=float32le, a bin of little-endian float32 values */
+            vector: number[];
+            /** @description string values by string key */
+            metadata?: {
+                [key: string]: string;
+            };
+            /** @description when the log wrote the record, in ms since the epoch; never less than the record before's (segment backend) */
+            timestamp: number;
+        } | {
+            /** @description the record's seq */
+            seq: number;
+            /** @enum {string} */
+            op: "update";
+            /** @description the vector's id */
+            id: string;
+            /** @description the vector's values, stored as 32-bit floats; in application/msgpack bodies also a Float32Array (msgpackr's typed-array extension) or, with Content-Type: application/msgpack; bin=float32le, a bin of little-endian float32 values */
+            vector: number[];
+            /** @description string values by string key */
+            metadata?: {
+                [key: string]: string;
+            };
+            /** @description when the log wrote the record, in ms since the epoch; never less than the record before's (segment backend) */
+            timestamp: number;
+        } | {
+            /** @description the record's seq */
+            seq: number;
+            /** @enum {string} */
+            op: "delete";
+            /** @description the vector's id */
+            id: string;
+            /** @description when the log wrote the record, in ms since the epoch; never less than the record before's (segment backend) */
+            timestamp: number;
+        } | {
+            /** @description the record's seq */
+            seq: number;
+            /** @enum {string} */
+            op: "batch";
+            entries: ({
+                /** @enum {string} */
+                op: "insert";
+                /** @description the vector's id */
+                id: string;
+                /** @description the vector's values, stored as 32-bit floats; in application/msgpack bodies also a Float32Array (msgpackr's typed-array extension) or, with Content-Type: application/msgpack; bin=float32le, a bin of little-endian float32 values */
+                vector: number[];
+                /** @description string values by string key */
+                metadata?: {
+                    [key: string]: string;
+                };
+            } | {
+                /** @enum {string} */
+                op: "update";
+                /** @description the vector's id */
+                id: string;
+                /** @description the vector's values, stored as 32-bit floats; in application/msgpack bodies also a Float32Array (msgpackr's typed-array extension) or, with Content-Type: application/msgpack; bin=float32le, a bin of little-endian float32 values */
+                vector: number[];
+                /** @description string values by string key */
+                metadata?: {
+                    [key: string]: string;
+                };
+            } | {
+                /** @enum {string} */
+                op: "delete";
+                /** @description the vector's id */
+                id: string;
+            })[];
+            /** @description the transaction committed as this batch */
+            txId?: string;
+            /** @description when the log wrote the record, in ms since the epoch; never less than the record before's (segment backend) */
+            timestamp: number;
+        };
+    };
     responses: never;
     parameters: never;
     requestBodies: never;

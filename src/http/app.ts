@@ -257,7 +257,7 @@ export async function buildApp (options: AppOptions): Promise<App> {
     if (route.prefix === OPENAPI_UI_PREFIX) route.config = { ...route.config, access: 'open' }
     if (route.config?.access === undefined) throw new Error(`route ${String(route.method)} ${route.url} declares no access`)
   })
-  await app.register(openapiPlugin)
+  await app.register(openapiPlugin, { schemas: { RecoveryRecord: schemas.RecoveryRecord } })
   await app.register(writeRoutes, { log, schemas })
   await app.register(transactionRoutes, { log, schemas })
   await app.register(checkpointRoutes, { log, schemas })

@@ -4,19 +4,26 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import type { TSchema } from '@sinclair/typebox'
 import { MSGPACK } from './msgpack.js'
 import { isScope } from './auth.js'
 
 const description = [
   'A durable, group-committed write-ahead log for vector indexes.',
-  'A 2xx answer to a write means the entry is fsynced. Recovery streams NDJSON, one record a line, or msgpack maps on request.',
+  'A 2xx answer to a write means the entry is durable: fsynced, on the segment backend; stored by a quorum of the stream\'s replicas, on the JetStream backend (503 WAL_UNAVAILABLE while the cluster cannot store it).',
+  'Recovery streams NDJSON, one record a line, msgpack maps or Server-Sent Events on request: each record a RecoveryRecord (components).',
   `Write bodies are JSON, or ${MSGPACK} with the same fields (a vector may be a float32 typed array).`
 ].join(' ')
 
 /** Where the browsable OpenAPI UI is served. */
 export const OPENAPI_UI_PREFIX = '/docs'
 
-async function openapi (app: FastifyInstance): Promise<void> {
+export interface OpenapiOptions {
+  /** Schemas named in the document's components, for what no route body or answer describes: a streamed record. */
+  schemas: Record<string, TSchema>
+}
+
+async function openapi (app: FastifyInstance, options: OpenapiOptions): Promise<void> {
   // @fastify/swagger marks every request body as required; the routes that take a missing body as
   // `{}` are noted here and corrected in the finished document.
   const optionalBodies = new Set<string>()
@@ -42,6 +49,7 @@ async function openapi (app: FastifyInstance): Promise<void> {
       openapi: '3.1.0',
       info: { title: 'vecwal', version: '1', description },
       components: {
+        schemas: options.schemas,
         securitySchemes: {
           bearer: {
             type: 'http',

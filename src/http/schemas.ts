@@ -53,7 +53,7 @@ export const WriteHeaders = Type.Object({
 export const StatusResponse = LogStatusSchema
 
 export function apiSchemas (options: EntrySchemaOptions = {}) {
-  const { Entry, EntryList } = entrySchemas(options)
+  const { Entry, EntryList, RecoveryRecord } = entrySchemas(options)
   const BatchBody = Type.Object({ entries: EntryList }, { ...strict, title: 'Batch' })
   // Staging takes one entry or {entries}; if/then/else rather than a union, so that a bad body is
   // reported against the one shape it tried to be.
@@ -65,6 +65,7 @@ export function apiSchemas (options: EntrySchemaOptions = {}) {
   })
   return {
     Entry,
+    RecoveryRecord,
     BatchBody,
     StageBody,
     CheckpointBody: Type.Object({ seq: Type.Optional(Seq) }, { ...strict, title: 'Checkpoint' }),

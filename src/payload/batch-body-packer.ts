@@ -11,7 +11,7 @@
 // first). The caller then decodes it and validates it the long way, which takes it or names what
 // is wrong with it, so this walk never refuses anything and never needs to say why.
 import type { EntryOp } from '../entry.js'
-import { ENTRY_LIMITS, FLOAT32_MAX } from '../entry.js'
+import { ENTRY_LIMITS, FLOAT32_ROUNDING_LIMIT } from '../entry.js'
 import { FLOAT32_ARRAY_CODE, MsgpackKind, MsgpackMismatch, MsgpackReader, TYPED_ARRAY_EXTENSION } from '../msgpack/reader.js'
 import { isUtf8At } from '../msgpack/utf8.js'
 import { PackedEntries } from './packed-entries.js'
@@ -171,7 +171,7 @@ function numberArray (count: number, emit: boolean): void {
     else if (head === 0xd2) value = src.readInt32BE(reader.take(5) + 1)
     else notPacked()
     // NaN fails both comparisons.
-    if (!(value >= -FLOAT32_MAX && value <= FLOAT32_MAX)) notPacked()
+    if (!(value > -FLOAT32_ROUNDING_LIMIT && value < FLOAT32_ROUNDING_LIMIT)) notPacked()
     if (emit) {
       outView.setFloat32(at, value, true)
       at += 4

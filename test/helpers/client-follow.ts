@@ -12,8 +12,10 @@ export function generated (count: number): Entry[] {
 
 /** A followed record holds the entry written under its seq: same id, same vector values (msgpack: the same float32 bits, as a Float32Array). */
 export function checkRecord (t: Test, record: FollowedRecord, written: Entry, format: FollowFormat): void {
+  t.equal(record.op, written.op, `seq ${record.seq}: its op`)
+  if (record.op === 'batch') return
   t.equal(record.id, written.id, `seq ${record.seq}: its id`)
-  if (!('vector' in written)) return
+  if (!('vector' in written) || !('vector' in record)) return
   if (format === 'msgpack') {
     t.ok(record.vector instanceof Float32Array, 'msgpack: a Float32Array')
     t.same(float32Bits(record.vector as Float32Array), float32Bits(written.vector), `seq ${record.seq}: its vector's bits`)

@@ -279,7 +279,7 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
       }),
       response: {
         200: {
-          description: 'One record a line (NDJSON), one msgpack map a record, or one SSE event a record',
+          description: 'One record a line (NDJSON), one msgpack map a record (vectors as float32 typed arrays), or one SSE event a record (its data the NDJSON line): each a RecoveryRecord (components.schemas)',
           headers: {
             'x-vecwal-checkpoint': Type.Integer({ description: 'the checkpoint of `consumer`, or of the consumer `default`' }),
             'x-vecwal-last-seq': Type.Integer({ description: 'the last durable seq when the stream started; a stream that does not follow ends there' })

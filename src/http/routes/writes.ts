@@ -53,7 +53,7 @@ export const writeRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiSche
     config: { access: 'write' },
     schema: {
       summary: 'Append one entry',
-      description: 'Answers once the entry is fsynced. 503 with Retry-After when the write queue is full (WAL_QUEUE_FULL) or a new segment file could not be created (WAL_SEGMENT_UNAVAILABLE); 507 WAL_DISK_FULL with Retry-After while free disk space is below VECWAL_MIN_FREE_BYTES.' + CONDITIONS_DESCRIPTION,
+      description: 'Answers once the entry is durable (fsynced; on JetStream, stored by a quorum of replicas). 503 with Retry-After when the write queue is full (WAL_QUEUE_FULL) or a new segment file could not be created (WAL_SEGMENT_UNAVAILABLE); 507 WAL_DISK_FULL with Retry-After while free disk space is below VECWAL_MIN_FREE_BYTES.' + CONDITIONS_DESCRIPTION,
       consumes: writeBodyTypes,
       headers: WriteHeaders,
       body: schemas.Entry,
