@@ -54,6 +54,14 @@ export interface StreamSource {
 /** A fetch may not expire sooner than this (the server refuses shorter pulls). */
 const MIN_FETCH_EXPIRES_MS = 1000
 
+/**
+ * The messages one fetch brings at most. @nats-io/jetstream asks a fetch bounded by bytes for 100
+ * messages (consumer.js, parseOptions) and ends it only once both its messages and its bytes are
+ * spent: a fetch that got its 100 messages first would wait out its expiry for nothing (a plain
+ * read took 5 s a hundred records). The read ends such a fetch itself.
+ */
+const FETCH_MESSAGES = 100
+
 /** Yielded by a follow read when it has given out every record the instance knows of: byte streams send what they hold. */
 export const CAUGHT_UP = Symbol('caught up')
 export type StreamItem = RecordBytes | typeof CAUGHT_UP
@@ -147,7 +155,7 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
             yield record
           }
           // Before the fetch waits for messages past the range, which would come only as written.
-          if (yielded >= range.limit || next > range.to || stopped()) break
+          if (yielded >= range.limit || next > range.to || stopped() || received === FETCH_MESSAGES) break
           if (follow !== undefined && next > follow.lastSeq()) yield CAUGHT_UP
         }
       } catch (err) {

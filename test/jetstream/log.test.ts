@@ -91,6 +91,20 @@ t.test('a read of more bytes than one fetch brings every record, in order, to a 
   t.same(seen, sizes.map((_, i) => i + 1), `all ${sizes.length} records, about ${Math.round(sizes.reduce((a, b) => a + b, 0) * 4 / 1000)} MB`)
 })
 
+t.test('a read of more records than one fetch brings does not wait out a fetch\'s expiry between fetches', async t => {
+  // A plain read's fetch expires after the timeout: 30 s here. Three fetches' worth of records must
+  // come well inside one expiry (the client library ended a fetch only at its expiry once it had
+  // its 100 messages: 5 s a hundred records at the default timeout).
+  const log = await openJetStreamLog(t, cluster, { timeoutMs: 30_000 })
+  const sent = fc.sample(entry, 350) as EntryInput[]
+  for (let i = 0; i < sent.length; i += 50) await Promise.all(sent.slice(i, i + 50).map(async e => await log.append(e)))
+  const started = Date.now()
+  const read = await records(log)
+  const elapsed = Date.now() - started
+  t.same(read.map(r => r.seq), sent.map((_, i) => i + 1), 'every record, in order')
+  t.ok(elapsed < 10_000, `read in ${elapsed} ms, not held by a 30 s fetch expiry`)
+})
+
 t.test('a message on its subjects that vecwal did not write fails the read with WAL_CORRUPT naming its seq, after the records before it', async t => {
   const stream = freshStreamName()
   const log = await openJetStreamLog(t, cluster, { stream })
