@@ -294,25 +294,26 @@ export class WriteAheadLog extends RecordWrites implements Log {
 
   /**
    * How many of the oldest segments retention lets go: the sealed ones whose records all lie at or
-   * below every consumer's checkpoint, keeping `retainSegments` sealed ones; then, while the log is
-   * larger than `retainMaxBytes`, more of the oldest sealed ones, whatever consumers they pass.
-   * Never the segment holding the last entry record: its seq is what conditional appends are
-   * checked against, and opening derives it from the records held (JetStream keeps it alike).
+   * below every consumer's checkpoint, keeping `retainSegments` sealed ones, and never the segment
+   * holding the last entry record (its seq is what conditional appends are checked against, and
+   * opening derives it from the records held; JetStream keeps that message alike); then, while the
+   * log is larger than `retainMaxBytes`, more of the oldest sealed ones, whatever they hold.
    */
   private deletable (): number {
     const { segments } = this.writer
+    const sealed = segments.length - 1
     const { lastEntrySeq } = this.queue
-    let below = segments.length - 1
-    while (below > 0 && lastEntrySeq > 0 && segments[below - 1].lastSeq >= lastEntrySeq) below--
+    let belowLastEntry = sealed
+    while (belowLastEntry > 0 && lastEntrySeq > 0 && segments[belowLastEntry - 1].lastSeq >= lastEntrySeq) belowLastEntry--
     const lowest = this.consumers.lowest()
     let count = 0
     if (lowest !== undefined) {
-      while (count < Math.min(below, segments.length - 1 - this.settings.retainSegments) && segments[count].lastSeq <= lowest) count++
+      while (count < Math.min(belowLastEntry, sealed - this.settings.retainSegments) && segments[count].lastSeq <= lowest) count++
     }
     const { retainMaxBytes } = this.settings
     if (retainMaxBytes > 0) {
       let bytes = segments.reduce((sum, s) => sum + s.bytes, 0) - segments.slice(0, count).reduce((sum, s) => sum + s.bytes, 0)
-      for (; count < below && bytes > retainMaxBytes; count++) bytes -= segments[count].bytes
+      for (; count < sealed && bytes > retainMaxBytes; count++) bytes -= segments[count].bytes
     }
     return count
   }

@@ -166,6 +166,12 @@ export async function planOpen (io: FileIO, dir: string, keyed?: KeyedRecordSink
   }
   // A log with no segment left continues at the seq its first file would have held.
   const nextSeq = (segments.at(-1)?.lastSeq ?? (files[0]?.baseSeq ?? 1) - 1) + 1
+  // No entry record held, though records before the oldest held were deleted (past
+  // VECWAL_RETAIN_MAX_BYTES, retention may take the segment holding the last one): its seq is not
+  // known, only that it is no later than the seq before the oldest held. Taken as that, a
+  // conditional append expecting less is refused, never let through as if the log held no entry.
+  const oldest = segments[0]?.baseSeq ?? nextSeq
+  if (lastEntrySeq === 0 && oldest > 1) lastEntrySeq = oldest - 1
   const checkpoint = consumers.get(DEFAULT_CONSUMER)?.checkpoint ?? 0
   return { segments, consumers, checkpoint, lastTimestamp, lastEntrySeq, nextSeq, ...(corruption === undefined ? {} : { corruption }), steps }
 }

@@ -139,7 +139,7 @@ t.test('keys go with their segments when retention deletes them, at a checkpoint
   t.same(await log.appendWith(entry(59), { idempotencyKey: 'k59' }), { seq: 60, replayed: true })
 })
 
-t.test('retention never deletes the last entry record, so the seq conditions hold on survives a reopen, under either rule', async t => {
+t.test('retention at the checkpoints keeps the last entry record, so the seq conditions hold on survives a reopen; past the byte cap, a reopen refuses any expectation below it', async t => {
   for (const retainMaxBytes of [0, 2048]) {
     const dir = tempDir(t)
     const options = { dir, durability: 'none' as const, segmentBytes: 1024, retainMaxBytes }
@@ -151,13 +151,20 @@ t.test('retention never deletes the last entry record, so the seq conditions hol
     for (let i = 0; i < 200; i++) await log.checkpoint()
     const { segments } = log.status()
     t.ok(segments[0].firstSeq > 1, `retainMaxBytes ${retainMaxBytes}: retention deleted the records before seq ${segments[0].firstSeq}`)
-    t.ok(segments[0].firstSeq <= lastEntrySeq && segments[0].lastSeq >= lastEntrySeq, 'the oldest segment held is the one holding the last entry record')
+    const kept = segments[0].firstSeq <= lastEntrySeq
+    t.equal(kept, retainMaxBytes === 0, retainMaxBytes === 0 ? 'the oldest segment held is the one holding the last entry record' : 'past the byte cap, that segment went too')
     await log.close()
     const reopened = await openLog(t, options)
     const next = written[lastEntrySeq]
-    await t.rejects(reopened.appendWith(next, { expectedLastSeq: 0 }), { code: 'WAL_SEQ_MISMATCH', lastSeq: lastEntrySeq }, 'reopened, the last entry seq is known')
-    const seq = reopened.lastSeq + 1
-    t.same(await reopened.appendWith(next, { expectedLastSeq: lastEntrySeq }), { seq, replayed: false })
+    const refusal = await reopened.appendWith(next, { expectedLastSeq: 0 }).catch((err: unknown) => err) as { code?: string, lastSeq?: number }
+    t.equal(refusal.code, 'WAL_SEQ_MISMATCH', 'reopened, a writer expecting an empty log is refused')
+    if (kept) {
+      t.equal(refusal.lastSeq, lastEntrySeq, 'with the last entry seq')
+      const seq = reopened.lastSeq + 1
+      t.same(await reopened.appendWith(next, { expectedLastSeq: lastEntrySeq }), { seq, replayed: false }, 'the writer expecting it writes')
+    } else {
+      t.ok((refusal.lastSeq ?? 0) >= lastEntrySeq && refusal.lastSeq === segments[0].firstSeq - 1, `with the seq before the oldest held (${String(refusal.lastSeq)}), no less than the last entry seq (${lastEntrySeq})`)
+    }
   }
 })
 
