@@ -34,8 +34,8 @@ export type Durability = Static<typeof DurabilitySchema>
 
 export const LogStateSchema = Type.Union([Type.Literal('ok'), Type.Literal('unavailable'), Type.Literal('failed'), Type.Literal('closed')], {
   description: 'failed: a write or fsync failed and the log refuses writes until reopened; ' +
-    'unavailable: the log\'s storage cannot be reached for now (JetStream backend: the NATS connection is down, or the stream has no leader that hears from a quorum of its replicas), ' +
-    'so writes and reads are refused (503 WAL_UNAVAILABLE) until it can, which the log finds out by itself'
+    'unavailable: the log\'s storage cannot be reached for now (JetStream backend: the NATS connection is down, or the stream has no leader that hears from a quorum of its replicas); ' +
+    'writes are answered 503 WAL_UNAVAILABLE once their ack is overdue, reads that do not follow are refused so before they begin, followers end with an unavailable line, and the log finds out by itself when it can be reached again'
 })
 export type LogState = Static<typeof LogStateSchema>
 

@@ -111,8 +111,9 @@ export class TransactionManager {
   }
 
   /**
-   * Appends the staged entries as one batch record; the txId is unknown from then on, but for a
-   * retry with the commit's idempotency key, which is answered as the commit was.
+   * Appends the staged entries as one batch record. While that is under way, a repeat waits for it;
+   * once it is done, the txId is unknown, but for a retry with the commit's idempotency key, which is
+   * answered as the commit was (and a refused commit leaves the transaction open).
    */
   async commit (txId: string, conditions: AppendConditions = {}): Promise<BatchAppendResult> {
     const tx = this.open.get(txId)

@@ -58,7 +58,7 @@ const STATE_FILE = 'state.msgpack'
 const LOCK_FILE = 'LOCK'
 
 // The same kernel lock the service takes on its data directory (fcntl F_OFD_SETLK): two programs
-// saving into one directory would remove each other's graph files.
+// saving into one directory would replace each other's saves.
 const { tryLock } = createRequire(import.meta.url)('fs-native-extensions') as { tryLock: (fd: number) => boolean }
 
 /** Locks `dir` for this process until the descriptor returned is closed (or the process dies). */
@@ -76,7 +76,8 @@ function writeFileAtomic (file: string, bytes: Uint8Array): void {
   const temp = `${file}.tmp`
   const fd = fs.openSync(temp, 'w')
   try {
-    fs.writeSync(fd, bytes)
+    // One write() takes at most about 2 GiB on Linux: the rest goes in more.
+    for (let written = 0; written < bytes.length;) written += fs.writeSync(fd, bytes, written)
     fs.fsyncSync(fd)
   } finally {
     fs.closeSync(fd)
@@ -150,6 +151,8 @@ export class VectorIndex {
     const stateFile = path.join(dir, STATE_FILE)
     if (fs.existsSync(stateFile)) {
       const state = unpack(fs.readFileSync(stateFile)) as SavedState
+      // A save from before the graph was rebuilt at start holds no nodes: the index must be built anew.
+      if (!Array.isArray(state.nodeKeys)) throw new Error(`${stateFile} is a save of an older form (no graph nodes): move the directory away and let the index rebuild from the log`)
       const { dimensions } = this.settings
       if (state.dimensions !== dimensions) throw new Error(`${stateFile} holds ${state.dimensions}-dimensional vectors, not ${dimensions}`)
       const vectors = new Float32Array(new Uint8Array(state.nodeVectors).buffer)

@@ -1466,7 +1466,7 @@ export interface paths {
                         "application/json": {
                             lastSeq: number;
                             checkpoint: number;
-                            /** @description failed: a write or fsync failed and the log refuses writes until reopened; unavailable: the log's storage cannot be reached for now (JetStream backend: the NATS connection is down, or the stream has no leader that hears from a quorum of its replicas), so writes and reads are refused (503 WAL_UNAVAILABLE) until it can, which the log finds out by itself */
+                            /** @description failed: a write or fsync failed and the log refuses writes until reopened; unavailable: the log's storage cannot be reached for now (JetStream backend: the NATS connection is down, or the stream has no leader that hears from a quorum of its replicas); writes are answered 503 WAL_UNAVAILABLE once their ack is overdue, reads that do not follow are refused so before they begin, followers end with an unavailable line, and the log finds out by itself when it can be reached again */
                             state: "ok" | "unavailable" | "failed" | "closed";
                             /** @description fsync: a write is answered once it is fsynced; none: once written (tests and benchmarks only); quorum: once a quorum of the stream's replicas stored it (JetStream backend: see its fsync policy in the README) */
                             durability: "fsync" | "none" | "quorum";

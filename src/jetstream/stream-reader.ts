@@ -7,7 +7,7 @@ import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstrea
 import { DeliverPolicy, JetStreamError } from '@nats-io/jetstream'
 import { BackendUnavailableError, CorruptRecordError, RangeGoneError } from '../errors.js'
 import type { LogRecord } from '../log.js'
-import { RecordType, recordTypeName, type RecordBytes, type RecordTypeCode } from '../records/record-bytes.js'
+import { isBookkeeping, recordTypeName, type RecordBytes, type RecordTypeCode } from '../records/record-bytes.js'
 import type { RecentEncodings } from '../records/recent-encodings.js'
 import { recordLineBytes } from '../records/record-json.js'
 import { recordMsgpackBytes } from '../records/record-msgpack.js'
@@ -94,11 +94,6 @@ function isFetchBudgetSpent (err: unknown): boolean {
   return err instanceof JetStreamError && (err as JetStreamError & { code?: unknown }).code === 409 && err.message === 'message size exceeds maxbytes'
 }
 
-/** Checkpoint and consumer records: the log's own bookkeeping. */
-function isBookkeeping (record: RecordBytes): boolean {
-  return record.type === RecordType.checkpoint || record.type === RecordType.consumer
-}
-
 /**
  * The records in the range, in seq order, each checked before it is yielded; a follow read also
  * yields CAUGHT_UP each time it has given out every record the instance knows of.
@@ -108,10 +103,14 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
   if (range.from > range.to) return
   // With `since`, the first message the stream finds at or after the moment sets where the read starts.
   let next: number | undefined = since === undefined ? range.from : undefined
-  const openConsumer = async (): Promise<Awaited<ReturnType<typeof source.js.consumers.get>>> =>
-    await unavailableOnError('opening a consumer on the stream', async () => await source.js.consumers.get(source.stream, since !== undefined && next === undefined
+  // With `since` before `range.from`: the seq after the last message passed over on the way there.
+  let passedTo: number | undefined
+  const openConsumer = async (): Promise<Awaited<ReturnType<typeof source.js.consumers.get>>> => {
+    const from = next ?? passedTo
+    return await unavailableOnError('opening a consumer on the stream', async () => await source.js.consumers.get(source.stream, from === undefined && since !== undefined
       ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(since).toISOString() }
-      : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next ?? range.from }))
+      : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from ?? range.from }))
+  }
   let consumer = await openConsumer()
   let yielded = 0
   const stopped = (): boolean => follow !== undefined && (follow.signal?.aborted === true || (follow.closed() && (next ?? range.from) > follow.lastSeq()))
@@ -138,7 +137,11 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
         for await (const message of batch) {
           received++
           if (next === undefined) {
-            if (message.seq < range.from) continue
+            if (message.seq < range.from) {
+              passedTo = message.seq + 1
+              if (received === FETCH_MESSAGES) break
+              continue
+            }
             next = message.seq
           }
           if (message.seq !== next) {
@@ -150,7 +153,7 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
           next++
           follow?.seen(message.seq)
           const record = recordOf(source.stream, message)
-          if ((!isBookkeeping(record) || range.includeCheckpoints) && (since === undefined || record.timestamp >= since)) {
+          if ((!isBookkeeping(record.type) || range.includeCheckpoints) && (since === undefined || record.timestamp >= since)) {
             yielded++
             yield record
           }

@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import fc from 'fast-check'
+import { pack, unpack } from 'msgpackr'
 import t, { type Test } from 'tap'
 import type { LogEntry, LogRecord } from '../../examples/vector-index/log-source.js'
 import { startQueryServer } from '../../examples/vector-index/query-server.js'
@@ -159,6 +160,17 @@ t.test('a save made for other dimensions is refused', async t => {
   index.save()
   index.close()
   t.throws(() => VectorIndex.open(dir, { ...SETTINGS, dimensions: DIMENSIONS + 1 }), /holds 4-dimensional vectors, not 5/)
+})
+
+t.test('a save of the older form (no graph nodes) is refused, saying what to do', async t => {
+  const dir = tempDir(t)
+  const index = VectorIndex.open(dir, SETTINGS)
+  index.save()
+  index.close()
+  const file = path.join(dir, 'state.msgpack')
+  const { nodeKeys: _keys, nodeVectors: _vectors, ...older } = unpack(fs.readFileSync(file)) as Record<string, unknown>
+  fs.writeFileSync(file, pack(older))
+  t.throws(() => VectorIndex.open(dir, SETTINGS), /a save of an older form \(no graph nodes\)/)
 })
 
 t.test('the query routes answer, and refuse bad input naming the field', async t => {

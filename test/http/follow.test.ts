@@ -216,6 +216,24 @@ t.test('followers count against VECWAL_MAX_STREAMS and show in vecwal_follow_str
   t.match(metrics, /\nvecwal_follow_streams 0\n/, 'followers that left are counted no more')
 })
 
+t.test('long polls whose clients left take no stream slot: the cap\'s worth of followers still get in', async t => {
+  const service = await startTestService(t, { VECWAL_MAX_STREAMS: '2' })
+  // Three long polls, each left by its client while it waits.
+  await Promise.all([0, 1, 2].map(async () => {
+    const left = new AbortController()
+    const poll = fetch(`${service.url}/v1/recovery?after=0&wait=30`, { signal: left.signal }).catch(() => undefined)
+    await new Promise(resolve => setTimeout(resolve, 200))
+    left.abort()
+    await poll
+  }))
+  await service.call('POST', '/v1/entries', fc.sample(entry, 1)[0])
+  const followers = await Promise.all([0, 1].map(async () => await openStream(service.url, '/v1/recovery?after=0&follow=true')))
+  t.same(followers.map(f => f.status), [200, 200], 'the cap\'s worth of followers got in after the polls whose clients left')
+  await assertError(t, await service.call('GET', '/v1/recovery?after=0&follow=true'), 503, 'HTTP_TOO_MANY_STREAMS')
+  for (const f of followers) f.close()
+  await Promise.all(followers.map(async f => await f.ended))
+})
+
 t.test('a follower with a limit ends after that many records with a limit line', async t => {
   const service = await startTestService(t)
   const generated = fc.sample(entry, { numRuns: 3, seed: 11 })

@@ -105,6 +105,19 @@ t.test('a read of more records than one fetch brings does not wait out a fetch\'
   t.ok(elapsed < 10_000, `read in ${elapsed} ms, not held by a 30 s fetch expiry`)
 })
 
+t.test('a read by time that starts after a seq passes over the records before it without waiting out a fetch\'s expiry', async t => {
+  const log = await openJetStreamLog(t, cluster, { timeoutMs: 30_000 })
+  const sent = fc.sample(entry, 260) as EntryInput[]
+  for (let i = 0; i < sent.length; i += 50) await Promise.all(sent.slice(i, i + 50).map(async e => await log.append(e)))
+  const [first] = await records(log)
+  const started = Date.now()
+  const read: LogRecord[] = []
+  for await (const record of log.read({ after: 230, since: first.timestamp }).records) read.push(record)
+  const elapsed = Date.now() - started
+  t.same(read.map(r => r.seq), sent.slice(230).map((_, i) => 231 + i), 'the records after seq 230, in order')
+  t.ok(elapsed < 10_000, `read in ${elapsed} ms past 230 records, not held by a 30 s fetch expiry`)
+})
+
 t.test('a message on its subjects that vecwal did not write fails the read with WAL_CORRUPT naming its seq, after the records before it', async t => {
   const stream = freshStreamName()
   const log = await openJetStreamLog(t, cluster, { stream })

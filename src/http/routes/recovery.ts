@@ -318,27 +318,37 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
       }
     }
     if (responses.size >= maxStreams) throw new TooManyStreamsError(maxStreams)
+    const res = reply.raw
+    // A client that left during the wait is owed nothing, and takes no slot.
+    if (res.destroyed) return await reply.hijack()
     const abort = follow ? new AbortController() : undefined
+    let finished = (): void => {}
+    // The slot is the stream's from here, while its read begins too (which may wait on the log's
+    // storage), and goes when the connection closes, whenever that is.
+    responses.set(res, abort === undefined ? undefined : { abort, done: new Promise(resolve => { finished = resolve }) })
+    const release = (): void => {
+      responses.delete(res)
+      abort?.abort()
+    }
+    res.once('close', release)
     const read = log.read({ after, limit: query.limit, consumer, since: sinceTime, follow, signal: abort?.signal })
-    // A read that does not follow has no last line to say its log cannot be reached: it learns
-    // that before its head, and is refused (503 WAL_UNAVAILABLE). A follower's ends saying so.
-    if (!follow) await read.start?.()
+    try {
+      // A read that does not follow has no last line to say its log cannot be reached: it learns
+      // that before its head, and is refused (503 WAL_UNAVAILABLE). A follower's ends saying so.
+      if (!follow) await read.start?.()
+    } catch (err) {
+      release()
+      throw err
+    }
     // Written by hand rather than sent as a stream: a chunk handed back once its write is done is
     // filled again, where a piped stream's chunks are each garbage. onResponse still runs.
     reply.hijack()
-    const res = reply.raw
     res.writeHead(200, {
       'content-type': mediaType,
       'x-vecwal-checkpoint': String(read.checkpoint),
       'x-vecwal-last-seq': String(read.lastSeq),
       'cache-control': 'no-store',
       vary: 'accept'
-    })
-    let finished = (): void => {}
-    responses.set(res, abort === undefined ? undefined : { abort, done: new Promise(resolve => { finished = resolve }) })
-    res.once('close', () => {
-      responses.delete(res)
-      abort?.abort()
     })
     if (mediaType === SSE) res.write(`retry: ${SSE_RETRY_MS}\n\n`)
     else if (follow) res.flushHeaders()
