@@ -552,8 +552,11 @@ export class JetStreamLog extends RecordWrites implements Log {
     if (this.polling) return
     this.polling = true
     try {
-      await this.refreshExtent()
+      const led = await this.refreshExtent()
       await this.consumers.refresh()
+      // Available again only once the whole poll went through: a stream led whose consumers could
+      // not be read would otherwise turn available and unavailable at every poll.
+      if (led) this.setReachable(true)
     } catch (err) {
       this.setReachable(false, err)
     } finally {
@@ -561,10 +564,11 @@ export class JetStreamLog extends RecordWrites implements Log {
     }
   }
 
-  private async refreshExtent (): Promise<void> {
+  /** Learns the stream's extent; false (and the log unavailable) when the stream cannot store a record now. */
+  private async refreshExtent (): Promise<boolean> {
     const { state, cluster } = await this.jsm.streams.info(this.stream)
     const unable = whyUnableToStore(cluster)
-    this.setReachable(unable === undefined, unable)
+    if (unable !== undefined) this.setReachable(false, unable)
     this.known.firstSeq = Math.max(this.known.firstSeq, state.first_seq)
     this.known.bytes = state.bytes
     this.known.messages = state.messages
@@ -573,6 +577,7 @@ export class JetStreamLog extends RecordWrites implements Log {
       if (lastEntrySeq > this.known.lastEntrySeq) this.known.lastEntrySeq = lastEntrySeq
       this.grew(state.last_seq)
     }
+    return unable === undefined
   }
 
   status (): LogStatus {
