@@ -128,8 +128,10 @@ export class NatsCluster {
         `http: 127.0.0.1:${p.monitor}`,
         `max_payload: ${NATS_MAX_PAYLOAD_BYTES}`,
         `jetstream { store_dir: "${path.join(dir, name)}", max_memory_store: 64MB, max_file_store: 2GB }`,
-        // One node is a server of its own: a cluster of one would wait for routes forever.
-        size === 1 ? '' : `cluster { name: vecwal, listen: 127.0.0.1:${p.cluster}, routes: [${routes.join(', ')}] }`,
+        // One node is a server of its own: a cluster of one would wait for routes forever. The
+        // cluster is named by its directory: should another cluster take a port found free here
+        // before its node binds it, the nodes refuse each other's routes instead of merging.
+        size === 1 ? '' : `cluster { name: ${path.basename(dir)}, listen: 127.0.0.1:${p.cluster}, routes: [${routes.join(', ')}] }`,
         ''
       ].join('\n'))
       return new NatsNode(name, p.client, p.monitor, configFile, path.join(dir, `${name}.log`))

@@ -144,6 +144,14 @@ export async function * readStream (source: StreamSource, range: StreamRange): A
             }
             next = message.seq
           }
+          if (message.seq < next) {
+            // Before the seq asked for: the server may start a consumer early. An R1 consumer put on
+            // a replica that has not yet applied the stream's messages starts at that replica's
+            // first (nats-server 2.9, under load). What lies before `next` was handed out already
+            // or is outside the range.
+            if (received === FETCH_MESSAGES) break
+            continue
+          }
           if (message.seq !== next) {
             // Retention purged the start of the range after the read began.
             if (next === range.from && message.seq > next) throw new RangeGoneError(next - 1, message.seq)

@@ -3,6 +3,7 @@
 // its own, deleted when its test ends.
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import fc from 'fast-check'
 import { connect } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { JetStreamLog, type JetStreamOptions } from '../../src/jetstream/jetstream-log.js'
@@ -11,8 +12,14 @@ import type { TeardownTarget } from './wal.js'
 
 export { NatsCluster }
 
-/** Starts a cluster of `size` nodes, stopped when `t` ends. */
+/**
+ * Starts a cluster of `size` nodes, stopped when `t` ends. The test file's property tests then
+ * report their first failing case as it is: each case there waits for a quorum (a case of the
+ * conformance suite opens an R3 stream, about half a second), and shrinking a failure tries hundreds
+ * of cases, past tap's timeout for the file (seen in CI: a failure reported only as "timeout!").
+ */
 export async function startNatsCluster (t: TeardownTarget, size = 3): Promise<NatsCluster> {
+  fc.configureGlobal({ ...fc.readConfigureGlobal(), endOnFailure: true })
   const cluster = await NatsCluster.start(size)
   t.teardown(async () => { await cluster.stop() })
   return cluster
