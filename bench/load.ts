@@ -115,7 +115,7 @@ export async function measureLoads (targets: ReadonlyArray<LoadTarget | PeerTarg
       fs.writeFileSync(file, target.load.body)
       return async seconds => await run(target, seconds, file)
     })
-    for (const load of runs) await load(timing.warmupSeconds)
+    if (timing.warmupSeconds > 0) for (const load of runs) await load(timing.warmupSeconds)
     const rounds: Round[][] = targets.map(() => [])
     for (let round = 0; round < timing.rounds; round++) {
       for (let i = 0; i < targets.length; i++) rounds[i].push(await runs[i](timing.seconds / timing.rounds))

@@ -40,7 +40,7 @@ export const USAGE = `node dist/bench/run.js [options]
   --only LIST    scenario groups to run, e.g. P1,P2 (default P1,P2,P3,P4,P5,PJ; PJ starts a 3-node
                  nats-server cluster on 127.0.0.1)
   --profile DIR  start each service child with --cpu-prof, writing <scenario>.cpuprofile into DIR
-  --quick        one-second loads, tiny logs: checks that the bench runs, measures nothing
+  --quick        one-second loads, no warm-up, tiny logs: checks that the bench runs, measures nothing
   --help         this text
 `
 
@@ -61,7 +61,7 @@ export function parseOptions (argv: string[]): BenchOptions | 'help' {
   if (values.help === true) return 'help'
   const quick = values.quick === true
   const seconds = positive('--duration', values.duration) ?? (quick ? 1 : 5)
-  const warmupSeconds = positive('--warmup', values.warmup) ?? (quick ? 1 : 2)
+  const warmupSeconds = positive('--warmup', values.warmup) ?? (quick ? 0 : 2)
   const rounds = values.rounds === undefined ? (quick ? 1 : 5) : Number(values.rounds)
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds wants a whole number above 0, not ${values.rounds}`)
   return {

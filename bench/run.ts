@@ -20,7 +20,7 @@ const GROUPS: Record<ScenarioGroup, (options: BenchOptions) => Promise<Row[]>> =
 /**
  * Past this the bench gives up, and the exit handler stops every child it started. Quick mode runs
  * every scenario, the follow delays (P5), the keyed loads and opens (P1k, P2k, P4k) and the
- * JetStream loads (PJ, half a minute of it) included, in about two minutes on two idle cores: the
+ * JetStream loads (PJ, a quarter minute of it) included, in under a minute on two idle cores: the
  * limit leaves room for a busy machine, within tap's 240 s a test file.
  */
 const TIME_LIMIT_MS = { quick: 220_000, full: 20 * 60_000 }

@@ -19,7 +19,7 @@ t.test('the vector index survives kill -9 of itself and of the service, and answ
     root,
     entries: 50_000,
     dimensions: 16,
-    kills: 8,
+    kills: 5,
     catchUpKills: 2,
     queries: 50,
     seed: Math.floor(Math.random() * 2 ** 31),
