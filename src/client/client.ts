@@ -65,6 +65,23 @@ interface Attempted<T> { data: T, response: Response, attempts: number }
 const packr = new Packr({ moreTypes: true, useRecords: false })
 
 /**
+ * A write's body as JSON, each vector written number by number: JSON.stringify writes -0 as 0, and
+ * a vector's bits are the caller's (the service reads `-0` back as negative zero).
+ */
+function writeJson (body: unknown): string {
+  const write = body as ApiEntry | { entries: ApiEntry[] }
+  return 'entries' in write ? `{"entries":[${write.entries.map(entryJson).join(',')}]}` : entryJson(write)
+}
+
+function entryJson (entry: ApiEntry): string {
+  if (!('vector' in entry)) return JSON.stringify(entry)
+  const { vector, ...rest } = entry
+  const numbers = vector.map(v => Object.is(v, -0) ? '-0' : JSON.stringify(v)).join(',')
+  // `rest` holds op and id at least: its text ends in a member, to which the vector is added.
+  return `${JSON.stringify(rest).slice(0, -1)},"vector":[${numbers}]}`
+}
+
+/**
  * What every call shares: the generated client, the retry policy and the body encoding. The client
  * and its transactions send through it.
  */
@@ -137,15 +154,15 @@ class Caller {
   }
 
   /** Request options of a write: its body's form, and the idempotency key every try of it carries. */
-  writeInit (options: WriteOptions): { signal?: AbortSignal, headers: Record<string, string>, bodySerializer?: (body: unknown) => Uint8Array } {
+  writeInit (options: WriteOptions): { signal?: AbortSignal, headers: Record<string, string>, bodySerializer: (body: unknown) => Uint8Array | string } {
     const headers: Record<string, string> = { 'idempotency-key': options.idempotencyKey ?? idempotencyKey() }
     if (options.expectedLastSeq !== undefined) headers['vecwal-expected-last-seq'] = String(options.expectedLastSeq)
     const body = this.bodyInit()
     return { signal: options.signal, bodySerializer: body.bodySerializer, headers: { ...body.headers, ...headers } }
   }
 
-  bodyInit (): { bodySerializer?: (body: unknown) => Uint8Array, headers?: Record<string, string> } {
-    if (this.encoding === 'json') return {}
+  bodyInit (): { bodySerializer: (body: unknown) => Uint8Array | string, headers?: Record<string, string> } {
+    if (this.encoding === 'json') return { bodySerializer: writeJson }
     return { bodySerializer: body => packr.pack(body), headers: { 'content-type': 'application/msgpack' } }
   }
 

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net'
 import fc from 'fast-check'
 import t from 'tap'
 import { VecwalClient, VecwalError, type Entry } from '../../src/client/index.js'
+import { float32Bits } from '../helpers/bodies.js'
 import { asStored, recoverAll, sampleEntry, startTestService, type TestService } from '../helpers/http.js'
 import type { TeardownTarget } from '../helpers/wal.js'
 
@@ -124,6 +125,21 @@ for (const encoding of ['json', 'msgpack'] as const) {
     t.match((await client.status()).lastSeq, 9)
   })
 }
+
+t.test('a vector comes back bit for bit in either encoding, negative zero included (JSON.stringify would send it as 0)', async t => {
+  const service = await startTestService(t)
+  const clients = { json: new VecwalClient({ baseUrl: service.url, encoding: 'json' }), msgpack: new VecwalClient({ baseUrl: service.url, encoding: 'msgpack' }) }
+  const withNegativeZero = fc.tuple(fc.float32Array({ minLength: 1, maxLength: 16, noNaN: true, noDefaultInfinity: true }), fc.nat())
+    .map(([values, at]) => Float32Array.from(values, (v, i) => i === at % values.length ? -0 : v))
+  await fc.assert(fc.asyncProperty(withNegativeZero, fc.constantFrom('json' as const, 'msgpack' as const), fc.boolean(), async (vector, encoding, asArray) => {
+    const { seq } = await clients[encoding].append({ op: 'insert', id: 'v', vector: asArray ? Array.from(vector) : vector })
+    const [record] = await recoverAll(service, seq - 1)
+    const got = float32Bits(record.vector as number[])
+    if (got.join() !== float32Bits(vector).join()) throw new Error(`${encoding}: bits ${got.join()} for ${float32Bits(vector).join()}`)
+    return true
+  }), { numRuns: 30 })
+  t.pass('held for 30 generated vectors')
+})
 
 t.test('a refusal with Retry-After is tried again with the same idempotency key; one record', async t => {
   const service = await startTestService(t)
