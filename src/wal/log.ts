@@ -331,11 +331,12 @@ export class WriteAheadLog extends RecordWrites implements Log {
         const passedBefore = new Set(this.consumers.passed())
         let gone = 0
         // The carry records go at the log's end and may start a segment, sealing one more: retention
-        // looks again once they are written, so that past the byte cap it ends within the cap. It
-        // stops where a round's carry records started as many segments as it deleted (the consumers'
-        // states alone fill segments), as another round would only carry them again.
+        // looks again once they are written, so that past the byte cap it ends within the cap. Once
+        // carry records have started a segment twice, the consumers' states alone fill segments as
+        // fast as it deletes them: it stops, as another round would only carry them again.
+        let started = 0
         // A closed log deletes nothing more: its directory may be another's by now.
-        for (let count = this.deletable(); count > 0 && !this.queue.isClosed; count = this.deletable()) {
+        for (let count = this.deletable(); count > 0 && started < 2 && !this.queue.isClosed; count = this.deletable()) {
           const segmentsBefore = this.writer.segments.length
           this.carrying = true
           try {
@@ -343,9 +344,9 @@ export class WriteAheadLog extends RecordWrites implements Log {
           } finally {
             this.carrying = false
           }
+          if (this.writer.segments.length > segmentsBefore) started++
           if (this.queue.isClosed) break
           gone += await this.writer.deleteOldest(count)
-          if (this.writer.segments.length >= segmentsBefore) break
         }
         const oldest = this.writer.segments[0].baseSeq
         for (const name of this.consumers.passed()) {
