@@ -73,14 +73,17 @@ export function lowestCheckpoint (states: ReadonlyMap<string, ConsumerState>): n
 /** What a consumer's state says of it, whatever the log's extent: the status less its lag. */
 export type ConsumerSummary = Omit<ConsumerStatus, 'lagSeqs' | 'lagBytes'>
 
-/** Every consumer, by name, as its state says, in a log whose oldest record is `oldest`. */
-export function summarize (states: ReadonlyMap<string, ConsumerState>, oldest: number): ConsumerSummary[] {
+/**
+ * Every consumer, by name, as its state says, in a log whose deleted records held entries up to
+ * `entriesGoneThrough`: a consumer whose checkpoint lies below it has lost entries it had not read.
+ */
+export function summarize (states: ReadonlyMap<string, ConsumerState>, entriesGoneThrough: number): ConsumerSummary[] {
   return [...states].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([name, state]) => ({
     name,
     checkpoint: state.checkpoint,
     start: state.start,
     checkpointedAt: state.checkpointedAt === 0 ? null : new Date(state.checkpointedAt).toISOString(),
-    passedByRetention: state.checkpoint + 1 < oldest
+    passedByRetention: state.checkpoint < entriesGoneThrough
   }))
 }
 

@@ -6,6 +6,12 @@ import type { ReadOptions } from './log.js'
 export interface ReadBounds {
   /** The first seq the log still holds. */
   oldest: number
+  /**
+   * The seq of the last entry record deleted (0 if none): a read that leaves out checkpoint and
+   * consumer records needs none of the deleted ones from there on. oldest - 1 where the kinds of
+   * the deleted records are not known.
+   */
+  entriesGoneThrough: number
   lastSeq: number
   /** The consumer `default`'s checkpoint. */
   checkpoint: number
@@ -15,7 +21,7 @@ export interface ReadBounds {
 
 /**
  * Checks a read's options at once (throwing for a bad argument, an unknown consumer, a start past
- * the last seq or before the oldest held) and says where it starts: after `after`, else after the
+ * the last seq or before a record it would give that is gone) and says where it starts: after `after`, else after the
  * checkpoint of `consumer`, else (with `since`) before the oldest record, else after the consumer
  * `default`'s checkpoint; and the checkpoint the read reports, that of `consumer` or `default`.
  */
@@ -28,6 +34,9 @@ export function readStart (options: ReadOptions, bounds: ReadBounds): { after: n
   assertSeq('after', after)
   if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) throw new InvalidArgumentError('limit', limit)
   if (after > bounds.lastSeq) throw new RangeAheadError(after, bounds.lastSeq)
-  if (after + 1 < bounds.oldest) throw new RangeGoneError(after, bounds.oldest)
+  // Refused only if a record the read gives is gone: with includeCheckpoints every record after
+  // `after`, else every entry record after it.
+  const goneThrough = options.includeCheckpoints === true ? bounds.oldest - 1 : bounds.entriesGoneThrough
+  if (after < goneThrough) throw new RangeGoneError(after, bounds.oldest)
   return { after, checkpoint }
 }

@@ -469,6 +469,8 @@ export class JetStreamLog extends RecordWrites implements Log {
     const lastSeq = this.lastSeq
     const { after, checkpoint } = readStart(options, {
       oldest: this.known.firstSeq,
+      // A purge takes messages of every kind up to a checkpoint: all are counted as entries.
+      entriesGoneThrough: this.known.firstSeq - 1,
       lastSeq,
       checkpoint: this.checkpointSeq,
       checkpointOf: name => this.consumers.checkpointOf(name)

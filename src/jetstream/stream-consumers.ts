@@ -194,7 +194,7 @@ export class StreamConsumers implements Consumers {
   }
 
   list (): ConsumerStatus[] {
-    return summarize(this.states(), this.host.firstSeq).map(summary => this.withLag(summary))
+    return summarize(this.states(), this.host.firstSeq - 1).map(summary => this.withLag(summary))
   }
 
   get (name: string): ConsumerStatus {
@@ -273,7 +273,7 @@ export class StreamConsumers implements Consumers {
   }
 
   private status (name: string, state: ConsumerState): ConsumerStatus {
-    const [summary] = summarize(new Map([[name, state]]), this.host.firstSeq)
+    const [summary] = summarize(new Map([[name, state]]), this.host.firstSeq - 1)
     return this.withLag(summary)
   }
 

@@ -123,7 +123,7 @@ export async function verify (argv: string[], io: Io): Promise<number> {
 
 /** The consumers opening would rebuild, by name: what the kept checkpoint and consumer records state. */
 function consumerList (inspection: Inspection): ConsumerSummary[] {
-  return summarize(inspection.plan.consumers, inspection.plan.segments[0]?.baseSeq ?? 1)
+  return summarize(inspection.plan.consumers, (inspection.plan.segments[0]?.baseSeq ?? 1) - 1)
 }
 
 export async function stat (argv: string[], io: Io): Promise<number> {

@@ -36,7 +36,9 @@ export function keptFrames (dir: string, segments: readonly SegmentInfo[], inclu
     from: Math.max(from ?? oldest, oldest),
     to: Math.min(to ?? newest, newest),
     limit: Number.POSITIVE_INFINITY,
-    includeCheckpoints
+    includeCheckpoints,
+    // It reads from the oldest record held on: what came before is never asked for.
+    entriesGoneThrough: () => oldest - 1
   })
 }
 

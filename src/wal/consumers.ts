@@ -21,6 +21,8 @@ export interface ConsumerHost {
   readonly lastEntrySeq: number
   /** Oldest first; the last one is being written. */
   readonly segments: readonly SegmentInfo[]
+  /** The seq of the last entry record retention deleted (SegmentWriter.entriesGoneThrough). */
+  readonly entriesGoneThrough: number
   /** Runs retention after a consumer moved or went. */
   retain: () => Promise<void>
   /** Segments retention deleted since the log opened. */
@@ -54,9 +56,9 @@ export class ConsumerRegistry implements Consumers {
     return lowestCheckpoint(this.states)
   }
 
-  /** The names of the consumers whose checkpoint lies before `oldest` - 1: records they have not read are gone. */
-  passed (oldest: number): string[] {
-    return [...this.states].filter(([, state]) => state.checkpoint + 1 < oldest).map(([name]) => name)
+  /** The names of the consumers whose checkpoint lies below the last entry deleted: entries they have not read are gone. */
+  passed (): string[] {
+    return [...this.states].filter(([, state]) => state.checkpoint < this.host.entriesGoneThrough).map(([name]) => name)
   }
 
   async create (name: string, after?: number): Promise<{ consumer: ConsumerStatus, created: boolean }> {
@@ -72,7 +74,7 @@ export class ConsumerRegistry implements Consumers {
       const oldest = this.host.segments[0].baseSeq
       const start = after ?? oldest - 1
       if (start > this.host.lastSeq) throw new RangeAheadError(start, this.host.lastSeq)
-      if (start + 1 < oldest) throw new RangeGoneError(start, oldest)
+      if (start < this.host.entriesGoneThrough) throw new RangeGoneError(start, oldest)
       const state = { start, checkpoint: start, checkpointedAt: 0 }
       const { seq } = await this.host.place(encodeConsumer({ name, event: 'create', ...state }))
       const created = { ...state, stateSeq: seq }
@@ -82,7 +84,7 @@ export class ConsumerRegistry implements Consumers {
   }
 
   list (): ConsumerStatus[] {
-    return summarize(this.states, this.host.segments[0].baseSeq).map(summary => this.withLag(summary))
+    return summarize(this.states, this.host.entriesGoneThrough).map(summary => this.withLag(summary))
   }
 
   get (name: string): ConsumerStatus {
@@ -140,7 +142,7 @@ export class ConsumerRegistry implements Consumers {
   }
 
   private status (name: string, state: ConsumerState): ConsumerStatus {
-    const [summary] = summarize(new Map([[name, state]]), this.host.segments[0].baseSeq)
+    const [summary] = summarize(new Map([[name, state]]), this.host.entriesGoneThrough)
     return this.withLag(summary)
   }
 

@@ -22,6 +22,8 @@ export interface ReadRange {
   to: number
   limit: number
   includeCheckpoints: boolean
+  /** The seq of the last entry record retention deleted: a read past it that leaves out checkpoint and consumer records lost none of its records. */
+  entriesGoneThrough: () => number
   /** Read on past the records durable now, waiting for each new one. */
   follow?: FollowTail
   /** Only records whose timestamp is at or after this (ms since the epoch); timestamps never decrease. */
@@ -98,7 +100,16 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
     const active = segments[segments.length - 1]
     // A follow read that has every record waits in the active segment, from its end.
     const segment = segmentHolding(segments, next) ?? (follow !== undefined && next === active.lastSeq + 1 ? active : undefined)
-    if (segment === undefined) throw new RangeGoneError(next - 1, segments[0]?.baseSeq ?? next)
+    if (segment === undefined) {
+      const oldest = segments[0].baseSeq
+      // Retention deleted the segments: the read goes on from the oldest held only if the records
+      // it lost are all checkpoint and consumer records, which it leaves out anyway.
+      if (next < oldest && !range.includeCheckpoints && next > range.entriesGoneThrough()) {
+        next = oldest
+        continue
+      }
+      throw new RangeGoneError(next - 1, oldest)
+    }
     const atEnd = next === segment.lastSeq + 1
     // Reading begins at the last mark at or before `next` (at most MARK_BYTES before it), not at
     // the segment's first record.
@@ -109,8 +120,14 @@ export async function * readFrames (io: FileIO, dir: string, segments: readonly 
     try {
       fd = await io.openRead(path.join(dir, segment.name))
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new RangeGoneError(next - 1, segments[0]?.baseSeq ?? next)
-      throw err
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      // Deleted as the read came to it: likewise, the read goes on past it if none of the records
+      // it wanted there was an entry.
+      if (!range.includeCheckpoints && segment.lastEntrySeq < next && segment !== active) {
+        next = segment.lastSeq + 1
+        continue
+      }
+      throw new RangeGoneError(next - 1, segments.find(s => s !== segment)?.baseSeq ?? next)
     }
     try {
       const frames = new FrameReader(io, fd, start, segment.bytes)

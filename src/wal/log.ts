@@ -114,6 +114,7 @@ export class WriteAheadLog extends RecordWrites implements Log {
       get lastSeq () { return writer.lastSeq },
       get lastEntrySeq () { return queue.lastEntrySeq },
       segments: writer.segments,
+      get entriesGoneThrough () { return writer.entriesGoneThrough },
       retain: async () => { await this.applyRetention() },
       deletedSegments: () => this.deletedSegments
     }, consumers)
@@ -327,24 +328,31 @@ export class WriteAheadLog extends RecordWrites implements Log {
     let deleted: number
     try {
       deleted = await this.consumers.serial(async () => {
+        const passedBefore = new Set(this.consumers.passed())
+        let gone = 0
+        // The carry records go at the log's end and may start a segment, sealing one more: retention
+        // looks again once they are written, so that past the byte cap it ends within the cap. Once
+        // carry records have started a segment twice, the consumers' states alone fill segments as
+        // fast as it deletes them: it stops, as another round would only carry them again.
+        let started = 0
         // A closed log deletes nothing more: its directory may be another's by now.
-        const count = this.queue.isClosed ? 0 : this.deletable()
-        if (count === 0) return 0
-        const oldestBefore = this.writer.segments[0].baseSeq
-        const passedBefore = new Set(this.consumers.passed(oldestBefore))
-        this.carrying = true
-        try {
-          await this.consumers.carryForward(this.writer.segments[count].baseSeq)
-        } finally {
-          this.carrying = false
+        for (let count = this.deletable(); count > 0 && started < 2 && !this.queue.isClosed; count = this.deletable()) {
+          const segmentsBefore = this.writer.segments.length
+          this.carrying = true
+          try {
+            await this.consumers.carryForward(this.writer.segments[count].baseSeq)
+          } finally {
+            this.carrying = false
+          }
+          if (this.writer.segments.length > segmentsBefore) started++
+          if (this.queue.isClosed) break
+          gone += await this.writer.deleteOldest(count)
         }
-        if (this.queue.isClosed) return 0
-        const gone = await this.writer.deleteOldest(count)
         const oldest = this.writer.segments[0].baseSeq
-        for (const name of this.consumers.passed(oldest)) {
+        for (const name of this.consumers.passed()) {
           if (passedBefore.has(name)) continue
           this.logger.warn({ consumer: name, checkpoint: this.consumers.checkpointOf(name), oldest, retainMaxBytes: this.settings.retainMaxBytes },
-            'retention passed a consumer: the log grew past VECWAL_RETAIN_MAX_BYTES, and records it has not checkpointed are deleted; it reads 410 until it checkpoints past them')
+            'retention passed a consumer: the log grew past VECWAL_RETAIN_MAX_BYTES, and entries it has not checkpointed are deleted; it reads 410 until it checkpoints past them')
         }
         return gone
       })
@@ -376,6 +384,7 @@ export class WriteAheadLog extends RecordWrites implements Log {
     const lastSeq = this.lastSeq
     const { after, checkpoint } = readStart(options, {
       oldest: this.writer.segments[0].baseSeq,
+      entriesGoneThrough: this.writer.entriesGoneThrough,
       lastSeq,
       checkpoint: this.checkpointSeq,
       checkpointOf: name => this.consumers.checkpointOf(name)
@@ -389,6 +398,7 @@ export class WriteAheadLog extends RecordWrites implements Log {
       to: follow === undefined ? lastSeq : Number.POSITIVE_INFINITY,
       limit: options.limit ?? Number.POSITIVE_INFINITY,
       includeCheckpoints: options.includeCheckpoints ?? false,
+      entriesGoneThrough: () => this.writer.entriesGoneThrough,
       since,
       follow
     }

@@ -26,6 +26,8 @@ export interface SegmentInfo {
   version: FormatVersion
   /** Where some of its records lie (seq-marks.ts); empty while it holds no record. */
   marks: SeqMark[]
+  /** The seq of its last entry record (not a checkpoint or consumer record), 0 if it holds none. */
+  lastEntrySeq: number
 }
 
 /** A change to the directory that opening makes. */
@@ -109,7 +111,7 @@ export async function planOpen (io: FileIO, dir: string, keyed?: KeyedRecordSink
       } else if (previous !== undefined && scan.baseSeq !== previous.lastSeq + 1) {
         damage = { offset: 0, reason: `base seq ${scan.baseSeq} does not follow seq ${previous.lastSeq} of ${previous.name}` }
       } else {
-        const kept = { name, baseSeq, lastSeq: scan.lastSeq, bytes: scan.validEnd, version: scan.version, marks: scan.marks }
+        const kept = { name, baseSeq, lastSeq: scan.lastSeq, bytes: scan.validEnd, version: scan.version, marks: scan.marks, lastEntrySeq: scan.lastEntrySeq }
         const keep = (): void => {
           segments.push(kept)
           for (const change of scan.consumerChanges) applyConsumerChange(consumers, change)

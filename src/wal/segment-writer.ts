@@ -5,7 +5,7 @@ import path from 'node:path'
 import { SegmentChangedError, SegmentUnavailableError } from '../errors.js'
 import type { Durability } from '../log.js'
 import type { FileIO } from './file-io.js'
-import { encodeSegmentHeader, FORMAT_VERSION, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeFrameHeader } from './format.js'
+import { encodeSegmentHeader, FORMAT_VERSION, isBookkeeping, RECORD_HEADER_BYTES, segmentFileName, SEGMENT_HEADER_BYTES, writeFrameHeader } from './format.js'
 import type { EncodedPayload } from '../payload/payload.js'
 import type { SegmentInfo } from './open-plan.js'
 import { markDue, type SeqMark } from './seq-marks.js'
@@ -26,11 +26,24 @@ export class SegmentWriter {
   private tail: Promise<unknown> = Promise.resolve()
   /** The last record's timestamp: the next is never earlier. */
   private lastStamp: number
+  /**
+   * The seq of the last entry record deleted, as far as this process knows: a reader whose
+   * position is at or past it has lost none of the entries it reads, only the log's own records.
+   * What the segments deleted before the log opened held is gone with them: they are taken as
+   * entries up to the oldest seq held, no less than the real one, so that no read skips one.
+   */
+  private goneEntrySeq: number
 
   private constructor (private readonly options: SegmentWriterOptions, segments: SegmentInfo[], fd: number, lastTimestamp: number) {
     this.segments = segments
     this.fd = fd
     this.lastStamp = lastTimestamp
+    this.goneEntrySeq = segments[0].baseSeq - 1
+  }
+
+  /** The seq of the last entry record retention has deleted (0 if none), or, for segments deleted before the log opened, the seq before the oldest held. */
+  get entriesGoneThrough (): number {
+    return this.goneEntrySeq
   }
 
   /**
@@ -129,12 +142,14 @@ export class SegmentWriter {
         let offset = 0
         let seq = active.lastSeq + 1
         const marks: SeqMark[] = []
+        let lastEntrySeq = active.lastEntrySeq
         // Each frame names its write, so that opening can tell a write torn by a power cut from
         // damage to writes that were acknowledged (docs/format.md).
         for (let i = start; i < end; i++) {
           if (markDue(marks.length > 0 ? marks : active.marks, active.bytes + offset)) marks.push({ seq, offset: active.bytes + offset, timestamp })
           const { type, bytes: payload } = records[i]
           const headerAt = (i - start) * RECORD_HEADER_BYTES
+          if (!isBookkeeping(type)) lastEntrySeq = seq
           chunks.push(headers.subarray(headerAt, writeFrameHeader(headers, headerAt, seq++, timestamp, type, payload, i - start)), payload)
           offset += RECORD_HEADER_BYTES + payload.length
         }
@@ -161,6 +176,7 @@ export class SegmentWriter {
         active.bytes += bytes
         active.lastSeq = seq - 1
         active.marks.push(...marks)
+        active.lastEntrySeq = lastEntrySeq
         this.lastStamp = timestamp
         start = end
       }
@@ -182,6 +198,8 @@ export class SegmentWriter {
       const deletable = Math.min(count, this.segments.length - 1)
       let deleted = 0
       while (deleted < deletable) {
+        // Before the file goes: a reader that finds it gone knows which entries went with it.
+        this.goneEntrySeq = Math.max(this.goneEntrySeq, this.segments[0].lastEntrySeq)
         await this.options.io.unlink(path.join(this.options.dir, this.segments[0].name))
         this.segments.shift()
         deleted++
@@ -226,5 +244,5 @@ async function createSegment (options: SegmentWriterOptions, baseSeq: number, fi
     await options.io.close(fd).catch(() => {})
     throw err
   }
-  return { info: { name, baseSeq, lastSeq: baseSeq - 1, bytes: SEGMENT_HEADER_BYTES, version: FORMAT_VERSION, marks: [] }, fd }
+  return { info: { name, baseSeq, lastSeq: baseSeq - 1, bytes: SEGMENT_HEADER_BYTES, version: FORMAT_VERSION, marks: [], lastEntrySeq: 0 }, fd }
 }
