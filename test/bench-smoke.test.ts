@@ -8,14 +8,9 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { ownChild } from '../scripts/children.js'
-import { ROOT } from './helpers/project.js'
+import { ROOT, untappedEnv } from './helpers/project.js'
 
 const BENCH = path.join(ROOT, 'dist', 'bench', 'run.js')
-
-// Without tap's loaders and coverage: they would follow the bench into every server child it
-// starts, and slow each start for nothing this test checks.
-const env = Object.fromEntries(Object.entries(process.env).filter(([name]) =>
-  name !== 'NODE_OPTIONS' && name !== 'NODE_V8_COVERAGE' && !name.startsWith('_TAPJS_')))
 
 function benchTempDirs (): Set<string> {
   return new Set(fs.readdirSync(os.tmpdir()).filter(name => name.startsWith('vecwal-bench-')))
@@ -23,7 +18,7 @@ function benchTempDirs (): Set<string> {
 
 t.test('the bench runs every scenario in quick mode and prints its table', async t => {
   const before = benchTempDirs()
-  const run = promisify(execFile)(process.execPath, [BENCH, '--quick'], { env, timeout: 230_000 })
+  const run = promisify(execFile)(process.execPath, [BENCH, '--quick'], { env: untappedEnv(), timeout: 230_000 })
   // SIGTERM should this file end first: the bench then ends its servers, peers and NATS nodes and
   // removes its directories itself, which SIGKILL would leave behind.
   ownChild(run.child, { signal: 'SIGTERM' })
