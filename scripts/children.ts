@@ -1,11 +1,12 @@
 // The child processes and temporary directories that tests, the bench and scripts make, ended and
 // removed when the process that made them ends, however it ends: a normal exit, process.exit(), an
-// uncaught error, or a signal. tap ends a test file at its timeout by an IPC message, upon which
-// the file's tap sends itself SIGALRM, then (half a second later) SIGALRM from the runner, then
-// SIGKILL: no teardown of the file runs then, and whatever it started would outlive it, holding
-// ports, data directory locks and cores. signal-exit (which tap's own SIGALRM handling uses, the
-// same instance) runs the handler below on the exit or on each of those signals, then lets the
-// signal end the process as it would have. SIGKILL of the file itself leaves no chance to anyone.
+// uncaught error, or a signal. tap 21 ends a test file at its timeout (@tapjs/core's Spawn.timeout)
+// with an IPC message, upon which the file's tap fails the running test and sends itself SIGALRM;
+// the runner follows with SIGALRM half a second later and SIGKILL half a second after that, each
+// only if the file still runs. No teardown of the file runs then, and whatever it started would
+// outlive it, holding ports, data directory locks and cores. signal-exit (the same instance tap's
+// own SIGALRM handling uses) runs the handler below on the exit or on any of those signals, then
+// lets the signal end the process as it would have. A SIGKILL of the file itself leaves no chance.
 import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
