@@ -1,11 +1,14 @@
 // The processes and directories the bench makes: server children (the service or the ceiling
-// server) on 127.0.0.1, peers it compares against (redis-server, postgres), their readiness and RSS, temp directories, and the guarantee that all of
-// them are gone when the bench exits, however it exits.
+// server) on 127.0.0.1, peers it compares against (redis-server, postgres), their readiness and RSS,
+// and temp directories, all owned through scripts/children.ts: gone when the bench ends, however
+// it ends.
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ownChild, ownTempDir } from '../scripts/children.js'
+
+export { removeTempDir } from '../scripts/children.js'
 
 export const SERVICE_SCRIPT = fileURLToPath(new URL('../src/cli.js', import.meta.url))
 export const CEILING_SCRIPT = fileURLToPath(new URL('./ceiling-server.js', import.meta.url))
@@ -15,24 +18,8 @@ const STOP_TIMEOUT_MS = 30_000
 /** Lines of a child's output kept to explain its failure. */
 const OUTPUT_LINES_KEPT = 20
 
-const liveChildren = new Set<ChildProcess>()
-const tempDirs = new Set<string>()
-
-// Runs on every exit, process.exit() included: nothing the bench started may outlive it.
-process.on('exit', () => {
-  for (const child of liveChildren) child.kill('SIGKILL')
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true })
-})
-
 export function makeTempDir (name: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `vecwal-bench-${name}-`))
-  tempDirs.add(dir)
-  return dir
-}
-
-export function removeTempDir (dir: string): void {
-  fs.rmSync(dir, { recursive: true, force: true })
-  tempDirs.delete(dir)
+  return ownTempDir(`vecwal-bench-${name}-`)
 }
 
 export interface ServerChild {
@@ -116,18 +103,14 @@ export async function spawnPeer (command: string, args: string[], ready: RegExp,
 }
 
 /**
- * Keeps `child` among the children the exit handler kills; answers when it exits, and the tail of
- * its output to explain a failure.
+ * Owns `child` (ended with the bench); answers when it exits, and the tail of its output to explain
+ * a failure.
  */
 function track (child: ChildProcess): { exited: Promise<void>, output: () => string[] } {
-  liveChildren.add(child)
+  ownChild(child)
   const exited = new Promise<void>(resolve => {
-    const gone = (): void => {
-      liveChildren.delete(child)
-      resolve()
-    }
-    child.once('exit', gone)
-    child.once('error', gone)
+    child.once('exit', () => { resolve() })
+    child.once('error', () => { resolve() })
   })
   return { exited, output: keepTail(child) }
 }

@@ -71,11 +71,6 @@ async function main (): Promise<void> {
   ].join('\n'))
 }
 
-// A signal goes through process.exit, so the exit handler of process.ts stops children and
-// removes temp directories.
-process.once('SIGINT', () => process.exit(130))
-process.once('SIGTERM', () => process.exit(143))
-
 main().then(() => process.exit(0), (err: unknown) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
   process.exit(1)

@@ -2,13 +2,14 @@
 // directory of its own under a fresh temporary directory: what the JetStream backend's tests run
 // against, and what a person can start by hand (`node dist/scripts/nats-cluster.js [nodes]`, which
 // prints the URLs and stops the cluster on SIGINT or SIGTERM). Nodes are stopped by their pid,
-// and can be killed, paused and started again one by one, as the fault tests do.
+// and can be killed, paused and started again one by one, as the fault tests do; they and their
+// directory go with the process that started them, however it ends (children.ts).
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { ownChild, ownTempDir, removeTempDir } from './children.js'
 
 /** The largest message the nodes take: vecwal's largest record (a batch or a transaction) must fit. */
 export const NATS_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
@@ -59,7 +60,7 @@ export class NatsNode {
   start (): void {
     if (this.child !== undefined) throw new Error(`${this.name} is running already`)
     const log = fs.openSync(this.logFile, 'a')
-    const child = spawn('nats-server', ['-c', this.configFile], { stdio: ['ignore', log, log] })
+    const child = ownChild(spawn('nats-server', ['-c', this.configFile], { stdio: ['ignore', log, log] }))
     fs.closeSync(log)
     this.child = child
     this.exited = new Promise(resolve => {
@@ -116,7 +117,7 @@ export class NatsCluster {
 
   /** Starts `size` nodes in a fresh temporary directory and waits until all see one meta leader. */
   static async start (size = 3): Promise<NatsCluster> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-nats-'))
+    const dir = ownTempDir('vecwal-nats-')
     const ports = await Promise.all(Array.from({ length: size }, async () => ({ client: await freePort(), cluster: await freePort(), monitor: await freePort() })))
     const routes = ports.map(p => `nats-route://127.0.0.1:${p.cluster}`)
     const nodes = ports.map((p, i) => {
@@ -175,7 +176,7 @@ export class NatsCluster {
   /** Stops every node by its pid and removes the store directories. */
   async stop (): Promise<void> {
     await Promise.all(this.nodes.map(async n => { await n.stop() }))
-    fs.rmSync(this.dir, { recursive: true, force: true })
+    removeTempDir(this.dir)
   }
 }
 

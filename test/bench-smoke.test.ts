@@ -7,14 +7,10 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { ROOT } from './helpers/project.js'
+import { ownChild } from '../scripts/children.js'
+import { ROOT, untappedEnv } from './helpers/project.js'
 
 const BENCH = path.join(ROOT, 'dist', 'bench', 'run.js')
-
-// Without tap's loaders and coverage: they would follow the bench into every server child it
-// starts, and slow each start for nothing this test checks.
-const env = Object.fromEntries(Object.entries(process.env).filter(([name]) =>
-  name !== 'NODE_OPTIONS' && name !== 'NODE_V8_COVERAGE' && !name.startsWith('_TAPJS_')))
 
 function benchTempDirs (): Set<string> {
   return new Set(fs.readdirSync(os.tmpdir()).filter(name => name.startsWith('vecwal-bench-')))
@@ -22,7 +18,11 @@ function benchTempDirs (): Set<string> {
 
 t.test('the bench runs every scenario in quick mode and prints its table', async t => {
   const before = benchTempDirs()
-  const { stdout } = await promisify(execFile)(process.execPath, [BENCH, '--quick'], { env, timeout: 230_000 })
+  const run = promisify(execFile)(process.execPath, [BENCH, '--quick'], { env: untappedEnv(), timeout: 230_000 })
+  // SIGTERM should this file end first: the bench then ends its servers, peers and NATS nodes and
+  // removes its directories itself, which SIGKILL would leave behind.
+  ownChild(run.child, { signal: 'SIGTERM' })
+  const { stdout } = await run
   t.match(stdout, /^\| scenario \| measured \| reference \(same run\) \| ratio \| target \| met \|$/m)
   for (const scenario of ['P1 single inserts', 'P1 latency', 'P1b group commit gain', 'P2 batch ingest', 'P2b binary batch', 'P3 recovery', 'P3 NDJSON vs PostgreSQL COPY', 'P4 open', 'P5 follow delay, 100 followers', 'P5 writes with 100 followers', 'P1k single inserts with idempotency keys', 'P2k JSON batch ingest with idempotency keys', 'P4k open', 'PJ P1 single inserts, JetStream R3', 'PJ P2b binary batch']) {
     t.match(stdout, new RegExp(`^\\| ${scenario}`, 'm'), scenario)

@@ -3,6 +3,7 @@
 // free just before the start (and found again if another process took it in between).
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
+import { ownChild } from '../../scripts/children.js'
 import { CLI, freePort } from './project.js'
 
 export function sleep (ms: number): Promise<void> {
@@ -61,7 +62,7 @@ export class ChildService {
     const command = [...(options.launcher ?? []), process.execPath, CLI, ...(options.args ?? ['serve'])]
     // prlimit sets the limit and then becomes what follows it (exec), as a launcher does.
     if (options.openFiles !== undefined) command.unshift('prlimit', `--nofile=${options.openFiles}:${options.openFiles}`, '--')
-    const child = spawn(command[0], command.slice(1), {
+    const child = ownChild(spawn(command[0], command.slice(1), {
       env: {
         PATH: process.env.PATH,
         VECWAL_HOST: '127.0.0.1',
@@ -71,7 +72,7 @@ export class ChildService {
         ...options.env
       },
       stdio: ['ignore', 'pipe', 'pipe']
-    })
+    }))
     return new ChildService(child, port, options.launcher !== undefined)
   }
 

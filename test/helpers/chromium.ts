@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import http, { type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
+import { ownChild, ownTempDir, removeTempDir } from '../../scripts/children.js'
 import type { TeardownTarget } from './wal.js'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -142,13 +142,13 @@ export async function startPageServer<R> (t: TeardownTarget, options: PageServer
  * and its profile removed.
  */
 export function launchChromium (t: TeardownTarget, url: string): void {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-chromium-'))
-  const browser = spawn(CHROMIUM, [
+  const profile = ownTempDir('vecwal-chromium-')
+  const browser = ownChild(spawn(CHROMIUM, [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
     '--disable-extensions', '--disable-background-networking', '--disable-component-update',
     `--host-resolver-rules=MAP ${INSECURE_HOST} 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1`,
     `--user-data-dir=${profile}`, url
-  ], { stdio: 'ignore', detached: true })
+  ], { stdio: 'ignore', detached: true }), { group: true })
   t.teardown(async () => {
     if (browser.exitCode === null && browser.signalCode === null) {
       const gone = new Promise(resolve => browser.once('exit', resolve))
@@ -156,7 +156,6 @@ export function launchChromium (t: TeardownTarget, url: string): void {
       process.kill(-(browser.pid as number), 'SIGKILL')
       await gone
     }
-    // A helper may still be closing its files in the profile as the group goes.
-    fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 })
+    removeTempDir(profile)
   })
 }

@@ -14,9 +14,8 @@
 //      longer, and after the delay waits until the files show a write not yet synced, so the kill
 //      lands inside an fdatasync; whether it did is read from the files again after the kill
 //      (test/helpers/synced-log.ts) and counted.
-import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
+import { ownTempDir, removeTempDir } from '../../scripts/children.js'
 import { sleep } from './child-service.js'
 import { runKillCycles } from './fault-kill9.js'
 import { keyOf, randomEntry, recordDifference, seeded, type EntryJson, type SentRequest } from './fault-ledger.js'
@@ -212,7 +211,7 @@ export async function runKeyedKill9 (options: KeyedKill9Options): Promise<KeyedK
   const { totals } = ledger
   const writers = options.writers ?? 12
   const { fsyncDelayMs } = options
-  const syncedDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-synced-'))
+  const syncedDir = ownTempDir('vecwal-synced-')
   const syncedLog = (cycle: number): string => path.join(syncedDir, `cycle-${cycle}.log`)
   /** The segments' sizes as each slow-sync cycle's service started. */
   const before = new Map<number, Map<string, number>>()
@@ -248,7 +247,7 @@ export async function runKeyedKill9 (options: KeyedKill9Options): Promise<KeyedK
       }
     })
   } finally {
-    fs.rmSync(syncedDir, { recursive: true, force: true })
+    removeTempDir(syncedDir)
   }
   if (totals.problems.length > 0) totals.problems.unshift(`seed ${seed}`)
   return totals

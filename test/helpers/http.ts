@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import { STATUS_CODES } from 'node:http'
 import { pino } from 'pino'
 import type { Test } from 'tap'
+import { ownChild } from '../../scripts/children.js'
 import { loadConfig } from '../../src/config.js'
 import { startService, type EngineOverrides, type Service } from '../../src/main.js'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
@@ -220,7 +221,7 @@ export async function runCli (args: string[], env: Record<string, string>, timeo
 
 export function spawnCli (args: string[], env: Record<string, string>): ChildProcess {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx tsc -p tsconfig.json)`)
-  return spawn(process.execPath, [CLI, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+  return ownChild(spawn(process.execPath, [CLI, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }))
 }
 
 /** Collects a child's output and waits for its exit; kills it with SIGKILL after `timeoutMs`. */

@@ -8,8 +8,8 @@ import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
+import { ownTempDir, removeTempDir } from '../../scripts/children.js'
 import { NATS_MAX_PAYLOAD_BYTES, NatsNode } from '../../scripts/nats-cluster.js'
 import { sleep } from './child-service.js'
 import { freePort } from './project.js'
@@ -87,14 +87,14 @@ export interface SecureNats {
  * the user `vecwal` with a generated password; stopped and its files removed when `t` ends.
  */
 export async function startSecureNats (t: TeardownTarget): Promise<SecureNats> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-nats-tls-'))
+  const dir = ownTempDir('vecwal-nats-tls-')
   const [port, monitorPort] = [await freePort(), await freePort()]
   const user = 'vecwal'
   const password = randomBytes(16).toString('hex')
   let node: NatsNode | undefined
   t.teardown(async () => {
     await node?.stop()
-    fs.rmSync(dir, { recursive: true, force: true })
+    removeTempDir(dir)
   })
   const tls = makeTlsFiles(dir)
   const configFile = path.join(dir, 'nats.conf')

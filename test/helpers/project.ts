@@ -18,6 +18,16 @@ export const ROOT = ((): string => {
 /** The compiled CLI; `npm test` builds it first (pretest). */
 export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js')
 
+/**
+ * This process's environment without tap's: tap's loaders and coverage would follow a child into
+ * every process it starts, slowing each start for nothing, and its TAP_* variables would tell a
+ * tap file run as a child that it is this file's.
+ */
+export function untappedEnv (): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) =>
+    name !== 'NODE_OPTIONS' && name !== 'NODE_V8_COVERAGE' && name !== 'TAP' && !name.startsWith('TAP_') && !name.startsWith('_TAPJS_')))
+}
+
 /** A port nothing listened on a moment ago (the kernel's choice for port 0). */
 export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {

@@ -22,6 +22,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { unpackMultiple } from 'msgpackr'
 import { describeError, type LogEntry, type LogRecord } from '../../examples/vector-index/log-source.js'
+import { ownChild } from '../../scripts/children.js'
 import { VecwalClient, type Entry } from '../../src/client/index.js'
 import { contentDigest, VectorIndex, type IndexSettings, type Neighbour } from '../../examples/vector-index/vector-index.js'
 import { ChildService, OutputTail, sleep, type Exit, type RunOptions } from './child-service.js'
@@ -105,7 +106,7 @@ export class IndexProcess {
   private exit: Exit | undefined
 
   constructor (args: string[]) {
-    this.process = spawn(process.execPath, [INDEX_PROGRAM, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.process = ownChild(spawn(process.execPath, [INDEX_PROGRAM, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }))
     this.process.stderr?.on('data', (chunk: Buffer) => { this.out.append(chunk) })
     this.listening = new Promise((resolve, reject) => {
       let pending = ''

@@ -1,8 +1,8 @@
 // Shared helpers for the engine's tests: temporary directories, a FileIO that records and can fail
 // what the engine asks of the file layer, and ways to look at the bytes on disk without the engine.
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
+import { ownTempDir, removeTempDir } from '../../scripts/children.js'
 import type { EntryInput } from '../../src/entry.js'
 import { nodeFileIO, type FileIO } from '../../src/wal/file-io.js'
 import { decodeSegmentHeader, parseSegmentFileName, readRecord, SEGMENT_HEADER_BYTES } from '../../src/wal/format.js'
@@ -15,10 +15,10 @@ export interface TeardownTarget {
   teardown: (fn: () => unknown) => void
 }
 
-/** A fresh directory under os.tmpdir(), removed when the test ends. */
+/** A fresh directory under os.tmpdir(), removed when the test ends (or the test process, if it ends first). */
 export function tempDir (t: TeardownTarget): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-test-'))
-  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
+  const dir = ownTempDir('vecwal-test-')
+  t.teardown(() => { removeTempDir(dir) })
   return dir
 }
 

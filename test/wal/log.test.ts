@@ -7,6 +7,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import fc from 'fast-check'
 import t from 'tap'
+import { ownChild } from '../../scripts/children.js'
 import type { EntryInput } from '../../src/entry.js'
 import { SEGMENT_HEADER_BYTES } from '../../src/wal/format.js'
 import { WriteAheadLog } from '../../src/wal/log.js'
@@ -119,7 +120,7 @@ t.test('the directory lock', async t => {
   })
 
   t.test('what a LOCK file says is never trusted: any content, naming any process, neither blocks nor takes an open', async t => {
-    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' })
+    const holder = ownChild(spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' }))
     t.teardown(() => { holder.kill() })
     const live = holder.pid ?? 0
     const stat = fs.readFileSync(`/proc/${live}/stat`, 'utf8')
