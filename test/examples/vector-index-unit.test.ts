@@ -1,15 +1,15 @@
 // The vector index example's parts without a service: applying records (against a plain replay),
 // the save and what a load does with what an interrupted save left, and the query routes.
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import fc from 'fast-check'
 import { pack, unpack } from 'msgpackr'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { LogEntry, LogRecord } from '../../examples/vector-index/log-source.js'
 import { startQueryServer } from '../../examples/vector-index/query-server.js'
 import { VectorIndex, type IndexSettings } from '../../examples/vector-index/vector-index.js'
 import { plainReplay } from '../helpers/vector-index-crash.js'
+import { tempDir } from '../helpers/wal.js'
 
 const DIMENSIONS = 4
 const SETTINGS: IndexSettings = { dimensions: DIMENSIONS, connectivity: 8, expansionAdd: 32, expansionSearch: 64 }
@@ -31,12 +31,6 @@ const records: fc.Arbitrary<LogRecord[]> = fc.array(fc.tuple(fc.integer({ min: 1
     })
   })
 
-function tempDir (t: Test): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-vindex-unit-'))
-  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
-  return dir
-}
-
 t.test('applying records leaves what a plain replay leaves, and the exact search answers nearest first', async t => {
   fc.assert(fc.property(records, vector, (log, query) => {
     const index = VectorIndex.inMemory(SETTINGS)
@@ -50,7 +44,7 @@ t.test('applying records leaves what a plain replay leaves, and the exact search
 })
 
 t.test('many updates and deletes (the graph is built again once dead nodes outnumber live ones) leave what a plain replay leaves, through a save and load', async t => {
-  const dir = tempDir(t)
+  const dir = tempDir(t, 'vecwal-vindex-unit-')
   // Few ids and thousands of entries: most of the graph's nodes die, again and again.
   const busy = fc.array(fc.oneof(
     fc.record({ op: fc.constantFrom('insert' as const, 'update' as const), id: fc.integer({ min: 0, max: 40 }).map(String), vector }),
@@ -92,7 +86,7 @@ t.test('a vector of another length is not held, and counted', async t => {
 })
 
 t.test('a save loads back whole; what an unfinished save left is removed', async t => {
-  const dir = tempDir(t)
+  const dir = tempDir(t, 'vecwal-vindex-unit-')
   await fc.assert(fc.asyncProperty(records, records, async (first, second) => {
     fs.rmSync(dir, { recursive: true, force: true })
     const index = VectorIndex.open(dir, SETTINGS)
@@ -121,7 +115,7 @@ t.test('a save loads back whole; what an unfinished save left is removed', async
 })
 
 t.test('a graph saved, loaded and extended answers every HNSW search as one built in one go', async t => {
-  const dir = tempDir(t)
+  const dir = tempDir(t, 'vecwal-vindex-unit-')
   // A sparse graph searched with few candidates: small enough to be quick, yet its approximate
   // answers depend on how the graph was built (when a load read usearch's own graph file and went
   // on from it, 9 of 10 runs of this property found answers that differ).
@@ -155,7 +149,7 @@ t.test('a graph saved, loaded and extended answers every HNSW search as one buil
 })
 
 t.test('a save made for other dimensions is refused', async t => {
-  const dir = tempDir(t)
+  const dir = tempDir(t, 'vecwal-vindex-unit-')
   const index = VectorIndex.open(dir, SETTINGS)
   index.save()
   index.close()
@@ -163,7 +157,7 @@ t.test('a save made for other dimensions is refused', async t => {
 })
 
 t.test('a save of the older form (no graph nodes) is refused, saying what to do', async t => {
-  const dir = tempDir(t)
+  const dir = tempDir(t, 'vecwal-vindex-unit-')
   const index = VectorIndex.open(dir, SETTINGS)
   index.save()
   index.close()

@@ -2,8 +2,6 @@
 // vectors are written through the typed client: at the end the log holds every request once, and the
 // index holds, and answers, what one built from the final log without any crash holds (see
 // test/helpers/vector-index-crash.ts for what is compared).
-import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import fc from 'fast-check'
@@ -11,10 +9,10 @@ import t from 'tap'
 import { VectorIndex } from '../../examples/vector-index/vector-index.js'
 import { startChild } from '../helpers/child-service.js'
 import { IndexProcess, runVectorIndexCrash, vectorIndexFailures, type VectorIndexCrashOptions } from '../helpers/vector-index-crash.js'
+import { tempDir } from '../helpers/wal.js'
 
 t.test('the vector index survives kill -9 of itself and of the service, and answers as an index built without crashes', async t => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-vindex-'))
-  t.teardown(() => { fs.rmSync(root, { recursive: true, force: true }) })
+  const root = tempDir(t, 'vecwal-vindex-')
   const options: VectorIndexCrashOptions = {
     root,
     entries: 50_000,
@@ -31,8 +29,7 @@ t.test('the vector index survives kill -9 of itself and of the service, and answ
 })
 
 t.test('the index program stops, its save kept, when the log ends before its saved seq (not the log it was built from)', async t => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-vindex-'))
-  t.teardown(() => { fs.rmSync(root, { recursive: true, force: true }) })
+  const root = tempDir(t, 'vecwal-vindex-')
   const dimensions = 4
   const settings = { dimensions, connectivity: 8, expansionAdd: 16, expansionSearch: 16 }
   const saved = VectorIndex.open(path.join(root, 'index'), settings)

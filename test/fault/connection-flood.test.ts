@@ -7,24 +7,17 @@
 import fs from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
 import fc from 'fast-check'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { sleep, startChild } from '../helpers/child-service.js'
+import { tempDir } from '../helpers/wal.js'
 
 const OPEN_FILES = 160
 const MAX_STREAMS = 4
 // The default the service derives: the limit less the streams and 64 kept for files and the runtime.
 const MAX_CONNECTIONS = OPEN_FILES - MAX_STREAMS - 64
 const FLOOD = 3 * OPEN_FILES
-
-function tempDir (t: Test): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-flood-'))
-  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
-  return dir
-}
 
 /** Generated entries (fast-check, fixed seed) as JSON bodies, each with a distinct id. */
 function generatedEntries (count: number, seed: number): Array<{ id: string, body: string }> {
@@ -63,7 +56,7 @@ async function connectOnce (port: number): Promise<net.Socket | undefined> {
 }
 
 t.test('a flood of connections is capped below the descriptor limit: the log keeps writing across rotations', async t => {
-  const dataDir = tempDir(t)
+  const dataDir = tempDir(t, 'vecwal-flood-')
   const child = await startChild({
     dataDir,
     openFiles: OPEN_FILES,

@@ -1,23 +1,19 @@
 // One writer per data directory, between real `vecwal serve` processes: many started at once, in
 // PID namespaces of their own (containers sharing a volume), stopping beside a holder, killed -9.
 // The lock is the kernel's (docs/format.md, "The LOCK file"); what LOCK says is never trusted.
-import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import t, { type Test } from 'tap'
 import { ChildService, startChild, type RunOptions } from '../helpers/child-service.js'
 import { randomEntry, recordDifference, seeded, type SentRequest } from '../helpers/fault-ledger.js'
 import { LOCKED_MESSAGE, PID_NAMESPACE, pidNamespacesUnavailable, runLockRace } from '../helpers/lock-race.js'
 import { freePort } from '../helpers/project.js'
+import { tempDir } from '../helpers/wal.js'
 
 const SEED = Math.floor(Math.random() * 2 ** 30)
 const noNamespaces = pidNamespacesUnavailable()
 const inNamespace = { skip: noNamespaces === undefined ? false : `no PID namespaces here: ${noNamespaces}` }
 
 function dataDir (t: Test): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-lock-'))
-  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
-  return dir
+  return tempDir(t, 'vecwal-lock-')
 }
 
 /** Starts a service that the test stops (SIGKILL) at teardown if it is still running. */

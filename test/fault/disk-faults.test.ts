@@ -8,7 +8,6 @@
 // naming the file and the byte offset, and starts with --repair (or VECWAL_REPAIR=true), serving the
 // valid prefix and keeping the rest in .broken files.
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
@@ -21,16 +20,10 @@ import { runToExit, startChild, type RunOptions } from '../helpers/child-service
 import { keyOf, randomEntry, recordDifference, seeded, type EntryJson, type SentRequest } from '../helpers/fault-ledger.js'
 import { FaultIO } from '../helpers/fault-io.js'
 import { ndjson, segmentLog } from '../helpers/http.js'
-import type { IoOp } from '../helpers/wal.js'
+import { tempDir, type IoOp } from '../helpers/wal.js'
 
 const silent = pino({ level: 'silent' })
 const random = seeded(20251124)
-
-function tempDir (t: Test): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-faults-'))
-  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
-  return dir
-}
 
 async function start (dir: string, io?: FaultIO, env: Record<string, string> = {}): Promise<Service> {
   const config = loadConfig({ VECWAL_PORT: '0', VECWAL_DATA_DIR: dir, VECWAL_LOG_LEVEL: 'silent', ...env })
@@ -133,7 +126,7 @@ const faults: Array<[IoOp, string]> = [['writeAll', 'EIO'], ['writeAll', 'ENOSPC
 
 for (const [op, code] of faults) {
   t.test(`${op} failing with ${code}: the batch gets 503, the service refuses writes, a restart has every acknowledged entry`, async t => {
-    const dir = tempDir(t)
+    const dir = tempDir(t, 'vecwal-faults-')
     const io = new FaultIO()
     const service = await start(dir, io)
     let stopped = false
@@ -222,7 +215,7 @@ for (const [op, code] of faults) {
 
 for (const op of ['writeAll', 'fdatasync'] as const) {
   t.test(`a keyed batch refused 503 WAL_FAILED by a failed ${op}, retried with its key after a restart: in the log exactly once`, async t => {
-    const dir = tempDir(t)
+    const dir = tempDir(t, 'vecwal-faults-')
     const io = new FaultIO()
     const service = await start(dir, io)
     let stopped = false
@@ -260,7 +253,7 @@ const LATER_SEGMENT = /^(?!0{19}1\.seg)\d{20}\.seg$/
 
 for (const code of ['EMFILE', 'ENOSPC']) {
   t.test(`${code} creating the next segment: that batch gets 503 WAL_SEGMENT_UNAVAILABLE, the log stays open and creates it on the next write`, async t => {
-    const dir = tempDir(t)
+    const dir = tempDir(t, 'vecwal-faults-')
     const io = new FaultIO()
     const service = await start(dir, io, { VECWAL_SEGMENT_BYTES: '4096' })
     let stopped = false
@@ -317,7 +310,7 @@ for (const code of ['EMFILE', 'ENOSPC']) {
 }
 
 t.test('a segment creation failing in the middle of a batch: the records before it are acknowledged, the rest refused, none lost', async t => {
-  const dir = tempDir(t)
+  const dir = tempDir(t, 'vecwal-faults-')
   const io = new FaultIO()
   const service = await start(dir, io, { VECWAL_SEGMENT_BYTES: '8192' })
   let stopped = false
@@ -368,7 +361,7 @@ t.test('a segment creation failing in the middle of a batch: the records before 
 })
 
 t.test('the header write of a new segment failing: a write failure, so the log fails as for any other', async t => {
-  const dir = tempDir(t)
+  const dir = tempDir(t, 'vecwal-faults-')
   const io = new FaultIO()
   const service = await start(dir, io, { VECWAL_SEGMENT_BYTES: '4096' })
   t.teardown(async () => { await service.stop() })
@@ -405,7 +398,7 @@ function files (dir: string): Map<string, Buffer> {
 }
 
 t.test('damage in the middle of a sealed segment: refused with file and offset, served up to it with repair', async t => {
-  const dir = tempDir(t)
+  const dir = tempDir(t, 'vecwal-faults-')
   const env = { VECWAL_SEGMENT_BYTES: '16384' }
   const child = await startChild({ dataDir: dir, env })
   t.teardown(async () => { await child.kill9() })
@@ -444,7 +437,7 @@ t.test('damage in the middle of a sealed segment: refused with file and offset, 
   t.match(refused.stderr, '--repair', 'and says how to start anyway')
   t.same(files(dir), before, 'a refusal changes no file')
 
-  const copy = tempDir(t)
+  const copy = tempDir(t, 'vecwal-faults-')
   for (const [name, bytes] of before) fs.writeFileSync(path.join(copy, name), bytes)
 
   const ways: Array<[string, RunOptions]> = [

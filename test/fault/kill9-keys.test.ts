@@ -3,19 +3,16 @@
 // each request's content exactly once, at the seq every answer to it gave (test/helpers/fault-kill9-keys.ts).
 // Cycles 1 and 3 run with each fdatasync slowed and are killed once a write waits on its sync: at
 // least one kill must have come inside an fdatasync.
-import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import t from 'tap'
 import { runKeyedKill9 } from '../helpers/fault-kill9-keys.js'
+import { tempDir } from '../helpers/wal.js'
 
 const CYCLES = 3
 /** How long each fdatasync of the slow-sync cycles waits first: most of a cycle is then spent inside one. */
 const FSYNC_DELAY_MS = 30
 
 t.test(`${CYCLES} kill -9 cycles with keyed retries: each request in the log exactly once, at the seq its retries got`, async t => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-kill9-keys-'))
-  t.teardown(() => { fs.rmSync(dataDir, { recursive: true, force: true }) })
+  const dataDir = tempDir(t, 'vecwal-kill9-keys-')
   const totals = await runKeyedKill9({ dataDir, cycles: CYCLES, fsyncDelayMs: FSYNC_DELAY_MS })
   t.comment(`requests ${totals.requests}, unanswered ${totals.unanswered} (retries replayed ${totals.replayed}, written by the retry ${totals.writtenByRetry}, ` +
     `recommitted ${totals.recommitted}), record checks ${totals.recordChecks}, kills inside an fdatasync ${totals.killsInSync} of ${totals.slowSyncCycles} slow-sync cycles`)

@@ -2,17 +2,15 @@
 // writers post entries, batches and transaction commits, then restarted and checked against a
 // ledger of every request sent (see test/helpers/fault-kill9.ts for what is checked).
 import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import t from 'tap'
 import { runKill9 } from '../helpers/fault-kill9.js'
+import { tempDir } from '../helpers/wal.js'
 
 /** Cycles in `npm test`; `npm run soak` runs hundreds. */
 const CYCLES = 12
 
 t.test(`${CYCLES} kill -9 cycles lose no acknowledged entry and show none never sent`, async t => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-kill9-'))
-  t.teardown(() => { fs.rmSync(dataDir, { recursive: true, force: true }) })
+  const dataDir = tempDir(t, 'vecwal-kill9-')
   const totals = await runKill9({ dataDir, cycles: CYCLES })
   t.comment(`cycles ${totals.cycles}, acknowledged requests ${totals.acknowledgedRequests}, acknowledged entries ${totals.acknowledgedEntries}, ` +
     `entry checks ${totals.entryChecks}, lost ${totals.lost}, unexpected ${totals.unexpected}, unanswered ${totals.unanswered} ` +

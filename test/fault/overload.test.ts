@@ -5,21 +5,13 @@
 // (2) Slow and abandoned recovery readers over a log of tens of MB: writers keep getting 201s,
 //     the service's memory stays bounded, and once the readers are gone its open files are back to
 //     what they were.
-import fs from 'node:fs'
 import http from 'node:http'
-import os from 'node:os'
-import path from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { sleep, startChild, type ChildService } from '../helpers/child-service.js'
+import { tempDir } from '../helpers/wal.js'
 
 const MiB = 1024 * 1024
 const DIMS = 1024
-
-function tempDir (t: Test): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-overload-'))
-  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
-  return dir
-}
 
 /** Vector values with short decimals (n / 4), exact as float32: `[..]` as JSON text, for variant k. */
 const vectorValues = (k: number): number[] => Array.from({ length: DIMS }, (_, d) => ((k * 37 + d) % 256) / 4)
@@ -61,7 +53,7 @@ async function recoveredIds (url: string): Promise<Map<string, { seq: number, ve
 
 t.test('ten times more writers than the queue holds: 503 + Retry-After for the excess, nothing accepted lost', async t => {
   const queueLimit = 256 * 1024
-  const dir = tempDir(t)
+  const dir = tempDir(t, 'vecwal-overload-')
   const child = await startChild({ dataDir: dir, env: { VECWAL_QUEUE_LIMIT_BYTES: String(queueLimit) } })
   t.teardown(async () => { await child.kill9() })
 
@@ -206,7 +198,7 @@ function median (values: number[]): number {
 }
 
 t.test('slow and abandoned recovery readers stall no writer and hold no memory or files', async t => {
-  const dir = tempDir(t)
+  const dir = tempDir(t, 'vecwal-overload-')
   const child = await startChild({ dataDir: dir, env: { VECWAL_SEGMENT_BYTES: String(8 * MiB) } })
   t.teardown(async () => { await child.kill9() })
 

@@ -3,21 +3,13 @@
 // (2) With the cap's worth of readers streaming (each taking 64 KiB, then pausing), writes are not
 // starved: their p99 stays under ten times the idle p99 or 750 ms. Not a speed target: before
 // streams gave way between chunks it was seconds.
-import fs from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
 import fc from 'fast-check'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { sleep, startChild, type ChildService } from '../helpers/child-service.js'
+import { tempDir } from '../helpers/wal.js'
 
 const MAX_STREAMS = 6
-
-function tempDir (t: Test): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-streams-'))
-  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
-  return dir
-}
 
 /** Generated entries (fast-check, fixed seed): ids, 64-value vectors, a metadata value. */
 function generatedEntries (count: number, seed: number): string[] {
@@ -108,7 +100,7 @@ function p99 (values: number[]): number {
 }
 
 t.test('past VECWAL_MAX_STREAMS a stream gets 503 HTTP_TOO_MANY_STREAMS with Retry-After, and opens once one ends', async t => {
-  const child = await startChild({ dataDir: tempDir(t), env: { VECWAL_MAX_STREAMS: String(MAX_STREAMS), VECWAL_DURABILITY: 'none' } })
+  const child = await startChild({ dataDir: tempDir(t, 'vecwal-streams-'), env: { VECWAL_MAX_STREAMS: String(MAX_STREAMS), VECWAL_DURABILITY: 'none' } })
   t.teardown(async () => { await child.kill9() })
   await fill(child, 10)
   // Readers that take a little and stop: each stream stays open, held up by its full socket.
@@ -133,7 +125,7 @@ t.test('past VECWAL_MAX_STREAMS a stream gets 503 HTTP_TOO_MANY_STREAMS with Ret
 })
 
 t.test('with the cap\'s worth of slow readers streaming, write p99 stays under ten times its idle value or 750 ms, not seconds', async t => {
-  const child = await startChild({ dataDir: tempDir(t), env: { VECWAL_MAX_STREAMS: String(MAX_STREAMS), VECWAL_DURABILITY: 'none' } })
+  const child = await startChild({ dataDir: tempDir(t, 'vecwal-streams-'), env: { VECWAL_MAX_STREAMS: String(MAX_STREAMS), VECWAL_DURABILITY: 'none' } })
   t.teardown(async () => { await child.kill9() })
   await fill(child, 40)
   const entries = generatedEntries(200, 9)

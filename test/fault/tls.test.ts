@@ -3,10 +3,10 @@
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import https from 'node:https'
-import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { startTestService } from '../helpers/http.js'
+import { tempDir } from '../helpers/wal.js'
 
 function hasOpenssl (): boolean {
   try {
@@ -31,8 +31,7 @@ async function request (url: string, options: https.RequestOptions, body?: strin
 }
 
 t.test('with a certificate and key the service serves HTTPS only', { skip: hasOpenssl() ? false : 'openssl is not installed' }, async t => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecwal-tls-'))
-  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
+  const dir = tempDir(t, 'vecwal-tls-')
   const cert = path.join(dir, 'cert.pem')
   const key = path.join(dir, 'key.pem')
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',

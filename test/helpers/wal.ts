@@ -15,9 +15,9 @@ export interface TeardownTarget {
   teardown: (fn: () => unknown) => void
 }
 
-/** A fresh directory under os.tmpdir(), removed when the test ends (or the test process, if it ends first). */
-export function tempDir (t: TeardownTarget): string {
-  const dir = ownTempDir('vecwal-test-')
+/** A fresh directory under os.tmpdir() named `prefix` and random characters, removed when the test ends (or the test process, if it ends first). */
+export function tempDir (t: TeardownTarget, prefix = 'vecwal-test-'): string {
+  const dir = ownTempDir(prefix)
   t.teardown(() => { removeTempDir(dir) })
   return dir
 }
