@@ -66,19 +66,28 @@ const packr = new Packr({ moreTypes: true, useRecords: false })
 
 /**
  * A write's body as JSON, each vector written number by number: JSON.stringify writes -0 as 0, and
- * a vector's bits are the caller's (the service reads `-0` back as negative zero).
+ * a vector's bits are the caller's (the service reads `-0` back as negative zero). Anything else
+ * (a body or an entry of another shape, which the service refuses naming the field) goes out as
+ * JSON.stringify writes it.
  */
 function writeJson (body: unknown): string {
-  const write = body as ApiEntry | { entries: ApiEntry[] }
-  return 'entries' in write ? `{"entries":[${write.entries.map(entryJson).join(',')}]}` : entryJson(write)
+  if (isPlainObject(body) && Array.isArray(body.entries) && Object.keys(body).length === 1) {
+    return `{"entries":[${Array.from(body.entries, entryJson).join(',')}]}`
+  }
+  return entryJson(body)
 }
 
-function entryJson (entry: ApiEntry): string {
-  if (!('vector' in entry)) return JSON.stringify(entry)
+function entryJson (entry: unknown): string {
+  if (!isPlainObject(entry) || !Array.isArray(entry.vector)) return JSON.stringify(entry) ?? 'null'
   const { vector, ...rest } = entry
-  const numbers = vector.map(v => Object.is(v, -0) ? '-0' : JSON.stringify(v)).join(',')
-  // `rest` holds op and id at least: its text ends in a member, to which the vector is added.
-  return `${JSON.stringify(rest).slice(0, -1)},"vector":[${numbers}]}`
+  // A hole, undefined or a function is null in JSON.stringify's arrays.
+  const numbers = Array.from(vector as unknown[], v => Object.is(v, -0) ? '-0' : JSON.stringify(v) ?? 'null').join(',')
+  const head = JSON.stringify(rest)
+  return `${head.slice(0, -1)}${head === '{}' ? '' : ','}"vector":[${numbers}]}`
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as { toJSON?: unknown }).toJSON !== 'function'
 }
 
 /**

@@ -198,9 +198,10 @@ export class SegmentWriter {
       const deletable = Math.min(count, this.segments.length - 1)
       let deleted = 0
       while (deleted < deletable) {
-        // Before the file goes: a reader that finds it gone knows which entries went with it.
-        this.goneEntrySeq = Math.max(this.goneEntrySeq, this.segments[0].lastEntrySeq)
         await this.options.io.unlink(path.join(this.options.dir, this.segments[0].name))
+        // Once the file is gone (a failed unlink leaves its entries readable, and counted as held);
+        // a reader that found it gone first knows from the segment itself which entries went.
+        this.goneEntrySeq = Math.max(this.goneEntrySeq, this.segments[0].lastEntrySeq)
         this.segments.shift()
         deleted++
       }

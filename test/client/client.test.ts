@@ -3,11 +3,12 @@
 // answer never came are tried again with one idempotency key, within the policy's bounds; a call
 // that may not be repeated is not. A proxy between them refuses, drops or loses answers on purpose.
 import http from 'node:http'
+import { isDeepStrictEqual } from 'node:util'
 import type { AddressInfo } from 'node:net'
 import fc from 'fast-check'
 import t from 'tap'
 import { VecwalClient, VecwalError, type Entry } from '../../src/client/index.js'
-import { float32Bits } from '../helpers/bodies.js'
+import { entry as entryArbitrary, float32Bits } from '../helpers/bodies.js'
 import { asStored, recoverAll, sampleEntry, startTestService, type TestService } from '../helpers/http.js'
 import type { TeardownTarget } from '../helpers/wal.js'
 
@@ -18,6 +19,14 @@ interface Proxy {
   url: string
   /** Each request seen: its path and idempotency key. */
   seen: Array<{ url: string, key: string | undefined }>
+}
+
+/** `value` with each -0 as 0 and its objects' members in JSON.parse's order: as JSON.stringify would have sent it. */
+function withoutNegativeZero (value: unknown): unknown {
+  if (typeof value === 'number') return Object.is(value, -0) ? 0 : value
+  if (Array.isArray(value)) return value.map(withoutNegativeZero)
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutNegativeZero(v)]))
+  return value
 }
 
 /**
@@ -139,6 +148,39 @@ t.test('a vector comes back bit for bit in either encoding, negative zero includ
     return true
   }), { numRuns: 30 })
   t.pass('held for 30 generated vectors')
+})
+
+t.test('a JSON write body says what JSON.stringify would, -0 aside, whatever shape a caller hands over; the service answers it', async t => {
+  const service = await startTestService(t)
+  const bodies: string[] = []
+  const client = new VecwalClient({
+    baseUrl: service.url,
+    retry: { attempts: 1 },
+    fetch: async request => {
+      bodies.push(await request.clone().text())
+      return await fetch(request)
+    }
+  })
+  // Entries as typed, and what a JavaScript caller may pass instead: members missing or undefined,
+  // vectors with holes, undefined or non-numbers, bodies that are not entries at all.
+  const loose = fc.oneof(
+    entryArbitrary.map(e => e as unknown),
+    fc.record({ op: fc.constantFrom('insert', 'delete', 'upsert'), id: fc.oneof(fc.string(), fc.constant(undefined)), vector: fc.oneof(fc.constant(undefined), fc.constant(null), fc.sparseArray(fc.oneof(fc.double(), fc.constant(undefined), fc.string()), { maxLength: 6 })), metadata: fc.anything() }, { requiredKeys: [] }),
+    fc.object()
+  )
+  await fc.assert(fc.asyncProperty(fc.oneof(loose.map(e => ({ single: true, value: e })), fc.array(loose, { maxLength: 4 }).map(list => ({ single: false, value: list }))), async ({ single, value }) => {
+    bodies.length = 0
+    const answered = await (single ? client.append(value as Entry) : client.appendBatch(value as Entry[])).then(() => 201, (err: VecwalError) => err.status)
+    if (bodies.length !== 1) throw new Error(`${bodies.length} requests`)
+    const sent: unknown = JSON.parse(bodies[0])
+    // The client sends a Float32Array vector as the array of its numbers.
+    const asSent = (e: unknown): unknown => typeof e === 'object' && e !== null && (e as { vector?: unknown }).vector instanceof Float32Array ? { ...e, vector: Array.from((e as { vector: Float32Array }).vector) } : e
+    const reference: unknown = JSON.parse(JSON.stringify(single ? asSent(value) : { entries: (value as unknown[]).map(asSent) }) ?? 'null')
+    if (!isDeepStrictEqual(withoutNegativeZero(sent), reference)) throw new Error(`sent ${bodies[0]} for ${JSON.stringify(reference)}`)
+    if (answered !== 201 && answered !== 400) throw new Error(`answered ${String(answered)}`)
+    return true
+  }), { numRuns: 100 })
+  t.pass('held for 100 generated bodies')
 })
 
 t.test('a refusal with Retry-After is tried again with the same idempotency key; one record', async t => {

@@ -12,7 +12,7 @@ export const consumerRoutes: FastifyPluginAsyncTypebox<{ log: Log, schemas: ApiS
       summary: 'Create a consumer',
       description: 'It starts at checkpoint `after` (default: just before the oldest retained record) and holds retention there. ' +
         '201 when created; 200, changing nothing, when it exists and `after` is absent or its start; 409 WAL_CONSUMER_EXISTS for another start; ' +
-        '409 WAL_CONSUMER_LIMIT past 64 consumers; 410 if `after` lies before the oldest retained record, 416 if past the last seq.',
+        '409 WAL_CONSUMER_LIMIT past 64 consumers; 410 if retention deleted an entry after `after`, 416 if past the last seq.',
       consumes: writeBodyTypes,
       params: ConsumerParams,
       body: ConsumerBody,

@@ -270,7 +270,7 @@ export const recoveryRoutes: FastifyPluginAsyncTypebox<RecoveryRouteOptions> = a
         'VECWAL_HEARTBEAT_MS of silence (NDJSON: an empty line; msgpack: a nil byte 0xc0; SSE: the comment `: heartbeat`), and ' +
         'a last line, map or `end` event `{"end":"limit"|"shutdown"|"failed"|"gone"|"unavailable"}` (failed, gone and unavailable with the code and message). ' +
         '`wait=S` (a read that does not follow) waits up to S seconds for a first record after the start, then answers. ' +
-        '410 if the start lies before the oldest retained record (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. ' +
+        '410 if retention deleted an entry after the start (a consumer retention passed), 416 if past the last seq, 404 for an unknown consumer. ' +
         '503 WAL_UNAVAILABLE with Retry-After when a read that does not follow cannot begin because the log\'s storage cannot be reached (JetStream backend: no quorum, or no connection). ' +
         '503 HTTP_TOO_MANY_STREAMS with Retry-After when VECWAL_MAX_STREAMS streams, followers included, are open already.',
       querystring: schemas.RecoveryQuery,
